@@ -1,0 +1,349 @@
+"""Re-runnable schema operations for the revisions in ``migrations/``.
+
+MySQL, MariaDB and SQLite commit DDL statement by statement, so a crash
+can stop a revision half-way. Every operation here first looks at the
+live schema and skips work that is already done with the intended shape;
+an existing object of the same name but another shape raises
+:class:`~mistral_db_flows.exceptions.SchemaConflict`.
+
+Offline (``--sql``) there is no database to look at: every operation is
+emitted as it would run on the empty-at-that-revision schema, and names
+that differ per backend are chosen from the dialect (:func:`name`).
+
+SQLite cannot alter constraints or column types in place; those
+operations go through Alembic's batch mode (copy and rename the table).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from alembic import context, op
+
+from mistral_db_flows import exceptions
+from mistral_db_flows import schema_dump
+
+PerDialect = Mapping[str, Any]
+
+
+# -- where we are ----------------------------------------------------------
+
+def dialect() -> str:
+    """``postgresql``, ``mysql`` (MariaDB included) or ``sqlite``."""
+    name = op.get_context().dialect.name
+    return "mysql" if name == "mariadb" else name
+
+
+def offline() -> bool:
+    return context.is_offline_mode()
+
+
+def name(value: str | PerDialect | None) -> Any:
+    """Pick a per-backend value; SQLite defaults to PostgreSQL's."""
+    if not isinstance(value, Mapping):
+        return value
+    d = dialect()
+    if d in value:
+        return value[d]
+    if d == "sqlite" and "postgresql" in value:
+        return value["postgresql"]
+    return value.get("default")
+
+
+def _inspector() -> sa.Inspector | None:
+    if offline():
+        return None
+    return sa.inspect(op.get_bind())
+
+
+def _batch(table: str):
+    """Batch mode where the backend cannot alter in place."""
+    return op.batch_alter_table(
+        table, recreate="always" if dialect() == "sqlite" else "never")
+
+
+# -- types -----------------------------------------------------------------
+
+def long_text() -> sa.types.TypeEngine:
+    """TEXT, but LONGTEXT on MySQL (Mistral's large JSON columns)."""
+    from sqlalchemy.dialects import mysql
+
+    return sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
+def medium_text() -> sa.types.TypeEngine:
+    """TEXT, but MEDIUMTEXT on MySQL."""
+    from sqlalchemy.dialects import mysql
+
+    return sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+def _native(type_: Any) -> str:
+    return schema_dump.native_type(sa.types.to_instance(type_),
+                                   op.get_context().dialect)
+
+
+def _norm_native(text: str) -> str:
+    t = text.upper()
+    t = re.sub(r"^(INTEGER|INT)\(\d+\)$", "INTEGER", t)
+    if t in ("BOOL", "TINYINT(1)"):
+        return "BOOLEAN"
+    return t
+
+
+def _same_native(a: str, b: str) -> bool:
+    return _norm_native(a) == _norm_native(b)
+
+
+def _same_generic(a: str, b: str) -> bool:
+    return (schema_dump.generic_type(_norm_native(a))
+            == schema_dump.generic_type(_norm_native(b)))
+
+
+# -- reflection helpers ----------------------------------------------------
+
+def _columns(insp: sa.Inspector, table: str) -> dict[str, dict]:
+    return {c["name"]: c for c in insp.get_columns(table)}
+
+
+def _describe_columns(cols: Mapping[str, dict]) -> str:
+    return ", ".join(
+        "%s %s%s" % (n, _native(c["type"]),
+                     "" if c["nullable"] else " NOT NULL")
+        for n, c in cols.items())
+
+
+def _unique_by_name(insp: sa.Inspector, table: str) -> dict[str, list]:
+    found = {u["name"]: list(u["column_names"])
+             for u in insp.get_unique_constraints(table) if u["name"]}
+    # MySQL also shows unique constraints as unique indexes.
+    for i in insp.get_indexes(table):
+        if i["unique"] and i["name"] and i["name"] not in found:
+            found[i["name"]] = list(i["column_names"])
+    return found
+
+
+def _index_by_name(insp: sa.Inspector, table: str) -> dict[str, dict]:
+    return {i["name"]: i for i in insp.get_indexes(table) if i["name"]}
+
+
+def _fk_by_name(insp: sa.Inspector, table: str) -> dict[str, dict]:
+    return {f["name"]: f for f in insp.get_foreign_keys(table) if f["name"]}
+
+
+# -- tables ----------------------------------------------------------------
+
+def has_table(table: str) -> bool:
+    insp = _inspector()
+    return bool(insp and insp.has_table(table))
+
+
+def create_table(table: str, *items: Any, **kw: Any) -> None:
+    """Create ``table`` unless it exists with the same columns.
+
+    Indexes are not part of the check: create them with
+    :func:`create_index`, which is itself re-runnable.
+    """
+    insp = _inspector()
+    if insp is not None and insp.has_table(table):
+        wanted = [i for i in items if isinstance(i, sa.Column)]
+        have = _columns(insp, table)
+        same = (list(have) == [c.name for c in wanted] and all(
+            _same_generic(_native(c.type), _native(have[c.name]["type"]))
+            and bool(c.nullable) == bool(have[c.name]["nullable"])
+            for c in wanted))
+        if not same:
+            raise exceptions.SchemaConflict(
+                "table", table, table,
+                expected=", ".join(
+                    "%s %s%s" % (c.name, _native(c.type),
+                                 "" if c.nullable else " NOT NULL")
+                    for c in wanted),
+                found=_describe_columns(have))
+        return
+    if dialect() == "mysql":
+        kw.setdefault("mysql_engine", "InnoDB")
+    op.create_table(table, *items, **kw)
+
+
+def drop_table(table: str) -> None:
+    insp = _inspector()
+    if insp is not None and not insp.has_table(table):
+        return
+    op.drop_table(table)
+
+
+# -- columns ---------------------------------------------------------------
+
+def add_column(table: str, column: sa.Column) -> None:
+    insp = _inspector()
+    if insp is not None:
+        have = _columns(insp, table).get(column.name)
+        if have is not None:
+            if not (_same_generic(_native(column.type),
+                                  _native(have["type"]))
+                    and bool(column.nullable) == bool(have["nullable"])):
+                raise exceptions.SchemaConflict(
+                    "column", "%s.%s" % (table, column.name), table,
+                    expected="%s%s" % (_native(column.type),
+                                       "" if column.nullable
+                                       else " NOT NULL"),
+                    found="%s%s" % (_native(have["type"]),
+                                    "" if have["nullable"] else " NOT NULL"))
+            return
+    if dialect() == "sqlite" and (column.foreign_keys or column.constraints):
+        with _batch(table) as batch:
+            batch.add_column(column)
+    else:
+        op.add_column(table, column)
+
+
+def drop_column(table: str, column: str) -> None:
+    insp = _inspector()
+    if insp is not None and column not in _columns(insp, table):
+        return
+    if dialect() == "sqlite":
+        with _batch(table) as batch:
+            batch.drop_column(column)
+    else:
+        op.drop_column(table, column)
+
+
+def alter_column(table: str, column: str, *, existing_type: Any,
+                 type_: Any = None, nullable: bool | None = None,
+                 existing_nullable: bool | None = None,
+                 **kw: Any) -> None:
+    """Change a column's type and/or nullability unless already done."""
+    insp = _inspector()
+    if insp is not None:
+        have = _columns(insp, table).get(column)
+        if have is None:
+            raise exceptions.SchemaConflict(
+                "column", "%s.%s" % (table, column), table,
+                expected="an existing column", found="no such column")
+        type_done = type_ is None or _same_native(
+            _native(type_), _native(have["type"]))
+        null_done = nullable is None or bool(nullable) == bool(
+            have["nullable"])
+        if type_done and null_done:
+            return
+        if existing_nullable is None:
+            existing_nullable = bool(have["nullable"])
+    args = dict(existing_type=existing_type, type_=type_, nullable=nullable,
+                existing_nullable=existing_nullable, **kw)
+    if dialect() == "sqlite":
+        with _batch(table) as batch:
+            batch.alter_column(column, **args)
+    else:
+        op.alter_column(table, column, **args)
+
+
+# -- indexes and constraints -------------------------------------------------
+
+def create_index(index: str | PerDialect, table: str, columns: list[str],
+                 unique: bool = False, **kw: Any) -> None:
+    index = name(index)
+    insp = _inspector()
+    if insp is not None:
+        have = _index_by_name(insp, table).get(index)
+        if have is not None:
+            if (list(have["column_names"]) != list(columns)
+                    or bool(have["unique"]) != bool(unique)):
+                raise exceptions.SchemaConflict(
+                    "index", index, table,
+                    expected="%s(%s)" % ("unique " if unique else "",
+                                         ", ".join(columns)),
+                    found="%s(%s)" % ("unique " if have["unique"] else "",
+                                      ", ".join(have["column_names"])))
+            return
+    op.create_index(index, table, columns, unique=unique, **kw)
+
+
+def drop_index(index: str | PerDialect, table: str) -> None:
+    index = name(index)
+    insp = _inspector()
+    if insp is not None and index not in _index_by_name(insp, table):
+        return
+    op.drop_index(index, table_name=table)
+
+
+def create_unique(constraint: str | PerDialect, table: str,
+                  columns: list[str]) -> None:
+    constraint = name(constraint)
+    insp = _inspector()
+    if insp is not None:
+        have = _unique_by_name(insp, table).get(constraint)
+        if have is not None:
+            if have != list(columns):
+                raise exceptions.SchemaConflict(
+                    "unique constraint", constraint, table,
+                    expected="(%s)" % ", ".join(columns),
+                    found="(%s)" % ", ".join(have))
+            return
+    if dialect() == "sqlite":
+        with _batch(table) as batch:
+            batch.create_unique_constraint(constraint, columns)
+    else:
+        op.create_unique_constraint(constraint, table, columns)
+
+
+def drop_unique(constraint: str | PerDialect, table: str) -> None:
+    constraint = name(constraint)
+    insp = _inspector()
+    if insp is not None and constraint not in _unique_by_name(insp, table):
+        return
+    if dialect() == "sqlite":
+        with _batch(table) as batch:
+            batch.drop_constraint(constraint, type_="unique")
+    else:
+        op.drop_constraint(constraint, table, type_="unique")
+
+
+def create_foreign_key(constraint: str | PerDialect, table: str,
+                       columns: list[str], referred_table: str,
+                       referred_columns: list[str],
+                       ondelete: str | None = None) -> None:
+    constraint = name(constraint)
+    insp = _inspector()
+    if insp is not None:
+        have = _fk_by_name(insp, table).get(constraint)
+        if have is not None:
+            if (list(have["constrained_columns"]) != list(columns)
+                    or have["referred_table"] != referred_table):
+                raise exceptions.SchemaConflict(
+                    "foreign key", constraint, table,
+                    expected="(%s) -> %s" % (", ".join(columns),
+                                             referred_table),
+                    found="(%s) -> %s" % (
+                        ", ".join(have["constrained_columns"]),
+                        have["referred_table"]))
+            return
+    if dialect() == "sqlite":
+        with _batch(table) as batch:
+            batch.create_foreign_key(constraint, referred_table, columns,
+                                     referred_columns, ondelete=ondelete)
+    else:
+        op.create_foreign_key(constraint, table, referred_table, columns,
+                              referred_columns, ondelete=ondelete)
+
+
+def drop_foreign_key(constraint: str | PerDialect, table: str) -> None:
+    constraint = name(constraint)
+    insp = _inspector()
+    if insp is not None and constraint not in _fk_by_name(insp, table):
+        return
+    if dialect() == "sqlite":
+        with _batch(table) as batch:
+            batch.drop_constraint(constraint, type_="foreignkey")
+    else:
+        op.drop_constraint(constraint, table, type_="foreignkey")
+
+
+# -- data ------------------------------------------------------------------
+
+def execute(statement: str | sa.sql.Executable) -> None:
+    """Run a set-based data statement (itself safe to run twice)."""
+    if isinstance(statement, str):
+        statement = sa.text(statement)
+    op.execute(statement)

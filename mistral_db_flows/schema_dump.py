@@ -1,0 +1,121 @@
+"""Describe a live database schema as plain data.
+
+The description has the shape of the upstream reference dumps (see
+``docs/schema.md``) so that a migrated database can be compared with
+upstream Mistral's schema at any revision, and so that ``verify`` can
+compare a database with the models.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+
+# Alembic's own bookkeeping is not part of Mistral's schema.
+IGNORED_TABLES = frozenset({"alembic_version"})
+
+_MYSQL_OPTION_KEYS = ("mysql_collate", "mysql_default charset",
+                      "mysql_engine")
+
+
+def generic_type(native: str) -> str:
+    """Map a reflected native type to its backend-neutral name."""
+    t = native.upper()
+    m = re.match(r"^(?:VARCHAR|NVARCHAR)\((\d+)\)", t)
+    if m:
+        return "String(%s)" % m.group(1)
+    m = re.match(r"^(?:CHAR|NCHAR)\((\d+)\)", t)
+    if m:
+        return "Char(%s)" % m.group(1)
+    if t in ("TEXT", "MEDIUMTEXT", "LONGTEXT", "TINYTEXT", "CLOB"):
+        return "Text"
+    if t in ("BOOLEAN", "BOOL", "TINYINT(1)"):
+        return "Boolean"
+    if re.match(r"^(INTEGER|INT)(\(\d+\))?$", t):
+        return "Integer"
+    if re.match(r"^BIGINT(\(\d+\))?$", t):
+        return "BigInteger"
+    if t.startswith("TIMESTAMP") or t.startswith("DATETIME"):
+        return "DateTime"
+    return t
+
+
+def native_type(sa_type: Any, dialect: sa.engine.Dialect) -> str:
+    """Compile a reflected type for its dialect, without collation."""
+    text = sa_type.compile(dialect=dialect).upper()
+    text = re.sub(r"\s+COLLATE\s+\S+", "", text)
+    text = re.sub(r"\s+CHARACTER SET\s+\S+", "", text)
+    return text.strip()
+
+
+def _column(col: dict, dialect: sa.engine.Dialect) -> dict:
+    native = native_type(col["type"], dialect)
+    out: dict[str, Any] = {
+        "name": col["name"],
+        "type": native,
+        "generic": generic_type(native),
+        "nullable": bool(col["nullable"]),
+    }
+    if col.get("default") is not None:
+        out["default"] = col["default"]
+    if col.get("autoincrement") is True:
+        out["autoincrement"] = True
+    return out
+
+
+def _table(insp: sa.Inspector, name: str,
+           dialect: sa.engine.Dialect) -> dict:
+    pk = insp.get_pk_constraint(name)
+    uniques = [{"name": u["name"], "columns": list(u["column_names"])}
+               for u in insp.get_unique_constraints(name)]
+    backing = {(u["name"], tuple(u["columns"])) for u in uniques}
+    indexes = [{"name": i["name"], "columns": list(i["column_names"]),
+                "unique": bool(i["unique"])}
+               for i in insp.get_indexes(name)
+               if not i.get("duplicates_constraint")
+               and not (i["unique"] and (i["name"], tuple(i["column_names"]))
+                        in backing)]
+    fks = []
+    for fk in insp.get_foreign_keys(name):
+        opts = fk.get("options") or {}
+        fks.append({
+            "name": fk["name"],
+            "columns": list(fk["constrained_columns"]),
+            "referred_table": fk["referred_table"],
+            "referred_columns": list(fk["referred_columns"]),
+            "ondelete": (opts.get("ondelete") or None),
+            "onupdate": (opts.get("onupdate") or None),
+        })
+    table: dict[str, Any] = {
+        "columns": [_column(c, dialect) for c in insp.get_columns(name)],
+        "primary_key": {"name": pk.get("name"),
+                        "columns": list(pk.get("constrained_columns") or [])},
+        "unique_constraints": sorted(uniques, key=lambda u: str(u["name"])),
+        "indexes": sorted(indexes, key=lambda i: str(i["name"])),
+        "foreign_keys": sorted(fks, key=lambda f: str(f["name"])),
+    }
+    if dialect.name in ("mysql", "mariadb"):
+        raw = insp.get_table_options(name)
+        table["options"] = {k: raw[k] for k in _MYSQL_OPTION_KEYS if k in raw}
+    return table
+
+
+def dump_connection(conn: sa.Connection) -> dict:
+    """Reflect every Mistral table reachable through ``conn``."""
+    insp = sa.inspect(conn)
+    names = [n for n in insp.get_table_names() if n not in IGNORED_TABLES]
+    return {
+        "dialect": conn.dialect.name,
+        "tables": {n: _table(insp, n, conn.dialect) for n in sorted(names)},
+    }
+
+
+def dump_url(url: str) -> dict:
+    """Reflect the schema of the database at ``url``."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return dump_connection(conn)
+    finally:
+        engine.dispose()

@@ -1,0 +1,61 @@
+"""Fixtures shared by all tests.
+
+Functional tests ask for ``db_url``; it is parametrised over SQLite,
+PostgreSQL and MariaDB. A server that cannot be reached skips its tests
+with the reason, except under CI (CI=true), where it fails them: CI must
+prove all three backends.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests import dbs
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _require(backend: str) -> None:
+    try:
+        dbs.check_available(backend)
+    except dbs.Unavailable as exc:
+        if IN_CI:
+            pytest.fail("%s (CI must run every backend)" % exc)
+        pytest.skip(str(exc))
+
+
+def _marks(backend: str):
+    return {"postgresql": [pytest.mark.postgresql],
+            "mysql": [pytest.mark.mysql]}.get(backend, [])
+
+
+def backend_params():
+    return [pytest.param(b, id=b, marks=_marks(b)) for b in dbs.BACKENDS]
+
+
+@pytest.fixture(params=backend_params())
+def backend(request) -> str:
+    _require(request.param)
+    return request.param
+
+
+@pytest.fixture
+def make_db(tmp_path):
+    """Factory: ``make_db(backend)`` returns the URL of a fresh database."""
+    created = []
+
+    def factory(backend: str) -> str:
+        _require(backend)
+        url = dbs.create(backend, tmp_path)
+        created.append(url)
+        return url
+
+    yield factory
+    for url in created:
+        dbs.drop(url)
+
+
+@pytest.fixture
+def db_url(backend, make_db) -> str:
+    return make_db(backend)
