@@ -27,7 +27,9 @@ def make_config(url: str | None = None, *, connection: Any = None,
                 target_metadata: Any = None):
     from alembic import config as alembic_config
 
-    cfg = alembic_config.Config(stdout=output or io.StringIO())
+    # Offline SQL goes to output_buffer; messages to stdout.
+    cfg = alembic_config.Config(output_buffer=output,
+                                stdout=output or io.StringIO())
     cfg.set_main_option("script_location", script_location())
     cfg.attributes["url"] = url
     if connection is not None:
