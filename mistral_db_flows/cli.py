@@ -1,0 +1,608 @@
+"""``mistral-db-manage``: parse, call one api function, render, exit.
+
+This is the only module that parses arguments, prints errors or decides
+exit codes. Everything it runs lives in ``api``; every failure the
+operator can act on is an ``exceptions.MistralDbError`` whose
+``exit_code`` becomes the process exit code, with one line on stderr.
+
+Start-up time matters (operators run ``current`` in loops and
+health checks), so nothing heavier than oslo.config is imported at module
+level: ``api`` is imported by the command that needs it.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import re
+import sys
+import traceback
+import urllib.parse
+from typing import Any, Callable
+
+from oslo_config import cfg
+
+import mistral_db_flows
+from mistral_db_flows import conf
+from mistral_db_flows import exceptions
+
+PROG = "mistral-db-manage"
+FORMATS = ("text", "json")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UPGRADE_NEEDED = 10
+EXIT_INTERRUPTED = 130
+# Used when a Run comes back "failed" instead of raising StepFailed.
+EXIT_STEP_FAILED = 7
+
+LOG_FORMAT = "%(levelname)-5.5s [%(name)s] %(message)s"
+
+
+class UsageError(Exception):
+    """A wrong combination of arguments, found before any api call."""
+
+    exit_code = EXIT_USAGE
+
+
+# -- argument parsing ------------------------------------------------------
+
+def _add_sql_refusal(parser: argparse.ArgumentParser) -> None:
+    # Accepted only to refuse it with a message that says why, instead
+    # of argparse's bare "unrecognized arguments".
+    parser.add_argument("--sql", action="store_true", help=argparse.SUPPRESS)
+
+
+def _args_current(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="also show the parent revision, its "
+                        "description and the (password-masked) URL")
+    _add_sql_refusal(parser)
+
+
+def _args_upgrade(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("revision", nargs="?",
+                        help="head, a revision id (e.g. 030), +N, or "
+                        "START:END with --sql")
+    parser.add_argument("--delta", type=int,
+                        help="upgrade by N revisions (same as +N)")
+    parser.add_argument("--sql", action="store_true",
+                        help="print the SQL script on stdout instead of "
+                        "running it (offline mode)")
+
+
+def _args_stamp(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("revision", nargs="?",
+                        help="revision to record (head or an id); "
+                        "required")
+    parser.add_argument("--sql", action="store_true",
+                        help="print the SQL instead of running it")
+
+
+def _args_revision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-m", "--message", help="what the revision "
+                        "changes (becomes the first docstring line)")
+    parser.add_argument("--autogenerate", action="store_true",
+                        help="fill the revision from the difference "
+                        "between the models and the database")
+    parser.add_argument("--rev-id", dest="rev_id",
+                        help="revision id to use (default: next number)")
+
+
+def _no_args(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[Any, Any, "Output"], int]
+
+
+# Filled below, after the run_* functions; the order is the help order.
+COMMANDS: dict[str, Command] = {}
+
+
+def _add_command_parsers(subparsers: Any) -> None:
+    for name, command in COMMANDS.items():
+        parser = subparsers.add_parser(name, help=command.help,
+                                       description=command.help)
+        # Also accepted after the command; dest differs from the global
+        # option because oslo.config forbids sharing a name.
+        parser.add_argument("--format", dest="command_format",
+                            choices=FORMATS, help="same as the global "
+                            "--format")
+        command.arguments(parser)
+
+
+def register_cli_opts(opts: cfg.ConfigOpts) -> None:
+    opts.register_cli_opts([
+        cfg.BoolOpt("debug", short="d", default=False,
+                    help="Log at DEBUG level and print the traceback of "
+                    "an error (passwords stay masked)."),
+        cfg.StrOpt("format", default="text", choices=FORMATS,
+                   help="Output format on stdout: text (default, like "
+                   "upstream) or json (exactly one JSON document)."),
+    ])
+    opts.register_cli_opt(cfg.SubCommandOpt(
+        "command", title="Commands", help="Available commands",
+        handler=_add_command_parsers))
+
+
+def _parse(opts: cfg.ConfigOpts, argv: list[str]) -> int | None:
+    """Parse argv and config files; an exit code when done already.
+
+    argparse prints its usage block before the error; operators asked for
+    one line, so stderr is captured and only the error line is kept.
+    """
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            opts(argv, project="mistral", prog=PROG,
+                 version=mistral_db_flows.__version__)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else \
+            (EXIT_OK if exc.code is None else EXIT_USAGE)
+        if code == EXIT_OK:
+            sys.stderr.write(captured.getvalue())
+            return code
+        lines = captured.getvalue().strip().splitlines() or ["bad usage"]
+        prog, _, message = lines[-1].rpartition(": error: ")
+        sys.stderr.write("%s: error: %s (see '%s --help')\n"
+                         % (PROG, message, prog or PROG))
+        return EXIT_USAGE
+    return None
+
+
+def _arg(args: Any, name: str, default: Any = None) -> Any:
+    try:
+        return getattr(args, name)
+    except (AttributeError, cfg.NoSuchOptError):
+        return default
+
+
+# -- output ----------------------------------------------------------------
+
+_URL_PASSWORD = re.compile(r"^(?P<head>[^:/]+://[^:/@]*:)(?P<pw>.*)"
+                           r"(?P<tail>@[^@]*)$")
+
+
+def url_password(url: str | None) -> str | None:
+    match = _URL_PASSWORD.match(url or "")
+    return match.group("pw") or None if match else None
+
+
+def mask_url(url: str | None) -> str:
+    if not url:
+        return ""
+    return _URL_PASSWORD.sub(r"\g<head>***\g<tail>", url)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "(no message)"
+
+
+class Output:
+    """Where results (stdout) and messages (stderr) go, masked."""
+
+    def __init__(self, fmt: str, debug: bool) -> None:
+        self.json = fmt == "json"
+        self.debug = debug
+        self.secrets: set[str] = set()
+        self.documents = 0
+
+    def add_password_of(self, url: str | None) -> None:
+        password = url_password(url)
+        if password:
+            self.secrets.update({password, urllib.parse.unquote(password),
+                                 urllib.parse.quote(password, safe="")})
+
+    def mask(self, text: str) -> str:
+        # Longest first so an encoded form is not half-replaced.
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+    def line(self, text: str = "") -> None:
+        sys.stdout.write(self.mask(text) + "\n")
+
+    def document(self, doc: Any) -> None:
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        self.documents += 1
+
+    def message(self, text: str) -> None:
+        sys.stderr.write(self.mask(text) + "\n")
+
+    def error(self, exc: BaseException, code: int, text: str) -> int:
+        text = _one_line(self.mask(text))
+        if self.debug and not isinstance(exc, UsageError):
+            sys.stderr.write(self.mask("".join(
+                traceback.format_exception(exc))))
+        sys.stderr.write("%s: error: %s\n" % (PROG, text))
+        if self.json and not self.documents:
+            doc = {"type": type(exc).__name__, "message": text,
+                   "exit_code": code}
+            run = _arg(exc, "run")
+            if run is not None:
+                doc["run"] = _dict(run)
+            self.document({"error": doc})
+        return code
+
+
+class _MaskingFormatter(logging.Formatter):
+    def __init__(self, output: Output) -> None:
+        super().__init__(LOG_FORMAT)
+        self._output = output
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._output.mask(super().format(record))
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the sys.stderr of the moment (pytest swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        del value
+
+
+@contextlib.contextmanager
+def _logging(output: Output):
+    """Messages and progress on stderr for the duration of one main()."""
+    handler = _StderrHandler()
+    handler.setFormatter(_MaskingFormatter(output))
+    levels = {"": logging.DEBUG if output.debug else logging.WARNING,
+              "mistral_db_flows": logging.DEBUG if output.debug
+              else logging.INFO,
+              # Its "Running upgrade A -> B" lines are what operators
+              # know from upstream as progress.
+              "alembic.runtime.migration": logging.DEBUG if output.debug
+              else logging.INFO}
+    saved = {name: logging.getLogger(name).level for name in levels}
+    root = logging.getLogger()
+    root.addHandler(handler)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+# -- rendering -------------------------------------------------------------
+
+def _dict(result: Any) -> Any:
+    return result.to_dict() if hasattr(result, "to_dict") else result
+
+
+def _summary(result: Any) -> str:
+    """One stderr line about a Run: what happened, from where to where."""
+    text = "%s: %s" % (result.operation, result.state)
+    start, end = result.start_revision, result.end_revision
+    if start != end or end:
+        text += " %s -> %s" % (start or "<base>", end or "<base>")
+    steps = _arg(result, "steps") or []
+    if steps:
+        seconds = sum(_arg(step, "duration") or 0 for step in steps)
+        text += ", %d step%s in %.1f s" % (
+            len(steps), "" if len(steps) == 1 else "s", seconds)
+    if _arg(result, "backup"):
+        text += ", backup: %s" % result.backup
+    return text
+
+
+def _finish_run(result: Any, out: Output, sql: str | None = None) -> int:
+    if out.json:
+        doc = _dict(result)
+        if sql is not None:
+            doc["sql"] = sql
+        out.document(doc)
+    out.message(_summary(result))
+    if result.state == "failed":
+        out.message("%s: error: %s failed; see the messages above"
+                    % (PROG, result.operation))
+        step_failed = getattr(exceptions, "StepFailed", None)
+        return step_failed.exit_code if step_failed else EXIT_STEP_FAILED
+    return EXIT_OK
+
+
+# -- commands --------------------------------------------------------------
+
+def _api():
+    from mistral_db_flows import api
+
+    return api
+
+
+def run_current(args: Any, settings: Any, out: Output) -> int:
+    api = _api()
+    result = api.current(settings)
+    if out.json:
+        out.document(_dict(result))
+        return EXIT_OK
+    if _arg(args, "verbose"):
+        out.line("Current revision(s) for %s:"
+                 % mask_url(settings.database_url))
+        if not result.revisions:
+            out.line("(none: the database has no version recorded)")
+        infos = {info.id: info for info in api.history(settings)}
+        for rev in result.revisions:
+            info = infos.get(rev)
+            out.line("Rev: %s%s" % (rev, " (head)" if rev == result.head
+                                    else ""))
+            if info is not None:
+                out.line("Parent: %s" % (info.down_revision or "<base>"))
+                out.line("")
+                for doc_line in (info.doc or "").splitlines():
+                    out.line("    " + doc_line.strip())
+        return EXIT_OK
+    for line in result.lines():
+        out.line(line)
+    return EXIT_OK
+
+
+def _run_revision_list(infos: list[Any], out: Output,
+                       branches: bool = False) -> int:
+    if out.json:
+        out.document({"revisions": [_dict(info) for info in infos]})
+        return EXIT_OK
+    for info in infos:
+        out.line(info.line())
+        if branches:
+            for child in _arg(info, "children") or []:
+                out.line("%s -> %s" % (" " * len(info.id), child))
+    return EXIT_OK
+
+
+def run_history(args: Any, settings: Any, out: Output) -> int:
+    return _run_revision_list(_api().history(settings), out)
+
+
+def run_branches(args: Any, settings: Any, out: Output) -> int:
+    return _run_revision_list(_api().branches(settings), out, True)
+
+
+def run_check_migration(args: Any, settings: Any, out: Output) -> int:
+    result = _api().check_migration(settings)
+    if out.json:
+        out.document(_dict(result))
+        return EXIT_OK
+    out.line("OK: %d revisions in one unbroken chain from %s to the "
+             "single head %s" % (result.revisions, result.base,
+                                 result.head))
+    return EXIT_OK
+
+
+def run_status(args: Any, settings: Any, out: Output) -> int:
+    result = _api().status(settings)
+    # An interrupted run also needs `upgrade` (to resume it).
+    needed = bool(result.pending) or bool(result.interrupted)
+    if out.json:
+        doc = _dict(result)
+        doc["upgrade_needed"] = needed
+        out.document(doc)
+    else:
+        current = result.current
+        if isinstance(current, (list, tuple)):
+            current = ", ".join(current)
+        out.line("current: %s" % (current or "(none)"))
+        out.line("head: %s" % result.head)
+        out.line("pending: %s" % (" ".join(result.pending) or "(none)"))
+        out.line("interrupted run: %s" % (result.interrupted or "no"))
+        out.line("upgrade needed" if needed else "up to date")
+    return EXIT_UPGRADE_NEEDED if needed else EXIT_OK
+
+
+def run_upgrade(args: Any, settings: Any, out: Output) -> int:
+    target, delta = _arg(args, "revision"), _arg(args, "delta")
+    if target is None and delta is None:
+        raise UsageError("You must provide a revision or relative delta "
+                         "(e.g. 'upgrade head', 'upgrade 030', "
+                         "'upgrade +1' or 'upgrade --delta 1')")
+    if target is not None and delta is not None:
+        raise UsageError("give either a revision or --delta, not both")
+    return _offline_or_online(
+        lambda **kw: _api().upgrade(settings, target, delta=delta, **kw),
+        args, out)
+
+
+def run_stamp(args: Any, settings: Any, out: Output) -> int:
+    revision = _arg(args, "revision")
+    if not revision:
+        # Upstream empties the version table here; never do that.
+        raise UsageError("stamp needs a revision (e.g. 'stamp head'); "
+                         "nothing was changed")
+    return _offline_or_online(
+        lambda **kw: _api().stamp(settings, revision, **kw), args, out)
+
+
+def _offline_or_online(call: Callable[..., Any], args: Any,
+                       out: Output) -> int:
+    if not _arg(args, "sql"):
+        return _finish_run(call(), out)
+    if out.json:
+        buffer = io.StringIO()
+        result = call(sql=True, output=buffer)
+        return _finish_run(result, out, sql=buffer.getvalue())
+    result = call(sql=True, output=sys.stdout)
+    return _finish_run(result, out)
+
+
+def run_revision(args: Any, settings: Any, out: Output) -> int:
+    message = _arg(args, "message")
+    if not message:
+        raise UsageError("revision needs a message: -m 'what it changes'")
+    result = _api().revision(settings, message,
+                             autogenerate=bool(_arg(args, "autogenerate")),
+                             rev_id=_arg(args, "rev_id"))
+    if out.json:
+        out.document(_dict(result))
+    else:
+        out.line(str(_arg(result, "path", "")))
+        out.message("revision: generated %s" % _arg(result, "revision",
+                                                      _arg(result, "id")))
+    return EXIT_OK
+
+
+def _run_operation(name: str) -> Callable[[Any, Any, Output], int]:
+    def run(args: Any, settings: Any, out: Output) -> int:
+        return _finish_run(getattr(_api(), name)(settings), out)
+
+    run.__name__ = "run_" + name
+    return run
+
+
+COMMANDS.update({
+    "current": Command("show the revision the database is at",
+                       _args_current, run_current),
+    "history": Command("list revisions, newest first", _no_args,
+                       run_history),
+    "branches": Command("list branch points (none in a sound chain)",
+                        _no_args, run_branches),
+    "check_migration": Command(
+        "check the migrations form one unbroken chain with one head",
+        _no_args, run_check_migration),
+    "upgrade": Command("upgrade the database (or print the SQL)",
+                       _args_upgrade, run_upgrade),
+    "populate": Command("load Mistral's standard workflows and actions",
+                        _add_sql_refusal, _run_operation("populate")),
+    "populate_actions": Command("load Mistral's standard actions",
+                                _add_sql_refusal,
+                                _run_operation("populate_actions")),
+    "stamp": Command("record a revision without running migrations",
+                     _args_stamp, run_stamp),
+    "revision": Command("write a new migration file", _args_revision,
+                        run_revision),
+    "status": Command("current revision, head, pending steps; exit 0 at "
+                      "head, 10 when an upgrade is needed",
+                      _add_sql_refusal, run_status),
+    "verify": Command("compare the database with the schema of its "
+                      "revision", _add_sql_refusal,
+                      _run_operation("verify")),
+})
+
+OFFLINE_COMMANDS = frozenset({"upgrade", "stamp"})
+
+
+# -- errors ----------------------------------------------------------------
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The MistralDbError inside a TaskFlow WrappedFailure, if any."""
+    if isinstance(exc, exceptions.MistralDbError):
+        return exc
+    if type(exc).__name__ == "WrappedFailure":
+        for failure in exc:  # type: ignore[attr-defined]
+            inner = getattr(failure, "exception", None)
+            if isinstance(inner, exceptions.MistralDbError):
+                return inner
+    return exc
+
+
+def _config_error_text(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return "config file %s cannot be read: %s" % (
+            exc.filename, exc.strerror or exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return "a config file is not UTF-8 text: %s" % exc
+    if isinstance(exc, cfg.ConfigFilesNotFoundError):
+        return "config file not found: %s (check --config-file)" % \
+            ", ".join(exc.config_files)
+    if isinstance(exc, cfg.ConfigFilesPermissionDeniedError):
+        return "config file not readable: %s (check its permissions)" % \
+            ", ".join(exc.config_files)
+    if isinstance(exc, cfg.ConfigDirNotFoundError):
+        return "config directory not found: %s (check --config-dir)" % \
+            exc.config_dir
+    if isinstance(exc, cfg.ConfigFileParseError):
+        return "config file %s cannot be parsed: %s" % \
+            (exc.config_file, exc.msg)
+    return "configuration: %s" % exc
+
+
+def _config_error_code() -> int:
+    error = getattr(exceptions, "ConfigError", None)
+    return error.exit_code if error is not None else EXIT_USAGE
+
+
+def _handle(exc: BaseException, name: str, out: Output) -> int:
+    exc = _unwrap(exc)
+    if isinstance(exc, UsageError):
+        return out.error(exc, EXIT_USAGE, "%s (see '%s %s --help')"
+                         % (exc, PROG, name))
+    if isinstance(exc, KeyboardInterrupt):
+        return out.error(exc, EXIT_INTERRUPTED, "interrupted")
+    if isinstance(exc, cfg.Error):
+        code = _config_error_code()
+        text = _config_error_text(exc)
+    elif isinstance(exc, exceptions.MistralDbError):
+        code, text = exc.exit_code, str(exc)
+    elif isinstance(exc, OSError) and _arg(exc, "filename"):
+        code = EXIT_ERROR
+        text = "%s: %s" % (exc.strerror or exc, exc.filename)
+    else:
+        code = EXIT_ERROR
+        text = "unexpected %s: %s%s" % (
+            type(exc).__name__, exc,
+            "" if out.debug else " (run with --debug for the traceback)")
+    if name == "status" and code not in (EXIT_OK, EXIT_INTERRUPTED):
+        # status promises deployment tools 0 / 10 / 1 only.
+        code = EXIT_ERROR
+    return out.error(exc, code, text)
+
+
+# -- entry point -----------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return the exit code (the console script exits)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    opts = cfg.ConfigOpts()
+    register_cli_opts(opts)
+    conf.register_opts(opts)
+    # Config files are only read here, so their errors come up here.
+    try:
+        code = _parse(opts, argv)
+    except (cfg.Error, OSError, UnicodeDecodeError) as exc:
+        out = Output("json" if _wants_json(argv) else "text", False)
+        return out.error(exc, _config_error_code(),
+                         _config_error_text(exc))
+    if code is not None:
+        return code
+    name = opts.command.name
+    out = Output(_arg(opts.command, "command_format") or "text", False)
+    try:
+        out = Output(_arg(opts.command, "command_format") or opts.format,
+                     opts.debug)
+        out.add_password_of(opts.database.connection)
+    except Exception as exc:  # a bad value in a config file
+        return _handle(exc, name, out)
+    with _logging(out):
+        try:
+            if _arg(opts.command, "sql") and name not in OFFLINE_COMMANDS:
+                raise UsageError(
+                    "%s cannot run offline (--sql): it needs a live "
+                    "database; run it without --sql" % name)
+            settings = conf.settings_from_conf(opts)
+            out.add_password_of(settings.database_url)
+            return COMMANDS[name].run(opts.command, settings, out)
+        except (Exception, KeyboardInterrupt) as exc:
+            return _handle(exc, name, out)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """Before parsing succeeded: did the operator ask for JSON?"""
+    for i, arg in enumerate(argv):
+        if arg == "--format=json" or (
+                arg == "--format" and argv[i + 1:i + 2] == ["json"]):
+            return True
+    return False
