@@ -64,23 +64,23 @@ def _args_current(parser: argparse.ArgumentParser) -> None:
     _add_sql_refusal(parser)
 
 
+def _revision_and_sql(parser: argparse.ArgumentParser, revision: str,
+                      sql: str) -> None:
+    parser.add_argument("revision", nargs="?", help=revision)
+    parser.add_argument("--sql", action="store_true", help=sql)
+
+
 def _args_upgrade(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("revision", nargs="?",
-                        help="head, a revision id (e.g. 030), +N, or "
-                        "START:END with --sql")
+    _revision_and_sql(parser, "head, a revision id (e.g. 030), +N, or "
+                      "START:END with --sql", "print the SQL script on "
+                      "stdout instead of running it (offline mode)")
     parser.add_argument("--delta", type=int,
                         help="upgrade by N revisions (same as +N)")
-    parser.add_argument("--sql", action="store_true",
-                        help="print the SQL script on stdout instead of "
-                        "running it (offline mode)")
 
 
 def _args_stamp(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("revision", nargs="?",
-                        help="revision to record (head or an id); "
-                        "required")
-    parser.add_argument("--sql", action="store_true",
-                        help="print the SQL instead of running it")
+    _revision_and_sql(parser, "revision to record (head or an id); "
+                      "required", "print the SQL instead of running it")
 
 
 def _args_revision(parser: argparse.ArgumentParser) -> None:
