@@ -2,14 +2,26 @@
 
 Everything else asks this module for revisions, the current revision of a
 database, or to move a database to exactly one revision.
+
+Two speeds: the revision graph (:func:`graph`) is read by a small parser
+from the revision files and the stamped revision (:func:`read_version`)
+with the bare DB-API driver, so that ``current`` and ``status`` never
+import Alembic or SQLAlchemy; moving a database goes through Alembic,
+with one ``ScriptDirectory`` per process (building it imports every
+revision file).
 """
 from __future__ import annotations
 
+import ast
+import dataclasses
 import functools
 import importlib.util
 import io
 import os
+import re
 from typing import Any, TextIO
+
+from mistral_db_flows import exceptions
 
 MIGRATIONS_PACKAGE = "mistral_db_flows.migrations"
 
@@ -21,6 +33,372 @@ def script_location() -> str:
         raise RuntimeError("the migrations package is not installed")
     return os.path.abspath(list(spec.submodule_search_locations)[0])
 
+
+def versions_dir() -> str:
+    return os.path.join(script_location(), "versions")
+
+
+# -- the revision graph, without Alembic -----------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class RevisionFile:
+    """What a revision file declares; ``doc`` as Alembic reports it."""
+
+    id: str
+    down_revisions: tuple[str, ...]
+    doc: str
+    path: str
+
+    @property
+    def down_revision(self) -> str | list[str] | None:
+        if not self.down_revisions:
+            return None
+        if len(self.down_revisions) == 1:
+            return self.down_revisions[0]
+        return list(self.down_revisions)
+
+
+def parse_revision_file(path: str) -> RevisionFile | None:
+    """Read ``revision``, ``down_revision`` and the doc; None if absent.
+
+    ``doc`` is what Alembic's ``Script.doc`` gives: the stripped module
+    docstring up to its first blank line. The file is parsed, not run.
+    """
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    found: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if (isinstance(target, ast.Name)
+                and target.id in ("revision", "down_revision")):
+            try:
+                found[target.id] = ast.literal_eval(value)
+            except ValueError:
+                return None
+    rev = found.get("revision")
+    if not isinstance(rev, str):
+        return None
+    down = found.get("down_revision")
+    if down is None:
+        downs: tuple[str, ...] = ()
+    elif isinstance(down, str):
+        downs = (down,)
+    else:
+        downs = tuple(down)
+    doc = (ast.get_docstring(tree, clean=False) or "").strip()
+    return RevisionFile(rev, downs, re.split("\n\n", doc)[0], path)
+
+
+class Graph:
+    """The revision graph: pure data, answers without touching a database.
+
+    ``order`` lists ids oldest first (parents before children).
+    """
+
+    def __init__(self, files: list[RevisionFile]) -> None:
+        self.revisions = {f.id: f for f in files}
+        self.children: dict[str, list[str]] = {f.id: [] for f in files}
+        self.missing: list[str] = []
+        for f in files:
+            for down in f.down_revisions:
+                if down in self.children:
+                    self.children[down].append(f.id)
+                elif down not in self.missing:
+                    self.missing.append(down)
+        for kids in self.children.values():
+            kids.sort()
+        self.heads = sorted(r for r, kids in self.children.items()
+                            if not kids)
+        self.bases = sorted(f.id for f in files if not f.down_revisions)
+        self.branch_points = sorted(r for r, kids in self.children.items()
+                                    if len(kids) > 1)
+        self.order = self._topological()
+
+    def _topological(self) -> list[str]:
+        done: list[str] = []
+        seen: set[str] = set()
+        for rev in sorted(self.revisions):
+            stack = [rev]
+            while stack:
+                top = stack[-1]
+                if top in seen:
+                    stack.pop()
+                    continue
+                todo = [d for d in self.revisions[top].down_revisions
+                        if d in self.revisions and d not in seen]
+                if todo:
+                    stack.extend(todo)
+                    continue
+                seen.add(top)
+                done.append(top)
+                stack.pop()
+        return done
+
+    def __contains__(self, rev: object) -> bool:
+        return rev in self.revisions
+
+    @property
+    def sound(self) -> bool:
+        """One base, one head, no branch, no dangling down_revision."""
+        return (len(self.heads) == 1 and len(self.bases) == 1
+                and not self.branch_points and not self.missing)
+
+    def ancestors(self, rev: str | None) -> set[str]:
+        """``rev`` and every revision below it (empty for None)."""
+        out: set[str] = set()
+        stack = [rev] if rev else []
+        while stack:
+            r = stack.pop()
+            if r in out or r not in self.revisions:
+                continue
+            out.add(r)
+            stack.extend(self.revisions[r].down_revisions)
+        return out
+
+    def between(self, start: str | None, end: str) -> list[str]:
+        """Revisions to apply, oldest first, to go from start to end."""
+        have = self.ancestors(start)
+        want = self.ancestors(end)
+        return [r for r in self.order if r in want and r not in have]
+
+
+@functools.lru_cache(maxsize=8)
+def _graph_for(location: str, stamp: tuple) -> Graph:
+    folder = os.path.join(location, "versions")
+    files = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py") and not name.startswith(("__init__", ".")):
+            parsed = parse_revision_file(os.path.join(folder, name))
+            if parsed is not None:
+                files.append(parsed)
+    return Graph(files)
+
+
+def graph(location: str | None = None) -> Graph:
+    """The revision graph of the migrations folder, cached per listing."""
+    location = location or script_location()
+    folder = os.path.join(location, "versions")
+    listing = os.stat(folder)
+    return _graph_for(location, (listing.st_mtime_ns, listing.st_size))
+
+
+# -- the stamped revision, without SQLAlchemy ------------------------------
+
+def hide_password(url: str) -> str:
+    """The URL as it may appear in messages: password replaced by ***."""
+    try:
+        import sqlalchemy as sa
+
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not parseable: scrub whatever looks like one
+        return re.sub(r"(://[^/?#@]*?:)[^/?#]*@", r"\1***@", url)
+
+
+def _scrub(message: str, url: str) -> str:
+    """The first line of a driver message, minus any password in it."""
+    line = (str(message).strip().splitlines() or ["unknown error"])[0]
+    fast = _parse_url(url)
+    secrets = set()
+    if fast and fast.get("password"):
+        secrets.add(fast["password"])
+    m = re.search(r"://[^/?#@]*?:([^/?#]*)@", url)
+    if m and m.group(1):
+        secrets.add(m.group(1))
+    for secret in sorted(secrets, key=len, reverse=True):
+        line = line.replace(secret, "***")
+    return line
+
+
+_URL = re.compile(r"^(?P<dialect>[A-Za-z0-9]+)(?:\+(?P<driver>\w+))?"
+                  r"://(?P<rest>.*)$", re.S)
+_NETLOC = re.compile(r"^(?:(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@)?"
+                     r"(?P<host>[^:@/\[\]]*)(?::(?P<port>\d+))?$")
+_FAST_DRIVERS = {("sqlite", None), ("sqlite", "pysqlite"),
+                 ("postgresql", None), ("postgresql", "psycopg2"),
+                 ("mysql", "pymysql"), ("mariadb", "pymysql")}
+
+
+def _parse_url(url: str) -> dict | None:
+    """Split a plain URL for the DB-API driver; None when unsure.
+
+    Anything unusual (query options other than charset, IPv6 hosts,
+    other drivers) goes to SQLAlchemy, which also reports bad URLs.
+    """
+    from urllib import parse
+
+    m = _URL.match(url or "")
+    if not m:
+        return None
+    dialect = m.group("dialect").lower()
+    driver = m.group("driver")
+    if (dialect, driver) not in _FAST_DRIVERS:
+        return None
+    rest = m.group("rest")
+    if dialect == "sqlite":
+        if "?" in rest or (rest and not rest.startswith("/")):
+            return None
+        return {"dialect": "sqlite", "database": rest[1:] or None}
+    rest, _, query = rest.partition("?")
+    options = parse.parse_qs(query, keep_blank_values=True)
+    if set(options) - ({"charset"} if dialect != "postgresql" else set()):
+        return None
+    netloc, _, database = rest.partition("/")
+    n = _NETLOC.match(netloc)
+    if not n or "/" in database:
+        return None
+
+    def unquote(value: str | None) -> str | None:
+        return parse.unquote(value) if value is not None else None
+
+    return {"dialect": "mysql" if dialect == "mariadb" else dialect,
+            "user": unquote(n.group("user")) or None,
+            "password": unquote(n.group("password")),
+            "host": n.group("host") or None,
+            "port": int(n.group("port")) if n.group("port") else None,
+            "database": unquote(database) or None,
+            "charset": (options.get("charset") or [None])[0]}
+
+
+def _read_sqlite(parts: dict) -> list[str] | None:
+    import sqlite3
+
+    path = parts["database"]
+    if path in (None, ":memory:"):
+        return []
+    if not os.path.exists(path):
+        # Reading must not create the file (sqlite3 would).
+        return []
+    try:
+        conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = conn.execute("SELECT version_num FROM alembic_version")
+        return [r[0] for r in rows]
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        return None
+    finally:
+        conn.close()
+
+
+def _read_server(parts: dict, url: str) -> list[str] | None:
+    """PostgreSQL or MySQL through psycopg2 / PyMySQL (None: no driver)."""
+    postgresql = parts["dialect"] == "postgresql"
+    try:
+        if postgresql:
+            import psycopg2 as driver
+        else:
+            import pymysql as driver
+    except ImportError:
+        return None
+    names = (("host", "host"), ("port", "port"), ("user", "user"),
+             ("password", "password"),
+             ("dbname" if postgresql else "database", "database"),
+             ("charset", "charset"))
+    kwargs = {arg: parts[key] for arg, key in names
+              if parts.get(key) is not None}
+    try:
+        conn = driver.connect(**kwargs)
+    except driver.Error as exc:
+        # PyMySQL's message is its second argument (the first a code).
+        reason = exc.args[1] if not postgresql and len(exc.args) > 1 \
+            else exc
+        raise exceptions.DatabaseUnreachable(
+            hide_password(url), _scrub(str(reason), url)) from None
+    exists = ("SELECT to_regclass('alembic_version') IS NOT NULL"
+              if postgresql else
+              "SELECT COUNT(*) FROM information_schema.tables WHERE "
+              "table_schema = DATABASE() AND table_name = 'alembic_version'")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(exists)
+            if not cur.fetchone()[0]:
+                return []
+            cur.execute("SELECT version_num FROM alembic_version")
+            return [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def engine(url: str):
+    """A SQLAlchemy engine (no pool); bad URLs raise BadUrl."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(url)
+        return sa.create_engine(parsed, poolclass=sa.pool.NullPool)
+    except sa.exc.NoSuchModuleError as exc:
+        raise exceptions.BadUrl(hide_password(url),
+                                "unknown database dialect or driver (%s)"
+                                % exc) from None
+    except ImportError as exc:
+        raise exceptions.BadUrl(hide_password(url),
+                                "its driver is not installed (%s)"
+                                % exc) from None
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise exceptions.BadUrl(hide_password(url),
+                                _scrub(str(exc), url)) from None
+
+
+def connect(url: str):
+    """Open a SQLAlchemy connection; map connection errors to ours."""
+    import sqlalchemy as sa
+
+    eng = engine(url)
+    try:
+        return eng.connect()
+    except sa.exc.DBAPIError as exc:
+        eng.dispose()
+        raise exceptions.DatabaseUnreachable(
+            hide_password(url), _scrub(str(exc.orig), url)) from None
+
+
+def _read_sqlalchemy(url: str) -> list[str]:
+    import sqlalchemy as sa
+
+    conn = connect(url)
+    try:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return []
+        rows = conn.execute(sa.text("SELECT version_num FROM "
+                                    "alembic_version"))
+        return [r[0] for r in rows]
+    finally:
+        conn.close()
+        conn.engine.dispose()
+
+
+def read_version(url: str) -> list[str]:
+    """The revision ids in ``alembic_version`` ([] when unversioned).
+
+    Uses the bare driver when the URL is plain, SQLAlchemy otherwise.
+    Raises BadUrl or DatabaseUnreachable.
+    """
+    parts = _parse_url(url)
+    found = None
+    if parts is not None:
+        if parts["dialect"] == "sqlite":
+            found = _read_sqlite(parts)
+        else:
+            found = _read_server(parts, url)
+    if found is None:
+        found = _read_sqlalchemy(url)
+    return sorted(found)
+
+
+def check_url(url: str) -> None:
+    """Raise BadUrl unless SQLAlchemy can build an engine for ``url``."""
+    engine(url).dispose()
+
+
+# -- Alembic ---------------------------------------------------------------
 
 def make_config(url: str | None = None, *, connection: Any = None,
                 output: TextIO | None = None,
@@ -40,11 +418,23 @@ def make_config(url: str | None = None, *, connection: Any = None,
 
 
 @functools.lru_cache(maxsize=None)
-def script_directory():
-    """Built once: building it imports every revision file."""
+def _script_directory_for(location: str):
     from alembic import script
 
-    return script.ScriptDirectory.from_config(make_config())
+    cfg = make_config()
+    cfg.set_main_option("script_location", location)
+    return script.ScriptDirectory.from_config(cfg)
+
+
+def script_directory():
+    """Built once per process: building it imports every revision file."""
+    return _script_directory_for(script_location())
+
+
+def clear_caches() -> None:
+    """Forget the script directory (after a new revision file)."""
+    _script_directory_for.cache_clear()
+    _graph_for.cache_clear()
 
 
 def heads() -> list[str]:
@@ -56,21 +446,51 @@ def revisions() -> list[Any]:
     return list(reversed(list(script_directory().walk_revisions())))
 
 
+def _run_env(cfg, fn, *, sql: bool, starting_rev: str | None,
+             destination: Any) -> None:
+    from alembic.runtime import environment
+    from alembic.util import exc as alembic_exc
+
+    script = script_directory()
+    try:
+        with environment.EnvironmentContext(
+                cfg, script, fn=lambda rev, context: fn(script, rev),
+                as_sql=sql, starting_rev=starting_rev,
+                destination_rev=destination):
+            script.run_env()
+    except alembic_exc.CommandError as exc:
+        if sql:
+            # e.g. SQLite's batch mode, which must reflect the table.
+            raise exceptions.BadTarget(
+                destination, "this cannot be written as offline SQL: %s"
+                % str(exc).split(". ")[0]) from exc
+        raise exceptions.MistralDbError("alembic: %s" % exc) from exc
+
+
 def upgrade(url: str | None, target: str, *, sql: bool = False,
             output: TextIO | None = None, connection: Any = None) -> None:
-    """Upgrade to ``target`` (``head``, an id, or ``start:end`` offline)."""
-    from alembic import command
+    """Upgrade to ``target`` (``head``, an id, or ``start:end`` offline).
 
+    Like ``alembic upgrade``, but on the cached script directory.
+    """
+    starting_rev = None
+    if ":" in target:
+        if not sql:
+            raise exceptions.BadTarget(target, "a range needs --sql")
+        starting_rev, target = target.split(":", 1)
     cfg = make_config(url, connection=connection, output=output)
-    command.upgrade(cfg, target, sql=sql)
+    _run_env(cfg, lambda script, rev: script._upgrade_revs(target, rev),
+             sql=sql, starting_rev=starting_rev or None,
+             destination=target)
 
 
 def stamp(url: str | None, target: str, *, sql: bool = False,
           output: TextIO | None = None, connection: Any = None) -> None:
-    from alembic import command
-
+    """Set ``alembic_version`` to ``target`` (``base`` empties it)."""
     cfg = make_config(url, connection=connection, output=output)
-    command.stamp(cfg, target, sql=sql)
+    destination = () if target == "base" else (target,)
+    _run_env(cfg, lambda script, rev: script._stamp_revs(destination, rev),
+             sql=sql, starting_rev=None, destination=destination)
 
 
 def current_revisions(connection: Any) -> list[str]:
@@ -79,3 +499,24 @@ def current_revisions(connection: Any) -> list[str]:
 
     ctx = migration.MigrationContext.configure(connection)
     return list(ctx.get_current_heads())
+
+
+def new_revision(message: str, rev_id: str, *, autogenerate: bool = False,
+                 url: str | None = None, target_metadata: Any = None
+                 ) -> str:
+    """Write a new revision file on top of the head; return its path."""
+    from alembic import command
+    from alembic.util import exc as alembic_exc
+
+    cfg = make_config(url, target_metadata=target_metadata)
+    try:
+        script = command.revision(cfg, message=message,
+                                  autogenerate=autogenerate, rev_id=rev_id)
+    except alembic_exc.CommandError as exc:
+        raise exceptions.MistralDbError(
+            "revision: %s" % _scrub(str(exc), url or "")) from None
+    finally:
+        clear_caches()
+    if isinstance(script, list):  # only with multiple heads (refused)
+        script = script[0]
+    return script.path

@@ -1,0 +1,142 @@
+"""Every option of mistral-db-flows, and the Settings the API takes.
+
+``[database] connection`` has exactly the name and meaning Mistral gives
+it, so an existing ``mistral.conf`` works unchanged. Our own options live
+in ``[db_manage]``. Library functions never read ``cfg.CONF``: the CLI
+turns a ``ConfigOpts`` into a :class:`Settings` with
+:func:`settings_from_conf` and passes that.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from oslo_config import cfg
+
+DATABASE_GROUP = "database"
+GROUP = "db_manage"
+
+# With no connection configured, Mistral (and so we) use this file in the
+# working directory.
+DEFAULT_SQLITE_FILE = "mistral.sqlite"
+
+# The operations whose task lists are data; option name = <op>_tasks.
+OPERATIONS = ("upgrade", "stamp", "populate", "populate_actions", "verify")
+
+DEFAULT_TASKS: dict[str, list[str]] = {
+    "upgrade": ["backup", "check_branches", "migrate", "verify"],
+    "stamp": ["backup", "check_branches", "stamp", "verify"],
+    "populate": ["backup", "populate"],
+    "populate_actions": ["backup", "populate_actions"],
+    "verify": ["verify"],
+}
+
+DEFAULT_LOCK_TIMEOUT = 300
+
+database_opts = [
+    cfg.StrOpt(
+        "connection",
+        secret=True,
+        help="SQLAlchemy URL of Mistral's database, read exactly as "
+             "Mistral reads it. Unset: the SQLite file %s in the working "
+             "directory." % DEFAULT_SQLITE_FILE),
+]
+
+
+def _tasks_opt(operation: str) -> cfg.ListOpt:
+    return cfg.ListOpt(
+        "%s_tasks" % operation,
+        default=list(DEFAULT_TASKS[operation]),
+        help="Task plugins (entry points in the mistral_db_flows.tasks "
+             "namespace) making up the `%s` flow, in order. Another "
+             "package adds or replaces a task by registering its own "
+             "entry point and naming it here." % operation)
+
+
+db_manage_opts = [_tasks_opt(op) for op in OPERATIONS] + [
+    cfg.StrOpt(
+        "backup_dir",
+        help="Where backups taken before a change are written. Unset: "
+             "<state_dir>/backups. (Backups come with the safety "
+             "release; the backup task does nothing yet.)"),
+    cfg.StrOpt(
+        "state_dir",
+        help="Where run state (the TaskFlow logbook) is kept. Unset: "
+             "$XDG_STATE_HOME/mistral-db-flows or "
+             "~/.local/state/mistral-db-flows. (Used by resume, which "
+             "comes with the safety release.)"),
+    cfg.IntOpt(
+        "lock_timeout",
+        default=DEFAULT_LOCK_TIMEOUT,
+        min=0,
+        help="Seconds to wait for another run on the same database to "
+             "finish. (Used by locking, which comes with the safety "
+             "release; unused for now.)"),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register every option onto ``conf`` (safe to call twice)."""
+    conf.register_opts(database_opts, group=DATABASE_GROUP)
+    conf.register_opts(db_manage_opts, group=GROUP)
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """For oslo-config-generator (entry point oslo.config.opts)."""
+    return [(DATABASE_GROUP, list(database_opts)),
+            (GROUP, list(db_manage_opts))]
+
+
+def default_database_url(cwd: str | None = None) -> str:
+    """The embedded default: mistral.sqlite in the working directory."""
+    path = os.path.join(os.path.abspath(cwd or os.getcwd()),
+                        DEFAULT_SQLITE_FILE)
+    return "sqlite:///%s" % path
+
+
+def _default_tasks() -> dict[str, list[str]]:
+    return {op: list(names) for op, names in DEFAULT_TASKS.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The explicit inputs of every command.
+
+    ``tasks`` maps an operation (``upgrade``, ``stamp``, ``populate``,
+    ``populate_actions``, ``verify``) to its ordered task plugin names;
+    an operation missing from it takes :data:`DEFAULT_TASKS`.
+    """
+
+    database_url: str = dataclasses.field(
+        default_factory=default_database_url)
+    tasks: dict[str, list[str]] = dataclasses.field(
+        default_factory=_default_tasks)
+    backup_dir: str | None = None
+    state_dir: str | None = None
+    lock_timeout: int = DEFAULT_LOCK_TIMEOUT
+
+    def task_names(self, operation: str) -> list[str]:
+        if operation in self.tasks:
+            return list(self.tasks[operation])
+        return list(DEFAULT_TASKS[operation])
+
+    def __repr__(self) -> str:
+        # Never show the URL: it may carry a password.
+        return ("Settings(database_url=<hidden>, tasks=%r, backup_dir=%r, "
+                "state_dir=%r, lock_timeout=%r)"
+                % (self.tasks, self.backup_dir, self.state_dir,
+                   self.lock_timeout))
+
+
+def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
+    """Read a parsed ``ConfigOpts`` (options registered) into Settings."""
+    group = getattr(conf, GROUP)
+    url = getattr(conf, DATABASE_GROUP).connection
+    return Settings(
+        database_url=url or default_database_url(),
+        tasks={op: list(getattr(group, "%s_tasks" % op))
+               for op in OPERATIONS},
+        backup_dir=group.backup_dir,
+        state_dir=group.state_dir,
+        lock_timeout=group.lock_timeout,
+    )

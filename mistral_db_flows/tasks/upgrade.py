@@ -1,0 +1,59 @@
+"""migrate: one task per pending revision, each "upgrade to exactly X".
+
+A step is idempotent: when the database is already at X or past it, it
+does nothing, so a re-run (or, later, a resumed run) never applies a
+revision twice.
+"""
+from __future__ import annotations
+
+from taskflow import task
+
+from mistral_db_flows import exceptions
+from mistral_db_flows import migration
+
+
+def step_name(revision: str) -> str:
+    return "migrate_%s" % revision
+
+
+class MigrateTo(task.Task):
+    """Upgrade the database to exactly ``revision``."""
+
+    def __init__(self, database_url: str, revision: str) -> None:
+        super().__init__(name=step_name(revision))
+        self._database_url = database_url
+        self.revision = revision
+
+    def execute(self) -> dict:
+        graph = migration.graph()
+        current = migration.read_version(self._database_url)
+        for rev in current:
+            if rev not in graph:
+                raise exceptions.UnknownRevision(rev, where="database")
+        start = current[0] if len(current) == 1 else None
+        reached = set()
+        for rev in current:
+            reached |= graph.ancestors(rev)
+        if self.revision in reached:
+            return {"revision": self.revision, "applied": False,
+                    "from": start}
+        if len(current) > 1 or (start is not None and start
+                                not in graph.ancestors(self.revision)):
+            raise exceptions.MistralDbError(
+                "the database is at %s, which does not lead to %s"
+                % (", ".join(current), self.revision))
+        migration.upgrade(self._database_url, self.revision)
+        after = migration.read_version(self._database_url)
+        if after != [self.revision]:
+            raise exceptions.MistralDbError(
+                "after upgrading to %s alembic_version says %s"
+                % (self.revision, ", ".join(after) or "nothing"))
+        return {"revision": self.revision, "applied": True, "from": start}
+
+    def revert(self, *args, **kwargs) -> None:
+        # Undoing a revision is the backup's job (restored by its revert).
+        return None
+
+
+def factory(ctx) -> list[task.Task]:
+    return [MigrateTo(ctx.database_url, rev) for rev in ctx.pending]

@@ -1,0 +1,73 @@
+"""verify: the database is where the run meant to leave it.
+
+Always: ``alembic_version`` equals the target. At head, when the models
+(``mistral_db_flows.models``) are there: the live schema equals the
+models' up to upstream's known drift (``mistral_db_flows.known_drift``),
+compared in generic terms against the models created in an in-memory
+SQLite database, so verification never writes to the target.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+from taskflow import task
+
+from mistral_db_flows import exceptions
+from mistral_db_flows import migration
+
+
+def models_available() -> bool:
+    return all(importlib.util.find_spec("mistral_db_flows." + m)
+               for m in ("models", "known_drift"))
+
+
+def model_differences(database_url: str) -> list[str]:
+    """Live schema vs the models, minus upstream's known drift."""
+    from mistral_db_flows import known_drift
+    from mistral_db_flows import models
+    from mistral_db_flows import schema_compare
+    from mistral_db_flows import schema_dump
+
+    expected = models.create_and_dump("sqlite://")
+    conn = migration.connect(database_url)
+    try:
+        dialect = conn.dialect.name
+        actual = schema_dump.dump_connection(conn)
+    finally:
+        conn.close()
+        conn.engine.dispose()
+    lines = schema_compare.diff(expected, actual, schema_compare.GENERIC)
+    return known_drift.unknown(lines, dialect, schema_compare.GENERIC)
+
+
+class Verify(task.Task):
+    """Read-only check of the result; a failure fails the run."""
+
+    def __init__(self, database_url: str, target: str | None,
+                 compare_models: bool) -> None:
+        super().__init__(name="verify")
+        self._database_url = database_url
+        self.target = target
+        self.compare_models = compare_models
+
+    def execute(self) -> dict:
+        found = migration.read_version(self._database_url)
+        expected = [self.target] if self.target else []
+        if found != expected:
+            raise exceptions.VerifyFailed([
+                "alembic_version is %s, expected %s"
+                % (", ".join(found) or "empty", self.target or "empty")])
+        models = "skipped"
+        if self.compare_models and models_available():
+            problems = model_differences(self._database_url)
+            if problems:
+                raise exceptions.VerifyFailed(problems)
+            models = "matched"
+        return {"revision": self.target, "models": models}
+
+
+def factory(ctx) -> list[task.Task]:
+    at_head = ctx.target is not None and ctx.target == ctx.head
+    return [Verify(ctx.database_url, ctx.target,
+                   compare_models=at_head
+                   and ctx.operation in ("upgrade", "verify"))]
