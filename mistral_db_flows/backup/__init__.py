@@ -1,0 +1,195 @@
+"""Backups taken before a change, restored when the change fails.
+
+One small interface over three backends, picked by the URL's dialect:
+
+* ``check_can_backup(url, directory)``: raise before any change when a
+  backup cannot be made (tool missing, directory not writable, clearly
+  not enough space);
+* ``take(url, directory, label=...)``: a consistent snapshot of schema
+  and data into a 0600 file; returns a JSON-serialisable description;
+* ``restore(url, backup)``: make the database exactly the backup again,
+  dropping whatever was created since;
+* ``prune(directory, keep)``: keep the newest ``keep`` backups of each
+  database.
+
+Backup file names carry the database name and a hash of its identity
+(backend, host, port, name), never a user or password.
+"""
+from __future__ import annotations
+
+import datetime
+import importlib
+import os
+import shutil
+from typing import Any, Iterable
+
+from mistral_db_flows import backup_errors
+from mistral_db_flows.backup import common
+
+
+def _backend(url: str) -> tuple[Any, str, Any]:
+    u = common.parse(url)
+    kind = common.backend(u)
+    return u, kind, importlib.import_module(
+        "mistral_db_flows.backup.%s" % kind)
+
+
+def check_can_backup(url: str, directory: str) -> None:
+    """Raise ``BackupError`` now if ``take`` could not succeed.
+
+    Checks the tools (dump and restore, since a backup that cannot be
+    restored is no backup), the directory, and free space against a
+    lower-bound estimate of the backup's size.
+    """
+    u, _, module = _backend(url)
+    database = common.database_name(u)
+    path = common.prepare_directory(directory, database=database)
+    needed = module.check(u, path)
+    free = shutil.disk_usage(path).free
+    if needed > free:
+        raise backup_errors.BackupError(
+            "not enough free space in %s for a backup of %s: about %s "
+            "needed, %s free; free some space or set another backup "
+            "directory" % (path, database, _human(needed), _human(free)),
+            reason="no-space", database=database, path=path,
+            needed=needed, free=free)
+
+
+def take(url: str, directory: str, *, label: str,
+         progress: common.Progress | None = None) -> dict[str, Any]:
+    """Back the database up into ``directory``; describe the backup.
+
+    ``label`` (e.g. ``upgrade``) becomes part of the file name.
+    ``progress(done_bytes, total_bytes_or_None)`` is called every half
+    second while the backup runs.
+    """
+    u, kind, module = _backend(url)
+    database = common.database_name(u)
+    path = common.prepare_directory(directory, database=database)
+    created = datetime.datetime.now(datetime.timezone.utc)
+    final = os.path.join(path, common.file_name(u, label, created))
+    with common.new_file(final) as (fd, partial):
+        with common.watch(progress, lambda: os.fstat(fd).st_size, None):
+            module.dump(u, fd, partial)
+    size = os.path.getsize(final)
+    if progress is not None:
+        progress(size, size)
+    return {
+        "backend": kind,
+        "path": final,
+        "created": created.isoformat(),
+        "size": size,
+        "database": database,
+        "label": label,
+    }
+
+
+def restore(url: str, backup: dict[str, Any], *,
+            progress: common.Progress | None = None) -> None:
+    """Make the database exactly what ``backup`` holds.
+
+    Objects created after the backup (tables, columns, views...) are
+    gone afterwards. Everything that can be checked without touching the
+    database is checked first; a ``RestoreError`` with ``changed=False``
+    means the database was left alone.
+    """
+    u, kind, module = _backend(url)
+    database = common.database_name(u)
+    path = str(backup.get("path", ""))
+    _check_matches(backup, kind, database, path)
+    module.check_restore(u, path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        with common.watch(progress,
+                          lambda: os.lseek(fd, 0, os.SEEK_CUR), size):
+            module.restore(u, path, fd)
+    finally:
+        os.close(fd)
+    if progress is not None:
+        progress(size, size)
+
+
+def _check_matches(backup: dict[str, Any], kind: str, database: str,
+                   path: str) -> None:
+    def refuse(why: str, reason: str) -> None:
+        raise backup_errors.RestoreError(
+            "refusing to restore %s into %s: %s" % (path or "a backup",
+                                                     database, why),
+            reason=reason, database=database, path=path)
+
+    if backup.get("backend") != kind:
+        refuse("it is a %s backup" % backup.get("backend"), "mismatch")
+    if backup.get("database") != database:
+        refuse("it is a backup of %s" % backup.get("database"), "mismatch")
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        refuse("cannot read it (%s)" % exc.strerror, "unusable-backup")
+    if "size" in backup and size != backup["size"]:
+        refuse("its size is %d bytes, the backup made %d"
+               % (size, backup["size"]), "unusable-backup")
+
+
+def prune(directory: str, keep: int, *,
+          protect: Iterable[str] = ()) -> list[str]:
+    """Delete all but the newest ``keep`` backups of each database.
+
+    Only files named like our backups are considered; paths in
+    ``protect`` (e.g. the backup an interrupted run still needs) are
+    never deleted. Partial files left by a killed backup are removed
+    once their process is gone. Returns the deleted paths.
+    """
+    if keep < 1:
+        raise ValueError("keep must be at least 1, got %r" % (keep,))
+    path = os.path.abspath(directory)
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return []
+    protected = {os.path.abspath(p) for p in protect}
+    groups: dict[str, list[tuple[str, str]]] = {}
+    doomed = []
+    for name in names:
+        match = common.NAME_RE.match(name)
+        if match:
+            groups.setdefault(match["key"], []).append(
+                (match["stamp"], name))
+            continue
+        partial = common.PARTIAL_RE.match(name)
+        if partial and common.NAME_RE.match(partial["final"]) \
+                and not _alive(int(partial["pid"])):
+            doomed.append(name)
+    for backups in groups.values():
+        backups.sort(reverse=True)
+        doomed.extend(name for _, name in backups[keep:])
+    removed = []
+    for name in sorted(doomed):
+        full = os.path.join(path, name)
+        if full in protected:
+            continue
+        try:
+            os.unlink(full)
+        except FileNotFoundError:
+            continue
+        removed.append(full)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return "%.0f %s" % (value, unit)
+        value /= 1024
+    return "%.1f TiB" % value

@@ -1,0 +1,237 @@
+"""What the backup backends share: URLs, file names, external tools.
+
+Nothing here imports a database driver; SQLAlchemy is only used to parse
+URLs (and imported when first needed).
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from typing import IO, Any, Callable, Iterator, Sequence
+
+from mistral_db_flows import backup_errors
+
+Progress = Callable[[int, "int | None"], None]
+
+EXTENSIONS = {"sqlite": "sqlite", "postgresql": "pgdump", "mysql": "sql"}
+
+# <database>-<key>-<UTC time>-<label>.<ext>: the key (a hash of the
+# database identity without credentials) keeps two servers' databases of
+# the same name apart; the time sorts backups of one database.
+NAME_RE = re.compile(
+    r"^(?P<database>[A-Za-z0-9_]+)-(?P<key>[0-9a-f]{8})-"
+    r"(?P<stamp>\d{8}T\d{12}Z)-(?P<label>[A-Za-z0-9_]+)"
+    r"\.(?P<ext>sqlite|pgdump|sql)$")
+PARTIAL_RE = re.compile(r"^(?P<final>.+)\.(?P<pid>\d+)\.partial$")
+STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
+_STDERR_TAIL = 2000
+
+
+def parse(url: str) -> Any:
+    """The SQLAlchemy URL object of ``url``."""
+    from sqlalchemy.engine import url as sa_url
+
+    try:
+        return sa_url.make_url(url)
+    except Exception as exc:  # ArgumentError, ValueError: never echo url
+        raise backup_errors.BackupError(
+            "cannot parse the database URL: %s" % type(exc).__name__,
+            reason="unsupported") from None
+
+
+def backend(u: Any) -> str:
+    """``sqlite``, ``postgresql`` or ``mysql`` (MariaDB included)."""
+    name = u.get_backend_name()
+    if name == "mariadb":
+        return "mysql"
+    if name not in EXTENSIONS:
+        raise backup_errors.BackupError(
+            "backups of %s databases are not supported" % name,
+            reason="unsupported", database=u.database)
+    return name
+
+
+def sqlite_path(u: Any) -> str:
+    path = u.database or ""
+    if path in ("", ":memory:") or path.startswith("file:"):
+        raise backup_errors.BackupError(
+            "an in-memory or URI SQLite database cannot be backed up: "
+            "give a file path", reason="unsupported", database=path)
+    return os.path.realpath(path)
+
+
+def identity(u: Any) -> str:
+    """Backend, place and name of the database; never user or password."""
+    kind = backend(u)
+    if kind == "sqlite":
+        return "sqlite://%s" % sqlite_path(u)
+    socket = u.query.get("unix_socket") or u.query.get("host") or ""
+    return "%s://%s:%s%s/%s" % (kind, u.host or "localhost", u.port or "",
+                                socket, u.database or "")
+
+
+def database_name(u: Any) -> str:
+    """The database's name as people say it (SQLite: the file path)."""
+    if backend(u) == "sqlite":
+        return sqlite_path(u)
+    return u.database or ""
+
+
+def safe(text: str, limit: int = 40) -> str:
+    """A file-name-safe rendering of ``text``."""
+    return (_UNSAFE.sub("_", text).strip("_") or "db")[:limit]
+
+
+def file_name(u: Any, label: str, created: datetime.datetime) -> str:
+    kind = backend(u)
+    name = database_name(u)
+    if kind == "sqlite":
+        name = os.path.splitext(os.path.basename(name))[0]
+    key = hashlib.sha256(identity(u).encode()).hexdigest()[:8]
+    return "%s-%s-%s-%s.%s" % (safe(name), key,
+                               created.strftime(STAMP_FORMAT),
+                               safe(label), EXTENSIONS[kind])
+
+
+def prepare_directory(directory: str, *, database: str) -> str:
+    """Create ``directory`` (0700) if needed; prove we can write there."""
+    path = os.path.abspath(directory)
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".mdf-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise backup_errors.BackupError(
+            "cannot write backups into %s: %s"
+            % (path, exc.strerror or exc), reason="no-permission",
+            database=database, path=path) from None
+    return path
+
+
+@contextlib.contextmanager
+def new_file(final: str) -> Iterator[tuple[int, str]]:
+    """Yield fd and path of a 0600 partial file that becomes ``final``
+    only once complete (a crash leaves ``<final>.<pid>.partial``, never a
+    truncated backup under a real name)."""
+    partial = "%s.%d.partial" % (final, os.getpid())
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        yield fd, partial
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+    os.close(fd)
+    os.rename(partial, final)
+    dir_fd = os.open(os.path.dirname(final), os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def find_tool(candidates: Sequence[str], *, error: type,
+              database: str, purpose: str) -> str:
+    """The first of ``candidates`` on PATH, or a clear error."""
+    for name in candidates:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise error(
+        "%s needs %s, which is not on PATH; install the database client "
+        "tools (or use --no-backup with your own backups)"
+        % (purpose, " or ".join(candidates)), reason="tool-missing",
+        database=database, tool=candidates[0])
+
+
+def scrub(text: str, secret: str | None) -> str:
+    if secret:
+        text = text.replace(secret, "***")
+    return text
+
+
+def tail(stream: IO[bytes], secret: str | None) -> str:
+    """The end of a tool's stderr, printable and without the password."""
+    stream.seek(0, os.SEEK_END)
+    size = stream.tell()
+    stream.seek(max(0, size - _STDERR_TAIL))
+    text = stream.read().decode("utf-8", "replace").strip()
+    return scrub(text, secret)
+
+
+def run(argvs: Sequence[Sequence[str]], *, env: dict[str, str],
+        stdin: int | None, stdout: int | None, error: type,
+        database: str, what: str, secret: str | None,
+        **facts: Any) -> None:
+    """Run a pipeline of tools (each one's stdout feeds the next).
+
+    Data flows between the processes and files directly, never through
+    Python. Any non-zero exit raises ``error`` naming the tool and the
+    end of its stderr.
+    """
+    procs: list[tuple[str, subprocess.Popen, IO[bytes]]] = []
+    try:
+        feed: Any = stdin
+        for i, argv in enumerate(argvs):
+            last = i == len(argvs) - 1
+            err = tempfile.TemporaryFile()
+            proc = subprocess.Popen(
+                list(argv), stdin=feed,
+                stdout=stdout if last else subprocess.PIPE,
+                stderr=err, env=env, close_fds=True)
+            if feed is not stdin and feed is not None:
+                feed.close()  # the child owns the read end now
+            feed = proc.stdout
+            procs.append((os.path.basename(argv[0]), proc, err))
+        failed = []
+        for name, proc, err in procs:
+            code = proc.wait()
+            if code != 0:
+                failed.append("%s exited with %d: %s"
+                              % (name, code, tail(err, secret) or
+                                 "(no message)"))
+        if failed:
+            raise error("%s failed: %s" % (what, "; ".join(failed)),
+                        reason="tool-failed", database=database, **facts)
+    finally:
+        for _, proc, err in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            err.close()
+
+
+@contextlib.contextmanager
+def watch(progress: Progress | None, position: Callable[[], int],
+          total: int | None, interval: float = 0.5) -> Iterator[None]:
+    """Call ``progress(done, total)`` every ``interval`` seconds while
+    the body runs (the caller reports the end)."""
+    if progress is None:
+        yield
+        return
+    done = threading.Event()
+
+    def report() -> None:
+        while not done.wait(interval):
+            with contextlib.suppress(OSError):
+                progress(position(), total)
+
+    thread = threading.Thread(target=report, name="backup-progress",
+                              daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
