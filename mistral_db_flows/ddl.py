@@ -300,13 +300,21 @@ def drop_unique(constraint: str | PerDialect, table: str) -> None:
         op.drop_constraint(constraint, table, type_="unique")
 
 
-def create_foreign_key(constraint: str | PerDialect, table: str,
+def create_foreign_key(constraint: str | PerDialect | None, table: str,
                        columns: list[str], referred_table: str,
                        referred_columns: list[str],
                        ondelete: str | None = None) -> None:
     constraint = name(constraint)
     insp = _inspector()
-    if insp is not None:
+    if insp is not None and constraint is None:
+        # Unnamed: the backend names it (MySQL also names the implicit
+        # index after the column only then), so "already done" means a
+        # key with the same columns and target.
+        for fk in insp.get_foreign_keys(table):
+            if (list(fk["constrained_columns"]) == list(columns)
+                    and fk["referred_table"] == referred_table):
+                return
+    elif insp is not None:
         have = _fk_by_name(insp, table).get(constraint)
         if have is not None:
             if (list(have["constrained_columns"]) != list(columns)
