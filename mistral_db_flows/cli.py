@@ -243,6 +243,19 @@ class _MaskingFormatter(logging.Formatter):
         return self._output.mask(super().format(record))
 
 
+class _QuietAlembic(logging.Filter):
+    """Drops the two lines Alembic logs per revision about its context.
+
+    One step per revision makes them repeat 45 times; --debug keeps them.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "alembic.runtime.migration"
+                    and record.levelno == logging.INFO
+                    and str(record.msg).startswith(("Context impl",
+                                                    "Will assume")))
+
+
 class _StderrHandler(logging.StreamHandler):
     """Writes to the sys.stderr of the moment (pytest swaps it)."""
 
@@ -260,6 +273,8 @@ def _logging(output: Output):
     """Messages and progress on stderr for the duration of one main()."""
     handler = _StderrHandler()
     handler.setFormatter(_MaskingFormatter(output))
+    if not output.debug:
+        handler.addFilter(_QuietAlembic())
     levels = {"": logging.DEBUG if output.debug else logging.WARNING,
               "mistral_db_flows": logging.DEBUG if output.debug
               else logging.INFO,

@@ -143,7 +143,8 @@ def test_offline_sql(capsys, conf_for, dialect):
     The URL points at a port where nothing listens: offline mode must not
     connect at all.
     """
-    url = "%s://u:pw@127.0.0.1:1/mistral" % dialect
+    url = "%s://u:pw@127.0.0.1:1/mistral" % {
+        "postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql"}[dialect]
     conf = conf_for(url)
     assert cli.main(["--config-file", conf, "upgrade", "044:045",
                      "--sql"]) == 0
