@@ -1,0 +1,465 @@
+"""populate on real databases at head (SQLite, PostgreSQL, MariaDB).
+
+Rows are compared with what upstream Mistral 23.0.0 writes
+(../shared/reference/populate). Workflow plugins are played by the
+test plugin in tests/plugins/mdf_test_workflows, steered through
+environment variables (see its docstring).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from mistral_db_flows import migration
+from mistral_db_flows import populate
+from mistral_db_flows.populate import errors
+from tests import conftest
+from tests import dbs
+from tests import reference
+
+POPULATE_REF = reference.REFERENCE_DIR / "populate"
+UPSTREAM_MDM = os.path.join(os.path.dirname(__file__), "..", "..", "bench",
+                            ".upstream-venv", "bin", "mistral-db-manage")
+PROJECT = "<default-project>"
+WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE")
+
+WF_V1 = """---
+version: '2.0'
+
+%s:
+  description: test workflow
+  tasks:
+    only:
+      action: std.noop
+"""
+
+
+def _ref(name: str) -> dict:
+    with open(POPULATE_REF / name) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module", params=conftest.backend_params())
+def head_url(request, tmp_path_factory):
+    """One database at our head per backend, shared by this module."""
+    conftest._require(request.param)
+    url = dbs.create(request.param, tmp_path_factory.mktemp("populate"))
+    try:
+        migration.upgrade(url, "head")
+        yield url
+    finally:
+        dbs.drop(url)
+
+
+@pytest.fixture
+def engine(head_url):
+    """The shared head database, emptied of what these tests touch."""
+    eng = sa.create_engine(head_url, poolclass=sa.pool.NullPool)
+    with eng.begin() as conn:
+        for table in ("cron_triggers_v2", "event_triggers_v2",
+                      "workflow_executions_v2", "workflow_definitions_v2",
+                      "action_definitions_v2"):
+            conn.execute(sa.text("DELETE FROM %s" % table))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def plugin(monkeypatch):
+    """The test plugin, installed and contributing nothing by default."""
+    from importlib import metadata
+
+    names = {ep.name for ep in metadata.entry_points(
+        group="mistral.preinstalled_workflows")}
+    if "mdf_test" not in names:
+        message = ("test plugin not installed: "
+                   "pip install -e tests/plugins/mdf_test_workflows")
+        if conftest.IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    for var in ("MDF_TEST_WORKFLOWS_DIR", "MDF_TEST_DEFINITIONS_DIR",
+                "MDF_TEST_BROKEN_PLUGIN"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def wf_dir(tmp_path, monkeypatch):
+    """Folder whose YAML files the mistral.preinstalled_workflows plugin
+    returns."""
+    folder = tmp_path / "preinstalled"
+    folder.mkdir()
+    monkeypatch.setenv("MDF_TEST_WORKFLOWS_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def defs_dir(tmp_path, monkeypatch):
+    """Folder with actions/ and workflows/ for our own namespace."""
+    folder = tmp_path / "definitions"
+    (folder / "actions").mkdir(parents=True)
+    (folder / "workflows").mkdir()
+    monkeypatch.setenv("MDF_TEST_DEFINITIONS_DIR", str(folder))
+    return folder
+
+
+def _write(path, text: str) -> None:
+    # Bytes: the stored definition must be the file exactly.
+    path.write_bytes(text.encode("utf-8"))
+
+
+def _rows(eng, table: str, *, ids: bool = False) -> list[dict]:
+    with eng.connect() as conn:
+        result = conn.execute(sa.text("SELECT * FROM %s ORDER BY name"
+                                      % table))
+        rows = [dict(r._mapping) for r in result]
+    for row in rows:
+        if row.get("is_system") is not None:
+            row["is_system"] = bool(row["is_system"])
+        if not ids:
+            for key in ("id", "created_at", "updated_at"):
+                row.pop(key, None)
+    return rows
+
+
+class StatementLog:
+    """Every SQL statement sent on an engine."""
+
+    def __init__(self, eng) -> None:
+        self.statements: list[str] = []
+        sa.event.listen(eng, "before_cursor_execute", self._record)
+
+    def _record(self, conn, cursor, statement, params, context, many):
+        self.statements.append(statement)
+
+    @property
+    def writes(self) -> list[str]:
+        return [s for s in self.statements
+                if s.lstrip().split(None, 1)[0].upper() in WRITES]
+
+
+def _mistral_extra(folder) -> None:
+    for row in _ref("upstream_populate_with_mistral_extra.json")[
+            "workflow_definitions_v2"]:
+        _write(folder / ("%s.yaml" % row["name"]), row["definition"])
+
+
+def _insert(conn, table: str, **values) -> None:
+    columns = ", ".join(values)
+    binds = ", ".join(":%s" % k for k in values)
+    conn.execute(sa.text("INSERT INTO %s (%s) VALUES (%s)"
+                         % (table, columns, binds)), values)
+
+
+def _cron_trigger(conn, workflow_id: str, name: str = "nightly") -> None:
+    _insert(conn, "cron_triggers_v2", id=str(uuid.uuid4()), name=name,
+            pattern="0 3 * * *", workflow_name="wf_referenced",
+            workflow_id=workflow_id, project_id=PROJECT, scope="private",
+            next_execution_time=datetime.datetime(2030, 1, 1),
+            workflow_input="{}", workflow_input_hash="0" * 64,
+            workflow_params="{}", workflow_params_hash="0" * 64)
+
+
+def _wf_id(eng, name: str) -> str:
+    with eng.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT id FROM workflow_definitions_v2 WHERE name = :n"),
+            {"n": name}).scalar_one()
+
+
+def test_fresh_head_rows_equal_upstream(db_url):
+    """On a fresh head database (our own migrations) populate leaves
+    exactly upstream's rows: std.wait_ssh equal in every column but id and
+    timestamps, its spec text byte-equal (key order, separators) and equal
+    as JSON, and no workflow."""
+    migration.upgrade(db_url, "head")
+    eng = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    try:
+        result = populate.populate(eng)
+        expected = _ref("upstream_populate.json")
+        actions = _rows(eng, "action_definitions_v2")
+        assert actions == expected["action_definitions_v2"]
+        ours, theirs = actions[0], expected["action_definitions_v2"][0]
+        assert json.loads(ours["spec"]) == json.loads(theirs["spec"])
+        assert ours["spec"] == theirs["spec"]
+        assert ours["definition"] == theirs["definition"]
+        assert _rows(eng, "workflow_definitions_v2") == []
+        assert result.actions.added == ["std.wait_ssh"]
+        with eng.connect() as conn:
+            stamp = conn.execute(sa.text(
+                "SELECT created_at FROM action_definitions_v2")).scalar()
+        assert stamp is not None
+    finally:
+        eng.dispose()
+
+
+def test_mistral_extra_workflows_equal_upstream(engine, wf_dir):
+    """Workflows from a mistral.preinstalled_workflows plugin (here the
+    two mistral-extra files, taken from the reference rows) are stored
+    exactly as upstream stores them: is_system, checksum, spec, tags,
+    project, scope, namespace."""
+    _mistral_extra(wf_dir)
+    result = populate.populate(engine)
+    expected = _ref("upstream_populate_with_mistral_extra.json")
+    assert _rows(engine, "action_definitions_v2") == \
+        expected["action_definitions_v2"]
+    assert _rows(engine, "workflow_definitions_v2") == \
+        expected["workflow_definitions_v2"]
+    for ours, theirs in zip(_rows(engine, "workflow_definitions_v2"),
+                            expected["workflow_definitions_v2"]):
+        assert ours["spec"] == theirs["spec"]
+    assert result.workflows.added == ["create_instance", "delete_instance"]
+    assert result.sources[1]["origin"] == \
+        "mistral.preinstalled_workflows:mdf_test"
+    json.dumps(result.to_dict())
+
+
+def test_second_run_writes_nothing(engine, wf_dir):
+    """Run twice: the second run executes no INSERT/UPDATE/DELETE at all,
+    every row (ids and timestamps included) is unchanged, and the report
+    says everything is unchanged."""
+    _mistral_extra(wf_dir)
+    populate.populate(engine)
+    before = (_rows(engine, "action_definitions_v2", ids=True),
+              _rows(engine, "workflow_definitions_v2", ids=True))
+    log = StatementLog(engine)
+    result = populate.populate(engine)
+    assert log.writes == []
+    assert len(log.statements) <= 3
+    assert (_rows(engine, "action_definitions_v2", ids=True),
+            _rows(engine, "workflow_definitions_v2", ids=True)) == before
+    assert not result.changed
+    assert result.actions.unchanged == ["std.wait_ssh"]
+    assert result.workflows.unchanged == ["create_instance",
+                                          "delete_instance"]
+
+
+def test_changed_definition_updates_in_place(engine, wf_dir):
+    """A workflow whose file changed is updated in its row: same id,
+    new definition, spec and checksum, updated_at set; a cron trigger
+    pointing at it survives."""
+    _write(wf_dir / "wf.yaml", WF_V1 % "wf_changing")
+    populate.populate(engine)
+    old_id = _wf_id(engine, "wf_changing")
+    with engine.begin() as conn:
+        _cron_trigger(conn, old_id)
+    new_text = (WF_V1 % "wf_changing").replace("std.noop", "std.echo")
+    _write(wf_dir / "wf.yaml", new_text)
+    result = populate.populate(engine)
+    assert result.workflows.updated == ["wf_changing"]
+    (row,) = _rows(engine, "workflow_definitions_v2", ids=True)
+    assert row["id"] == old_id
+    assert row["definition"] == new_text
+    assert "std.echo" in row["spec"]
+    assert row["checksum"] != "" and row["updated_at"] is not None
+    assert len(_rows(engine, "cron_triggers_v2")) == 1
+
+
+def test_gone_workflow_removed_user_rows_untouched(engine, wf_dir):
+    """A system workflow gone from every source is deleted; workflows and
+    actions users created (other projects, is_system false) are left
+    exactly as they were."""
+    _write(wf_dir / "a.yaml", WF_V1 % "wf_stays")
+    _write(wf_dir / "b.yaml", WF_V1 % "wf_goes")
+    with engine.begin() as conn:
+        _insert(conn, "workflow_definitions_v2", id=str(uuid.uuid4()),
+                name="wf_goes", definition="user's", spec="{}",
+                tags="[]", is_system=False, namespace="",
+                project_id="tenant-1", scope="private")
+        _insert(conn, "action_definitions_v2", id=str(uuid.uuid4()),
+                name="my.action", definition="x", spec="{}", tags="[]",
+                is_system=False, namespace="", project_id=PROJECT,
+                scope="private", input="a")
+    users_before = ([r for r in _rows(engine, "workflow_definitions_v2",
+                                      ids=True) if not r["is_system"]],
+                    _rows(engine, "action_definitions_v2", ids=True))
+    populate.populate(engine)
+    os.unlink(wf_dir / "b.yaml")
+    result = populate.populate(engine)
+    assert result.workflows.removed == ["wf_goes"]
+    assert result.workflows.unchanged == ["wf_stays"]
+    rows = _rows(engine, "workflow_definitions_v2", ids=True)
+    assert [r["name"] for r in rows if r["is_system"]] == ["wf_stays"]
+    assert [r for r in rows if not r["is_system"]] == users_before[0]
+    actions = _rows(engine, "action_definitions_v2", ids=True)
+    assert [a for a in actions if a["name"] == "my.action"] == \
+        users_before[1]
+
+
+def test_referenced_workflow_kept_with_warning(engine, wf_dir):
+    """A vanished system workflow that a cron trigger, an event trigger
+    or an execution refers to is kept, and the report says why."""
+    _write(wf_dir / "a.yaml", WF_V1 % "wf_referenced")
+    populate.populate(engine)
+    wf_id = _wf_id(engine, "wf_referenced")
+    with engine.begin() as conn:
+        _cron_trigger(conn, wf_id)
+        _insert(conn, "event_triggers_v2", id=str(uuid.uuid4()),
+                name="on-event", workflow_id=wf_id, exchange="ex",
+                topic="t", event="e", project_id=PROJECT, scope="private")
+        _insert(conn, "workflow_executions_v2", id=str(uuid.uuid4()),
+                name="wf_referenced", workflow_name="wf_referenced",
+                workflow_id=wf_id, state="SUCCESS", project_id=PROJECT)
+    os.unlink(wf_dir / "a.yaml")
+    log = StatementLog(engine)
+    result = populate.populate(engine)
+    assert log.writes == []
+    assert result.workflows.removed == []
+    (kept,) = result.workflows.kept
+    assert kept.name == "wf_referenced"
+    for what in ("cron trigger", "event trigger", "workflow execution"):
+        assert what in kept.reason
+    assert result.warnings and "wf_referenced" in result.warnings[0]
+    assert _wf_id(engine, "wf_referenced") == wf_id
+    assert len(_rows(engine, "cron_triggers_v2")) == 1
+
+
+def test_user_workflow_with_system_name_left_alone(engine, wf_dir):
+    """A user workflow holding the name a plugin workflow wants (same
+    project, namespace '') is not overwritten: the report warns."""
+    _write(wf_dir / "a.yaml", WF_V1 % "clash")
+    with engine.begin() as conn:
+        _insert(conn, "workflow_definitions_v2", id=str(uuid.uuid4()),
+                name="clash", definition="mine", spec="{}", tags="[]",
+                is_system=False, namespace="", project_id=PROJECT,
+                scope="private")
+    before = _rows(engine, "workflow_definitions_v2", ids=True)
+    result = populate.populate(engine)
+    assert _rows(engine, "workflow_definitions_v2", ids=True) == before
+    assert [k.name for k in result.workflows.kept] == ["clash"]
+
+
+@pytest.mark.parametrize("bad, problem", [
+    ("version: '2.0'\nwf:\n  tasks: [unclosed\n", "malformed YAML"),
+    ("version: '2.0'\nwf:\n  description: no tasks\n",
+     "missing required key 'tasks'"),
+    ("wf:\n  tasks:\n    t: {action: std.noop}\n",
+     "missing required key 'version'"),
+])
+def test_invalid_file_writes_nothing(engine, wf_dir, bad, problem):
+    """One bad file among good ones: PopulateError naming the file and
+    the problem, no write statement, the database as it was."""
+    _write(wf_dir / "a_good.yaml", WF_V1 % "wf_good")
+    _write(wf_dir / "b_bad.yaml", bad)
+    log = StatementLog(engine)
+    with pytest.raises(errors.PopulateError) as info:
+        populate.populate(engine)
+    assert info.value.path == str(wf_dir / "b_bad.yaml")
+    assert problem in info.value.problem
+    assert str(wf_dir / "b_bad.yaml") in str(info.value)
+    assert log.statements == []
+    assert _rows(engine, "action_definitions_v2") == []
+    assert _rows(engine, "workflow_definitions_v2") == []
+
+
+def test_duplicate_name_across_sources(engine, wf_dir, defs_dir):
+    """The same workflow name from two plugins is refused, naming both
+    files; nothing is written."""
+    _write(wf_dir / "one.yaml", WF_V1 % "twice")
+    _write(defs_dir / "workflows" / "two.yaml", WF_V1 % "twice")
+    with pytest.raises(errors.DuplicateDefinition) as info:
+        populate.populate(engine)
+    assert info.value.name == "twice"
+    assert {info.value.first, info.value.second} == {
+        str(wf_dir / "one.yaml"), str(defs_dir / "workflows" / "two.yaml")}
+    assert _rows(engine, "action_definitions_v2") == []
+
+
+@pytest.mark.parametrize("mode", ["import", "call", "value"])
+def test_broken_plugin_is_an_error(engine, monkeypatch, mode):
+    """A definitions plugin that cannot be loaded, raises, or returns
+    garbage stops populate (SourceError naming it); nothing written."""
+    monkeypatch.setenv("MDF_TEST_BROKEN_PLUGIN", mode)
+    with pytest.raises(errors.SourceError) as info:
+        populate.populate(engine)
+    assert info.value.entry_point == "mdf_test_broken"
+    assert info.value.namespace == "mistral_db_flows.definitions"
+    assert _rows(engine, "action_definitions_v2") == []
+
+
+def test_own_namespace_adds_actions_and_workflows(engine, defs_dir):
+    """Our mistral_db_flows.definitions namespace contributes ad-hoc
+    actions (stored like std.wait_ssh) and system workflows."""
+    _write(defs_dir / "actions" / "mine.yaml",
+           "version: '2.0'\nmy.echo:\n  base: std.echo\n  input:\n"
+           "    - text\n    - times: 2\n")
+    _write(defs_dir / "workflows" / "mine.yaml", WF_V1 % "my_wf")
+    result = populate.populate(engine)
+    assert result.actions.added == ["std.wait_ssh", "my.echo"]
+    assert result.workflows.added == ["my_wf"]
+    actions = {a["name"]: a for a in _rows(engine, "action_definitions_v2")}
+    assert actions["my.echo"]["input"] == "text, times=2"
+    assert actions["my.echo"]["is_system"] is False
+    (wf,) = _rows(engine, "workflow_definitions_v2")
+    assert wf["is_system"] is True
+
+
+def test_populate_actions_only_leaves_workflows(engine, wf_dir):
+    """workflows=False (populate_actions) neither reads plugins' workflows
+    nor removes system workflows whose source disappeared."""
+    _write(wf_dir / "a.yaml", WF_V1 % "wf_x")
+    populate.populate(engine)
+    os.unlink(wf_dir / "a.yaml")
+    result = populate.populate(engine, workflows=False)
+    assert result.workflows.to_dict()["removed"] == []
+    assert [r["name"] for r in _rows(engine, "workflow_definitions_v2")] \
+        == ["wf_x"]
+
+
+def test_failure_while_writing_rolls_back(engine, wf_dir, monkeypatch):
+    """A failure after the first write rolls the whole run back: all or
+    nothing."""
+    from mistral_db_flows.populate import store
+
+    _write(wf_dir / "a.yaml", WF_V1 % "wf_y")
+    real_write = store.write
+
+    def failing(conn, plan, delete):
+        if plan.kind == "workflow":
+            raise RuntimeError("disk full")
+        real_write(conn, plan, delete)
+
+    monkeypatch.setattr(store, "write", failing)
+    with pytest.raises(RuntimeError):
+        populate.populate(engine)
+    assert _rows(engine, "action_definitions_v2") == []
+
+
+def test_database_not_at_head(make_db, backend):
+    """An empty database gives SchemaNotReady, not a driver traceback."""
+    url = make_db(backend)
+    with pytest.raises(errors.SchemaNotReady) as info:
+        populate.populate(url)
+    assert "upgrade head" in str(info.value)
+
+
+@pytest.mark.parametrize("backend_name", [
+    pytest.param("postgresql", marks=pytest.mark.postgresql),
+    pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_rows_written_by_upstream_are_unchanged(make_db, backend_name,
+                                                tmp_path):
+    """After upstream's own upgrade and populate, ours finds the row
+    already right and writes nothing. Needs bench/.upstream-venv
+    (bench/bench_populate.py creates it)."""
+    if not os.path.exists(UPSTREAM_MDM):
+        pytest.skip("upstream venv missing: run bench/bench_populate.py")
+    url = make_db(backend_name)
+    conf = tmp_path / "upstream.conf"
+    conf.write_text("[database]\nconnection = %s\n" % url)
+    for command in ("upgrade head", "populate"):
+        subprocess.run([UPSTREAM_MDM, "--config-file", str(conf)]
+                       + command.split(), check=True, capture_output=True)
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        log = StatementLog(eng)
+        result = populate.populate(eng)
+        assert result.actions.unchanged == ["std.wait_ssh"]
+        assert not result.changed
+        assert log.writes == []
+    finally:
+        eng.dispose()
