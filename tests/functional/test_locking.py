@@ -1,0 +1,147 @@
+"""One run at a time: the database lock on real servers and files.
+
+A second holder waits, then fails naming the first; a holder killed with
+SIGKILL leaves no stale lock; eight concurrent processes take turns.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from mistral_db_flows import locking
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+# A child process that takes the lock, says so, and holds it.
+_HOLDER = textwrap.dedent("""
+    import sys, time
+    from mistral_db_flows import locking
+    with locking.hold(sys.argv[1], timeout=30, owner=sys.argv[2]):
+        print("locked", flush=True)
+        time.sleep(600)
+""")
+
+# A child that waits for the lock, then records its turn.
+_TURN = textwrap.dedent("""
+    import json, os, sys, time
+    from mistral_db_flows import locking
+    url, log = sys.argv[1], sys.argv[2]
+    with locking.hold(url, timeout=120, owner="turn"):
+        start = time.time()
+        time.sleep(0.2)
+        end = time.time()
+    with open(log, "a") as out:
+        out.write(json.dumps([start, end]) + "\\n")
+""")
+
+
+def _python(code: str, *args: str, **kwargs) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=env,
+                            **kwargs)
+
+
+def _start_holder(url: str, owner: str) -> subprocess.Popen:
+    child = _python(_HOLDER, url, owner, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    assert line.strip() == "locked", "holder did not take the lock"
+    return child
+
+
+def test_second_holder_times_out_naming_the_first(db_url):
+    """While one run holds the lock, another waits about its timeout and
+    gets LockTimeout (exit code 11) saying who holds it."""
+    with locking.hold(db_url, timeout=5, owner="upgrade head") as first:
+        first.check()
+        started = time.monotonic()
+        with pytest.raises(locking.LockTimeout) as err:
+            with locking.hold(db_url, timeout=0.5, owner="second"):
+                pytest.fail("two holders at once")
+        waited = time.monotonic() - started
+        assert 0.4 <= waited < 5
+        assert err.value.exit_code == 11
+        holder = err.value.holder
+        assert holder, "the holder should be known"
+        if first.backend == "mysql":
+            mine = first.conn.execute(sa.text("SELECT CONNECTION_ID()"))
+            assert holder["connection_id"] == mine.scalar()
+            assert str(holder["connection_id"]) in str(err.value)
+        else:
+            described = holder.get("owner") or holder.get("application")
+            assert "upgrade head" in described
+            assert "pid %d" % os.getpid() in str(err.value)
+        with pytest.raises(locking.LockTimeout):
+            with locking.hold(db_url, timeout=0, owner="third"):
+                pytest.fail("two holders at once")
+    with locking.hold(db_url, timeout=0, owner="after release"):
+        pass
+
+
+def test_lock_is_released_when_the_body_fails(db_url):
+    """An exception inside the block releases the lock."""
+    with pytest.raises(RuntimeError):
+        with locking.hold(db_url, timeout=1, owner="failing run"):
+            raise RuntimeError("step failed")
+    with locking.hold(db_url, timeout=0, owner="next run"):
+        pass
+
+
+def test_holder_killed_with_sigkill_leaves_no_stale_lock(db_url):
+    """A holder process killed with SIGKILL loses the lock at once: the
+    next run takes it within seconds."""
+    child = _start_holder(db_url, "doomed run")
+    try:
+        with pytest.raises(locking.LockTimeout) as err:
+            with locking.hold(db_url, timeout=0.2, owner="waiter"):
+                pytest.fail("two holders at once")
+        if err.value.holder and "owner" in err.value.holder:
+            assert err.value.holder["pid"] == child.pid
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        started = time.monotonic()
+        with locking.hold(db_url, timeout=10, owner="next run"):
+            assert time.monotonic() - started < 10
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_eight_concurrent_runs_take_turns(db_url, tmp_path):
+    """Eight processes started together all get the lock, one after the
+    other: no two hold it at the same time."""
+    log = tmp_path / "turns.jsonl"
+    children = [_python(_TURN, db_url, str(log)) for _ in range(8)]
+    codes = [child.wait(timeout=180) for child in children]
+    assert codes == [0] * 8
+    turns = sorted(json.loads(line) for line in log.read_text().split("\n")
+                   if line)
+    assert len(turns) == 8
+    for (_, end), (start, _) in zip(turns, turns[1:]):
+        assert start >= end, "two runs held the lock at once"
+
+
+def test_lost_postgresql_session_is_detected(make_db):
+    """If the server ends the lock's session, check() says the lock is
+    lost instead of letting the run go on unprotected."""
+    url = make_db("postgresql")
+    with locking.hold(url, timeout=1, owner="victim") as lock:
+        pid = lock.conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        admin = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(:p)"),
+                         {"p": pid})
+        admin.dispose()
+        time.sleep(0.2)
+        with pytest.raises(locking.LockError):
+            lock.check()
