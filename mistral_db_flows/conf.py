@@ -48,9 +48,10 @@ def _tasks_opt(operation: str) -> cfg.ListOpt:
         "%s_tasks" % operation,
         default=list(DEFAULT_TASKS[operation]),
         help="Task plugins (entry points in the mistral_db_flows.tasks "
-             "namespace) making up the `%s` flow, in order. Another "
-             "package adds or replaces a task by registering its own "
-             "entry point and naming it here." % operation)
+             "namespace) making up the `%s` flow, in order. A package "
+             "adds a task by registering an entry point and naming it "
+             "here; it replaces one of ours by registering the same "
+             "name." % operation)
 
 
 db_manage_opts = [_tasks_opt(op) for op in OPERATIONS] + [

@@ -326,6 +326,20 @@ def _unwrap(exc: BaseException) -> BaseException | str:
     return exc
 
 
+def _step_failure(engine: Any, failed: list[str]
+                  ) -> BaseException | str | None:
+    """The exception the first failed step raised, from the storage."""
+    if not failed:
+        return None
+    try:
+        failure = engine.storage.get_execute_failures().get(failed[0])
+    except Exception:  # storage without it: fall back to the raised one
+        return None
+    if failure is None:
+        return None
+    return failure.exception or failure.exception_str
+
+
 def run(flow: Any, store: dict | None = None,
         fetch: Sequence[str] = ("backup",)) -> Outcome:
     """Run ``flow`` on the serial engine; never raises for a task failure.
@@ -369,7 +383,7 @@ def run(flow: Any, store: dict | None = None,
     try:
         engine.run()
     except Exception as exc:
-        cause = _unwrap(exc)
+        cause = _step_failure(engine, failed) or _unwrap(exc)
     steps = []
     for name in _atom_names(flow):
         state = engine.storage.get_atom_state(name)

@@ -64,15 +64,15 @@ def _manager(names: Sequence[str], namespace: str):
     def on_missing(missing) -> None:
         raise exceptions.PluginError(
             ", ".join(sorted(missing)),
-            "no such task plugin is installed (is the package providing "
-            "it installed, and its entry points registered?)", namespace)
+            "no such task plugin is installed (install the package "
+            "providing it, or fix the task list)", namespace)
 
+    # Not name_order: stevedore then resolves same-name conflicts only
+    # between neighbouring entry points; load() orders and resolves.
     return named.NamedExtensionManager(
-        namespace, names=list(names), name_order=True,
-        invoke_on_load=False,
+        namespace, names=list(names), invoke_on_load=False,
         on_load_failure_callback=on_load_failure,
-        on_missing_entrypoints_callback=on_missing,
-        conflict_resolver=resolve_conflict)
+        on_missing_entrypoints_callback=on_missing)
 
 
 def load(names: Sequence[str], namespace: str = NAMESPACE,
@@ -92,14 +92,17 @@ def load(names: Sequence[str], namespace: str = NAMESPACE,
         return []
     if manager is None:
         manager = _manager(names, namespace)
+    found: dict[str, list[Any]] = {}
+    for extension in manager.extensions:
+        found.setdefault(extension.name, []).append(extension)
     out = []
     for name in names:
-        try:
-            extension = manager[name]
-        except KeyError:
+        candidates = found.get(name)
+        if not candidates:
             raise exceptions.PluginError(
-                name, "no such task plugin is installed",
-                namespace) from None
+                name, "no such task plugin is installed", namespace)
+        extension = (candidates[0] if len(candidates) == 1
+                     else resolve_conflict(namespace, name, candidates))
         if not callable(extension.plugin):
             raise exceptions.PluginError(
                 name, "entry point %s is not callable"
