@@ -117,32 +117,29 @@ def seed(url: str) -> None:
         engine.dispose()
 
 
+_CHANGES = (
+    "DELETE FROM task_executions_v2 WHERE name LIKE 'task 1%'",
+    "UPDATE workflow_executions_v2 SET state = 'PAUSED' "
+    "WHERE state = 'ERROR'",
+    "INSERT INTO named_locks (name) VALUES ('new lock')",
+    "UPDATE alembic_version SET version_num = '046'",
+    "ALTER TABLE task_executions_v2 ADD COLUMN extra VARCHAR(20)",
+    "CREATE TABLE half_done_v2 (id INTEGER PRIMARY KEY, note VARCHAR(40))",
+    "CREATE INDEX half_done_v2_note ON half_done_v2 (note)",
+    "INSERT INTO half_done_v2 VALUES (1, 'x')",
+    "CREATE VIEW later_view AS SELECT id FROM half_done_v2",
+    "DROP VIEW running_executions",
+)
+
+
 def change(url: str) -> None:
     """What a failed upgrade might leave: rows, columns, tables, views,
     indexes and the version all different."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.begin() as conn:
-            conn.execute(sa.text(
-                "DELETE FROM task_executions_v2 WHERE name LIKE 'task 1%'"))
-            conn.execute(sa.text(
-                "UPDATE workflow_executions_v2 SET state = 'PAUSED' "
-                "WHERE state = 'ERROR'"))
-            conn.execute(sa.text(
-                "INSERT INTO named_locks (name) VALUES ('new lock')"))
-            conn.execute(sa.text(
-                "UPDATE alembic_version SET version_num = '046'"))
-            conn.execute(sa.text(
-                "ALTER TABLE task_executions_v2 ADD COLUMN extra VARCHAR(20)"))
-            conn.execute(sa.text(
-                "CREATE TABLE half_done_v2 (id INTEGER PRIMARY KEY, "
-                "note VARCHAR(40))"))
-            conn.execute(sa.text(
-                "CREATE INDEX half_done_v2_note ON half_done_v2 (note)"))
-            conn.execute(sa.text("INSERT INTO half_done_v2 VALUES (1, 'x')"))
-            conn.execute(sa.text(
-                "CREATE VIEW later_view AS SELECT id FROM half_done_v2"))
-            conn.execute(sa.text("DROP VIEW running_executions"))
+            for statement in _CHANGES:
+                conn.execute(sa.text(statement))
     finally:
         engine.dispose()
 
