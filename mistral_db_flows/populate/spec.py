@@ -275,13 +275,20 @@ def _check_json(value: Any, where: str) -> None:
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
+    text = problem + _at(getattr(exc, "problem_mark", None))
     context = getattr(exc, "context", None)
-    text = "%s %s" % (context, problem) if context else problem
-    if mark is not None:
-        text += " (line %d, column %d)" % (mark.line + 1, mark.column + 1)
+    if context:
+        mark = getattr(exc, "context_mark", None)
+        text += " (%s%s)" % (context, " started" + _at(mark) if mark
+                             else "")
     return text
+
+
+def _at(mark: Any) -> str:
+    if mark is None:
+        return ""
+    return " at line %d, column %d" % (mark.line + 1, mark.column + 1)
 
 
 def _kind_of(value: Any) -> str:
