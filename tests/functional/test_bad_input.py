@@ -81,7 +81,7 @@ CASES = [
          backends=ALL),
     Case("range-backwards", ("upgrade", "030:001", "--sql"), 2, "030:001",
          backends=ALL),
-    Case("range-not-revisions", ("upgrade", "abc:def", "--sql"), 2,
+    Case("range-not-revisions", ("upgrade", "abc:def", "--sql"), 4,
          "unknown revision 'abc'", backends=ALL),
     Case("range-empty", ("upgrade", ":", "--sql"), 2, "bad range ':'",
          backends=ALL),
