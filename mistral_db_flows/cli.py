@@ -195,6 +195,9 @@ class Output:
         self.debug = debug
         self.secrets: set[str] = set()
         self.documents = 0
+        # Results go here; while a command runs, sys.stdout points at
+        # stderr so that no library chatter lands in the results.
+        self.stdout = sys.stdout
 
     def add_password_of(self, url: str | None) -> None:
         password = url_password(url)
@@ -209,10 +212,10 @@ class Output:
         return text
 
     def line(self, text: str = "") -> None:
-        sys.stdout.write(self.mask(text) + "\n")
+        self.stdout.write(self.mask(text) + "\n")
 
     def document(self, doc: Any) -> None:
-        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        self.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
         self.documents += 1
 
     def message(self, text: str) -> None:
@@ -287,9 +290,12 @@ def _logging(output: Output):
     root.addHandler(handler)
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
+    # Library warnings become log lines on stderr, masked like the rest.
+    logging.captureWarnings(True)
     try:
         yield
     finally:
+        logging.captureWarnings(False)
         root.removeHandler(handler)
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
@@ -450,7 +456,7 @@ def _offline_or_online(call: Callable[..., Any], args: Any,
         buffer = io.StringIO()
         result = call(sql=True, output=buffer)
         return _finish_run(result, out, sql=buffer.getvalue())
-    result = call(sql=True, output=sys.stdout)
+    result = call(sql=True, output=out.stdout)
     return _finish_run(result, out)
 
 
@@ -562,6 +568,12 @@ def _handle(exc: BaseException, name: str, out: Output) -> int:
         text = _config_error_text(exc)
     elif isinstance(exc, exceptions.MistralDbError):
         code, text = exc.exit_code, str(exc)
+        cause = _arg(exc, "cause")
+        if isinstance(cause, exceptions.MistralDbError):
+            # A step that failed for a reason we know (schema conflict,
+            # lost connection) exits with that reason's code; the text
+            # still names the step.
+            code = cause.exit_code
     elif isinstance(exc, OSError) and _arg(exc, "filename"):
         code = EXIT_ERROR
         text = "%s: %s" % (exc.strerror or exc, exc.filename)
@@ -601,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         out.add_password_of(opts.database.connection)
     except Exception as exc:  # a bad value in a config file
         return _handle(exc, name, out)
-    with _logging(out):
+    with _logging(out), contextlib.redirect_stdout(sys.stderr):
         try:
             if _arg(opts.command, "sql") and name not in OFFLINE_COMMANDS:
                 raise UsageError(

@@ -201,3 +201,38 @@ def test_console_script_default_sqlite(tmp_path):
     proc = run("upgrade", expect=2)
     assert proc.stderr.count("\n") == 1
     assert "You must provide a revision or relative delta" in proc.stderr
+
+
+@pytest.fixture
+def source_tree(tmp_path, monkeypatch):
+    """A writable copy of the migrations, as in a source checkout."""
+    root = pathlib.Path(migration.script_location()).parent
+    src = tmp_path / "src"
+    shutil.copytree(migration.script_location(), src / "migrations",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(root / "setup.cfg", src / "setup.cfg")
+    monkeypatch.setattr(migration, "script_location",
+                        lambda: str(src / "migrations"))
+    yield src / "migrations" / "versions"
+    migration.clear_caches()
+
+
+def test_revision_writes_into_the_source_tree(mdm, source_tree):
+    """revision -m writes 046 on top of head; a taken --rev-id is refused."""
+    out, err = mdm("revision", "-m", "add a thing")
+    path = pathlib.Path(out.strip())
+    assert path.parent == source_tree and path.name.startswith("046_")
+    assert '"""add a thing' in path.read_text()
+    out, err = mdm("revision", "-m", "again", "--rev-id", "046", expect=2)
+    assert "046" in err and len(err.splitlines()) == 1
+
+
+def test_revision_autogenerate_needs_head(mdm, source_tree):
+    """--autogenerate compares with a database that must be at head."""
+    mdm("upgrade", "030")
+    out, err = mdm("revision", "-m", "auto", "--autogenerate", expect=2)
+    assert "head" in err and len(err.splitlines()) == 1
+    mdm("upgrade", "head")
+    doc = json.loads(mdm("--format", "json", "revision", "-m", "auto",
+                         "--autogenerate")[0])
+    assert doc["revision"] == "046" and pathlib.Path(doc["path"]).exists()

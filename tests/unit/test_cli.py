@@ -356,6 +356,10 @@ def test_operations_print_nothing_on_stdout(capsys, api, conf_file,
     (exceptions.ReadOnlyMigrations("/site-packages/x"), 2),
     (exceptions.SchemaConflict("index", "ix", "t", "a", "b"), 6),
     (exceptions.StepFailed("migrate-031", "boom"), 7),
+    (exceptions.StepFailed("migrate-031", exceptions.SchemaConflict(
+        "index", "ix", "t", "a", "b")), 6),
+    (exceptions.StepFailed("migrate-031", exceptions.DatabaseUnreachable(
+        "postgresql://u:***@h/d", "server closed the connection")), 3),
     (exceptions.PluginError("backup", "no such plugin"), 2),
     (exceptions.MistralDbError("generic"), 1),
 ])
