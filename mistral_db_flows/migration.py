@@ -327,12 +327,33 @@ def _read_server(parts: dict, url: str) -> list[str] | None:
         conn.close()
 
 
+# A URL without a driver means SQLAlchemy's default driver, which is not
+# always installed (SQLAlchemy 2.1 moved PostgreSQL's to psycopg 3, while
+# Mistral's configs were written for psycopg2): take the first installed.
+_DRIVERS = {"postgresql": (("psycopg", "psycopg"), ("psycopg2", "psycopg2")),
+            "mysql": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql")),
+            "mariadb": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql"))}
+
+
+def effective_url(url: str | None) -> str | None:
+    """``url`` with an installed driver named when it names none."""
+    m = _URL.match(url or "")
+    if not m or m.group("driver"):
+        return url
+    dialect = m.group("dialect")
+    choices = _DRIVERS.get(dialect.lower(), ())
+    for module, driver in choices:
+        if importlib.util.find_spec(module) is not None:
+            return "%s+%s%s" % (dialect, driver, url[len(dialect):])
+    return url
+
+
 def engine(url: str):
     """A SQLAlchemy engine (no pool); bad URLs raise BadUrl."""
     import sqlalchemy as sa
 
     try:
-        parsed = sa.engine.make_url(url)
+        parsed = sa.engine.make_url(effective_url(url))
         return sa.create_engine(parsed, poolclass=sa.pool.NullPool)
     except sa.exc.NoSuchModuleError as exc:
         raise exceptions.BadUrl(hide_password(url),
@@ -409,7 +430,7 @@ def make_config(url: str | None = None, *, connection: Any = None,
     cfg = alembic_config.Config(output_buffer=output,
                                 stdout=output or io.StringIO())
     cfg.set_main_option("script_location", script_location())
-    cfg.attributes["url"] = url
+    cfg.attributes["url"] = effective_url(url)
     if connection is not None:
         cfg.attributes["connection"] = connection
     if target_metadata is not None:
