@@ -27,6 +27,8 @@ class SchemaConflict(MistralDbError):
     silently.
     """
 
+    exit_code = 6
+
     def __init__(self, kind: str, name: str, table: str | None,
                  expected: str, found: str) -> None:
         self.kind = kind

@@ -264,17 +264,24 @@ def _parse_url(url: str) -> dict | None:
             "charset": (options.get("charset") or [None])[0]}
 
 
-def _read_sqlite(parts: dict) -> list[str] | None:
+def _read_sqlite(parts: dict, url: str) -> list[str] | None:
     import sqlite3
+    from urllib import parse
 
     path = parts["database"]
     if path in (None, ":memory:"):
         return []
     if not os.path.exists(path):
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise exceptions.DatabaseUnreachable(
+                hide_password(url), "folder %s does not exist" % folder)
         # Reading must not create the file (sqlite3 would).
         return []
     try:
-        conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+        conn = sqlite3.connect("file:%s?mode=ro"
+                               % parse.quote(os.path.abspath(path)),
+                               uri=True)
     except sqlite3.Error:
         return None
     try:
@@ -284,6 +291,9 @@ def _read_sqlite(parts: dict) -> list[str] | None:
         if "no such table" in str(exc):
             return []
         return None
+    except sqlite3.DatabaseError as exc:
+        raise exceptions.DatabaseUnreachable(hide_password(url),
+                                             str(exc)) from None
     finally:
         conn.close()
 
@@ -391,6 +401,10 @@ def _read_sqlalchemy(url: str) -> list[str]:
         rows = conn.execute(sa.text("SELECT version_num FROM "
                                     "alembic_version"))
         return [r[0] for r in rows]
+    except sa.exc.DBAPIError as exc:
+        # e.g. a SQLite "database" that is some other file.
+        raise exceptions.DatabaseUnreachable(
+            hide_password(url), _scrub(str(exc.orig), url)) from None
     finally:
         conn.close()
         conn.engine.dispose()
@@ -406,7 +420,7 @@ def read_version(url: str) -> list[str]:
     found = None
     if parts is not None:
         if parts["dialect"] == "sqlite":
-            found = _read_sqlite(parts)
+            found = _read_sqlite(parts, url)
         else:
             found = _read_server(parts, url)
     if found is None:

@@ -25,6 +25,7 @@ from mistral_db_flows import exceptions
 from mistral_db_flows import migration
 from mistral_db_flows import plugins
 from mistral_db_flows import results
+from tests import migrate_util
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GRAPH = migration.graph()
@@ -63,16 +64,6 @@ def tables(url: str) -> list[str]:
     try:
         with engine.connect() as conn:
             return sorted(sa.inspect(conn).get_table_names())
-    finally:
-        engine.dispose()
-
-
-def execute(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.begin() as conn:
-            for statement in statements:
-                conn.execute(sa.text(statement))
     finally:
         engine.dispose()
 
@@ -192,10 +183,10 @@ def test_bad_upgrade_leaves_the_database_alone(db_url):
 
 def test_database_stamped_with_an_unknown_revision(db_url):
     """current, status and upgrade name the unknown stamped revision."""
-    execute(db_url,
-            "CREATE TABLE alembic_version (version_num VARCHAR(32) "
-            "NOT NULL PRIMARY KEY)",
-            "INSERT INTO alembic_version (version_num) VALUES ('999')")
+    migrate_util.execute_raw(db_url, [
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) "
+        "NOT NULL PRIMARY KEY)",
+        "INSERT INTO alembic_version (version_num) VALUES ('999')"])
     s = settings(db_url)
     for call in (api.current, api.status, lambda s: api.upgrade(s, "head"),
                  api.populate, api.verify):
@@ -233,7 +224,7 @@ def test_verify_finds_a_schema_that_drifted(tmp_path):
     url = "sqlite:///%s" % (tmp_path / "drift.sqlite")
     s = settings(url)
     api.upgrade(s, "head")
-    execute(url, "DROP TABLE named_locks")
+    migrate_util.execute_raw(url, ["DROP TABLE named_locks"])
     with pytest.raises(exceptions.StepFailed) as info:
         api.verify(s)
     assert info.value.step == "verify"
@@ -254,6 +245,18 @@ def test_verify_off_head_fails(db_url):
     assert [(st.name, st.state) for st in err.run.steps] == [
         ("verify", "failed")]
     json_ready(err.run)
+
+
+def test_migrate_steps_are_idempotent(db_url):
+    """A step whose revision is already applied does nothing."""
+    s = settings(db_url, tasks={"upgrade": ["migrate"]})
+    flow = api.upgrade_flow(s, ORDER[1])  # planned from empty
+    api.upgrade(s, ORDER[2])              # the database moves on
+    run = api.run_flow(flow, s)
+    assert [(st.name, st.detail["applied"]) for st in run.steps] == [
+        ("migrate_%s" % ORDER[0], False), ("migrate_%s" % ORDER[1], False)]
+    assert run.state == "unchanged"
+    assert version(db_url) == [ORDER[2]]
 
 
 class Boom(task.Task):
@@ -384,7 +387,7 @@ def test_offline_bad_targets():
         api.upgrade(s, "abc:def", sql=True, output=io.StringIO())
 
 
-# -- connection errors ---------------------------------------------------------
+# -- connection errors -------------------------------------------------------
 
 @pytest.mark.parametrize("url", [
     "not a url at all",
@@ -419,6 +422,19 @@ def test_unreachable_server(url):
         assert info.value.exit_code == 3
 
 
+def test_unusable_sqlite_files(tmp_path):
+    """A missing folder or a file that is no database: clear errors."""
+    not_db = tmp_path / "notes.txt"
+    not_db.write_text("not a database")
+    for url in ("sqlite:///%s" % not_db,
+                "sqlite:///%s" % (tmp_path / "no" / "mistral.sqlite")):
+        for call in (api.current, lambda s: api.upgrade(s, "head")):
+            with pytest.raises(exceptions.DatabaseUnreachable):
+                call(settings(url))
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+    assert not_db.read_text() == "not a database"
+
+
 @pytest.mark.mysql
 def test_wrong_password(make_db):
     """Credentials refused: DatabaseUnreachable, the password hidden."""
@@ -440,7 +456,7 @@ def test_url_without_driver_uses_an_installed_one(make_db, backend):
     assert api.current(s).revisions == [ORDER[0]]
 
 
-# -- revision ------------------------------------------------------------------
+# -- revision ----------------------------------------------------------------
 
 @pytest.fixture
 def source_tree(tmp_path, monkeypatch):
@@ -517,7 +533,7 @@ def test_autogenerate_writes_a_revision(source_tree, tmp_path):
     assert migration.graph().heads == [new.revision]
 
 
-# -- embedding -----------------------------------------------------------------
+# -- embedding ---------------------------------------------------------------
 
 def test_upgrade_flow_embeds_in_another_flow(tmp_path):
     """upgrade_flow is a plain linear flow another engine can run."""
