@@ -311,8 +311,10 @@ def _summary(result: Any) -> str:
     """One stderr line about a Run: what happened, from where to where."""
     text = "%s: %s" % (result.operation, result.state)
     start, end = result.start_revision, result.end_revision
-    if start != end or end:
+    if start != end:
         text += " %s -> %s" % (start or "<base>", end or "<base>")
+    elif end:
+        text += " at %s" % end
     steps = _arg(result, "steps") or []
     if steps:
         seconds = sum(_arg(step, "duration") or 0 for step in steps)

@@ -234,3 +234,17 @@ def test_bad_input(case, backend, prepared, tmp_path, monkeypatch, capsys):
     assert out == ""
     assert before == after
     assert os.listdir(workdir) == []
+
+
+@pytest.mark.parametrize("url", [PG_DOWN, MYSQL_DOWN])
+def test_debug_traceback_masks_password(url, tmp_path, capsys):
+    """--debug prints the traceback and DEBUG logs, never the password."""
+    conf = tmp_path / "mistral.conf"
+    conf.write_text("[database]\nconnection = %s\n"
+                    % url[len("url:"):].format(pw=PASSWORD))
+    code = cli.main(["--config-file", str(conf), "--debug", "upgrade",
+                     "head"])
+    out, err = capsys.readouterr()
+    assert code == 3
+    assert "Traceback" in err and "***" in err
+    assert PASSWORD not in out + err
