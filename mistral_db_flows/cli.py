@@ -37,8 +37,6 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UPGRADE_NEEDED = 10
 EXIT_INTERRUPTED = 130
-# Used when a Run comes back "failed" instead of raising StepFailed.
-EXIT_STEP_FAILED = 7
 
 LOG_FORMAT = "%(levelname)-5.5s [%(name)s] %(message)s"
 
@@ -332,11 +330,10 @@ def _finish_run(result: Any, out: Output, sql: str | None = None) -> int:
             doc["sql"] = sql
         out.document(doc)
     out.message(_summary(result))
-    if result.state == "failed":
+    if result.state == "failed":  # the api raises instead; be safe
         out.message("%s: error: %s failed; see the messages above"
                     % (PROG, result.operation))
-        step_failed = getattr(exceptions, "StepFailed", None)
-        return step_failed.exit_code if step_failed else EXIT_STEP_FAILED
+        return exceptions.StepFailed.exit_code
     return EXIT_OK
 
 
@@ -473,8 +470,7 @@ def run_revision(args: Any, settings: Any, out: Output) -> int:
         out.document(_dict(result))
     else:
         out.line(str(_arg(result, "path", "")))
-        out.message("revision: generated %s" % _arg(result, "revision",
-                                                      _arg(result, "id")))
+        out.message("revision: generated %s" % result.revision)
     return EXIT_OK
 
 
@@ -553,11 +549,6 @@ def _config_error_text(exc: BaseException) -> str:
     return "configuration: %s" % exc
 
 
-def _config_error_code() -> int:
-    error = getattr(exceptions, "ConfigError", None)
-    return error.exit_code if error is not None else EXIT_USAGE
-
-
 def _handle(exc: BaseException, name: str, out: Output) -> int:
     exc = _unwrap(exc)
     if isinstance(exc, UsageError):
@@ -566,7 +557,7 @@ def _handle(exc: BaseException, name: str, out: Output) -> int:
     if isinstance(exc, KeyboardInterrupt):
         return out.error(exc, EXIT_INTERRUPTED, "interrupted")
     if isinstance(exc, cfg.Error):
-        code = _config_error_code()
+        code = exceptions.ConfigError.exit_code
         text = _config_error_text(exc)
     elif isinstance(exc, exceptions.MistralDbError):
         code, text = exc.exit_code, str(exc)
@@ -603,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         code = _parse(opts, argv)
     except (cfg.Error, OSError, UnicodeDecodeError) as exc:
         out = Output("json" if _wants_json(argv) else "text", False)
-        return out.error(exc, _config_error_code(),
+        return out.error(exc, exceptions.ConfigError.exit_code,
                          _config_error_text(exc))
     if code is not None:
         return code
