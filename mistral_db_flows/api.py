@@ -112,9 +112,10 @@ def upgrade_flow(settings: conf.Settings, target: str | None = "head", *,
                  delta: int | None = None):
     """The ``upgrade`` flow (a linear flow) for embedding.
 
-    The target is resolved against the database's revision now; the
-    migrate steps are each "upgrade to exactly X", so the flow stays
-    correct if the database moves forward before it runs.
+    The target is resolved against the database's revision now (a bad
+    one raises here); each migrate step is "upgrade to exactly X" and
+    does nothing when the database is already there, so running the
+    flow again is harmless.
     """
     graph, plan = _upgrade_plan(settings, target, delta)
     return _build("upgrade", settings, plan, graph)

@@ -122,6 +122,25 @@ def test_current_of_a_missing_sqlite_file_creates_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_reading_commands_import_nothing_heavy(tmp_path):
+    """current and status answer without SQLAlchemy, Alembic, TaskFlow."""
+    url = "sqlite:///%s" % (tmp_path / "light.sqlite")
+    api.upgrade(settings(url), "+1")
+    code = (
+        "import sys\n"
+        "from mistral_db_flows import api, conf\n"
+        "s = conf.Settings(database_url=%r)\n"
+        "assert api.current(s).revisions == [%r]\n"
+        "assert api.status(s).current == %r\n"
+        "api.history(); api.branches(); api.check_migration()\n"
+        "print(sorted(m for m in ('sqlalchemy', 'alembic', 'taskflow')\n"
+        "             if m in sys.modules))\n" % (url, ORDER[0], ORDER[0]))
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 # -- upgrade -----------------------------------------------------------------
 
 def test_upgrade_step_by_step(db_url):
@@ -447,13 +466,19 @@ def test_wrong_password(make_db):
     assert "denied" in str(info.value).lower()
 
 
-def test_url_without_driver_uses_an_installed_one(make_db, backend):
-    """postgresql:// and mysql:// work with the drivers we install."""
+def test_url_variants_read_the_same_database(make_db, backend):
+    """Without a driver, or with options only SQLAlchemy knows, the
+    same database is read and upgraded (fast path and SQLAlchemy path).
+    """
     url = make_db(backend)
+    api.upgrade(settings(url), "+1")
     plain = re.sub(r"^(\w+)\+\w+://", r"\1://", url)
-    s = settings(plain)
-    assert api.upgrade(s, "+1").end_revision == ORDER[0]
-    assert api.current(s).revisions == [ORDER[0]]
+    option = "timeout=5" if backend == "sqlite" else "connect_timeout=5"
+    for variant in (plain, url + "?" + option):
+        assert api.current(settings(variant)).revisions == [ORDER[0]]
+    assert api.upgrade(settings(plain), "+1").end_revision == ORDER[1]
+    assert api.current(settings(url + "?" + option)).revisions == [
+        ORDER[1]]
 
 
 # -- revision ----------------------------------------------------------------
