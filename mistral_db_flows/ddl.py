@@ -59,8 +59,25 @@ def _inspector() -> sa.Inspector | None:
 
 def _batch(table: str):
     """Batch mode where the backend cannot alter in place."""
+    if dialect() == "sqlite":
+        _drop_stale_batch_copy(table)
     return op.batch_alter_table(
         table, recreate="always" if dialect() == "sqlite" else "never")
+
+
+def _drop_stale_batch_copy(table: str) -> None:
+    """Remove the copy a crashed SQLite batch left behind.
+
+    pysqlite commits CREATE TABLE at once but opens a transaction at the
+    following INSERT, so a batch that dies before its revision commits
+    keeps the original table and leaves ``_alembic_tmp_<table>``, which
+    would make the next batch on that table fail. With the original
+    still there, the copy holds nothing that is not in it.
+    """
+    insp = _inspector()
+    stale = "_alembic_tmp_%s" % table
+    if insp is not None and insp.has_table(stale) and insp.has_table(table):
+        op.drop_table(stale)
 
 
 # -- types -----------------------------------------------------------------
