@@ -170,46 +170,67 @@ def tail(stream: IO[bytes], secret: str | None) -> str:
     return scrub(text, secret)
 
 
-def run(argvs: Sequence[Sequence[str]], *, env: dict[str, str],
-        stdin: int | None, stdout: int | None, error: type,
-        database: str, what: str, secret: str | None,
+def run(argv: Sequence[str], *, env: dict[str, str],
+        source: int | None = None, sink: int | None = None,
+        error: type, database: str, what: str, secret: str | None,
         **facts: Any) -> None:
-    """Run a pipeline of tools (each one's stdout feeds the next).
+    """Run one tool, pumping the file ``source`` into its stdin and its
+    stdout into the file ``sink`` (else /dev/null).
 
-    Data flows between the processes and files directly, never through
-    Python. Any non-zero exit raises ``error`` naming the tool and the
-    end of its stderr.
+    The tool only ever sees pipes we own: if we die, even by SIGKILL, it
+    reads end-of-file or gets SIGPIPE and stops, instead of going on
+    loading or dumping behind a resumed run's back. A non-zero exit
+    raises ``error`` naming the tool and the end of its stderr.
     """
-    procs: list[tuple[str, subprocess.Popen, IO[bytes]]] = []
-    try:
-        feed: Any = stdin
-        for i, argv in enumerate(argvs):
-            last = i == len(argvs) - 1
-            err = tempfile.TemporaryFile()
-            proc = subprocess.Popen(
-                list(argv), stdin=feed,
-                stdout=stdout if last else subprocess.PIPE,
-                stderr=err, env=env, close_fds=True)
-            if feed is not stdin and feed is not None:
-                feed.close()  # the child owns the read end now
-            feed = proc.stdout
-            procs.append((os.path.basename(argv[0]), proc, err))
-        failed = []
-        for name, proc, err in procs:
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            list(argv), env=env, stderr=err, close_fds=True,
+            stdin=subprocess.DEVNULL if source is None else subprocess.PIPE,
+            stdout=subprocess.DEVNULL if sink is None else subprocess.PIPE)
+        try:
+            if source is not None:
+                assert proc.stdin is not None
+                with contextlib.suppress(BrokenPipeError):
+                    pump(source, proc.stdin.fileno())
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.close()
+            if sink is not None:
+                assert proc.stdout is not None
+                pump(proc.stdout.fileno(), sink)
+                proc.stdout.close()
             code = proc.wait()
-            if code != 0:
-                failed.append("%s exited with %d: %s"
-                              % (name, code, tail(err, secret) or
-                                 "(no message)"))
-        if failed:
-            raise error("%s failed: %s" % (what, "; ".join(failed)),
-                        reason="tool-failed", database=database, **facts)
-    finally:
-        for _, proc, err in procs:
+        finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-            err.close()
+        if code != 0:
+            raise error("%s failed: %s exited with %d: %s"
+                        % (what, os.path.basename(argv[0]), code,
+                           tail(err, secret) or "(no message)"),
+                        reason="tool-failed", database=database, **facts)
+
+
+_CHUNK = 1 << 20
+
+
+def pump(source: int, sink: int) -> None:
+    """Move everything from fd ``source`` to fd ``sink`` until EOF
+    (zero-copy on Linux; one end must be a pipe there)."""
+    while True:
+        if hasattr(os, "splice"):
+            moved = os.splice(source, sink, _CHUNK)
+        else:  # pragma: no cover - not Linux
+            chunk = os.read(source, _CHUNK)
+            write_all(sink, chunk)
+            moved = len(chunk)
+        if not moved:
+            return
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 @contextlib.contextmanager

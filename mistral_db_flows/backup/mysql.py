@@ -123,9 +123,8 @@ def dump(u: Any, fd: int, path: str) -> None:
                 _CHARSET]
         if os.path.basename(tool) == "mysqldump" and _is_oracle(tool):
             argv.append("--set-gtid-purged=OFF")
-        common.run([argv + ["--", u.database]], env=dict(os.environ),
-                   stdin=subprocess.DEVNULL, stdout=fd,
-                   error=backup_errors.BackupError, database=u.database,
+        common.run(argv + ["--", u.database], env=dict(os.environ),
+                   sink=fd, error=backup_errors.BackupError, database=u.database,
                    what="dump of %s" % u.database, secret=u.password)
 
 
@@ -189,11 +188,9 @@ def restore(u: Any, path: str, fd: int) -> None:
                    CLIENT_TOOLS)
     _drop_everything(u)
     with option_file(u) as options:
-        common.run([[client, "--defaults-extra-file=" + options,
-                     "--batch", _MAX_PACKET, _CHARSET, "--", u.database]],
-                   env=dict(os.environ), stdin=fd,
-                   stdout=subprocess.DEVNULL,
-                   error=backup_errors.RestoreError, database=u.database,
+        common.run([client, "--defaults-extra-file=" + options,
+                    "--batch", _MAX_PACKET, _CHARSET, "--", u.database],
+                   env=dict(os.environ), source=fd, error=backup_errors.RestoreError, database=u.database,
                    what="loading %s into %s (the database is part-restored;"
                    " run the restore again)" % (path, u.database),
                    secret=u.password, path=path, changed=True)

@@ -11,6 +11,7 @@ neither the password nor the user is ever on a command line.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -159,10 +160,9 @@ def _query_sizes(u: Any) -> tuple[int, int]:
 def dump(u: Any, fd: int, path: str) -> None:
     pg_dump, = _tools(u, backup_errors.BackupError, "a PostgreSQL backup",
                       ("pg_dump",))
-    common.run([[pg_dump, "--format=custom", "--compress=" + COMPRESSION,
-                 "--no-password"]],
-               env=environment(u), stdin=subprocess.DEVNULL, stdout=fd,
-               error=backup_errors.BackupError, database=u.database,
+    common.run([pg_dump, "--format=custom", "--compress=" + COMPRESSION,
+                "--no-password"],
+               env=environment(u), sink=fd, error=backup_errors.BackupError, database=u.database,
                what="pg_dump of %s" % u.database, secret=u.password)
 
 
@@ -170,8 +170,7 @@ def check_restore(u: Any, path: str) -> None:
     """Tools present and the archive readable, before anything drops."""
     pg_restore, _ = _tools(u, backup_errors.RestoreError,
                            "a PostgreSQL restore", ("pg_restore", "psql"))
-    common.run([[pg_restore, "--list", path]], env=environment(u),
-               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    common.run([pg_restore, "--list", path], env=environment(u),
                error=backup_errors.RestoreError, database=u.database,
                what="reading the backup %s" % path, secret=u.password,
                path=path, changed=False)
@@ -224,39 +223,27 @@ def restore(u: Any, path: str, fd: int) -> None:
 
 _BEGIN = ("BEGIN;\nSET client_min_messages = warning;\n%s;\n"
           % DROP_PUBLIC.strip()).encode()
-_CHUNK = 1 << 20
 
 
 def _feed(reader: subprocess.Popen, writer: subprocess.Popen) -> None:
     """BEGIN + drops, then pg_restore's script, then COMMIT only if
-    pg_restore succeeded; psql rolls back at end of input otherwise."""
+    pg_restore succeeded; psql rolls back at end of input otherwise.
+
+    Both tools see only pipes we own: should we die, pg_restore gets
+    SIGPIPE and psql end-of-file without COMMIT, so the transaction
+    rolls back and nothing runs on behind a resumed run's back.
+    """
     assert reader.stdout is not None and writer.stdin is not None
     source, sink = reader.stdout.fileno(), writer.stdin.fileno()
     try:
-        _write_all(sink, _BEGIN)
-        while True:
-            if hasattr(os, "splice"):  # Linux: no copy through Python
-                moved = os.splice(source, sink, _CHUNK)
-            else:
-                chunk = os.read(source, _CHUNK)
-                _write_all(sink, chunk)
-                moved = len(chunk)
-            if not moved:
-                break
+        common.write_all(sink, _BEGIN)
+        common.pump(source, sink)
         if reader.wait() == 0:
-            _write_all(sink, b"COMMIT;\n")
+            common.write_all(sink, b"COMMIT;\n")
     except BrokenPipeError:
         pass  # psql stopped on an error; its exit code tells
     finally:
         reader.stdout.close()
-        try:
+        with contextlib.suppress(BrokenPipeError):
             writer.stdin.close()
-        except BrokenPipeError:
-            pass
         writer.wait()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
