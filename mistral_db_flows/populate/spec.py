@@ -91,6 +91,7 @@ def load(text: str) -> dict[str, Any]:
                       "found %s" % _kind_of(doc))
     if "version" not in doc:
         raise Invalid("missing required key 'version'")
+    # An integer 2 equals 2.0 and is accepted like it; true equals 1.
     if doc["version"] not in VERSIONS or isinstance(doc["version"], bool):
         raise Invalid("unsupported version %r (only '2.0')"
                       % (doc["version"],))
@@ -178,7 +179,8 @@ def input_string(items: list[Any] | None) -> str | None:
 
 
 def _version(doc: dict[str, Any]) -> str:
-    return str(doc["version"])
+    # The one version load() accepts, however the YAML spelled it.
+    return VERSIONS[0]
 
 
 def _bodies(doc: dict[str, Any], kind: str,

@@ -72,14 +72,25 @@ def engine(head_url):
 
 @pytest.fixture(autouse=True)
 def plugin(monkeypatch):
-    """The test plugin, installed and contributing nothing by default."""
+    """The test plugin, installed and contributing nothing by default;
+    no other definition plugin (e.g. mistral-extra) may be installed,
+    the expected rows assume so."""
     from importlib import metadata
 
-    names = {ep.name for ep in metadata.entry_points(
-        group="mistral.preinstalled_workflows")}
-    if "mdf_test" not in names:
+    names = {(group, ep.name) for group in (
+        "mistral.preinstalled_workflows", "mistral_db_flows.definitions")
+        for ep in metadata.entry_points(group=group)}
+    ours = {("mistral.preinstalled_workflows", "mdf_test"),
+            ("mistral_db_flows.definitions", "mdf_test"),
+            ("mistral_db_flows.definitions", "mdf_test_broken")}
+    message = None
+    if not ours <= names:
         message = ("test plugin not installed: "
                    "pip install -e tests/plugins/mdf_test_workflows")
+    elif names - ours:
+        message = "other definition plugins installed: %s" % sorted(
+            names - ours)
+    if message:
         if conftest.IN_CI:
             pytest.fail(message)
         pytest.skip(message)
