@@ -38,6 +38,7 @@ class Case:
     message: str
     # "db": the prepared database; "stamped-999": same, stamped '999';
     # "missing" / "directory" / "malformed" / "binary": a bad config file;
+    # "missing-dir": a good file plus a --config-dir that does not exist;
     # "url:<url>": a config file with that connection ({pw} = PASSWORD).
     conf: str = "db"
     backends: tuple[str, ...] = ("sqlite",)
@@ -53,6 +54,8 @@ CASES = [
     # Configuration.
     Case("missing-config-file", ("current",), 2, "config file not found",
          conf="missing"),
+    Case("missing-config-dir", ("current",), 2,
+         "config directory not found", conf="missing-dir"),
     Case("config-file-is-a-directory", ("upgrade", "head"), 2,
          "cannot be read", conf="directory"),
     Case("malformed-config-file", ("upgrade", "head"), 2,
@@ -181,22 +184,26 @@ def _snapshot(url: str) -> tuple[dict, list[str]]:
     return schema_dump.dump_url(url), _version(url)
 
 
-def _config_file(case: Case, backend: str, url: str | None,
-                 tmp_path) -> str:
+def _config_args(case: Case, url: str | None, tmp_path) -> list[str]:
+    """The --config-file (and --config-dir) arguments of a case."""
     path = tmp_path / "mistral.conf"
     if case.conf == "missing":
-        return str(tmp_path / "no-such.conf")
+        return ["--config-file", str(tmp_path / "no-such.conf")]
     if case.conf == "directory":
-        return str(tmp_path)
+        return ["--config-file", str(tmp_path)]
     if case.conf == "malformed":
         path.write_text("[database\nconnection = sqlite://\n")
     elif case.conf == "binary":
         path.write_bytes(b"\xff\xfe[database]\n\x00\x81")
+    elif case.conf == "missing-dir":
+        path.write_text("[DEFAULT]\n")
+        return ["--config-file", str(path),
+                "--config-dir", str(tmp_path / "no-such.d")]
     else:
         if case.conf.startswith("url:"):
             url = case.conf[len("url:"):].format(pw=PASSWORD)
         path.write_text("[database]\nconnection = %s\n" % url)
-    return str(path)
+    return ["--config-file", str(path)]
 
 
 @pytest.mark.parametrize("case, backend", list(_params()))
@@ -217,8 +224,7 @@ def test_bad_input(case, backend, prepared, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
     try:
         before = _snapshot(url) if url else None
-        conf = _config_file(case, backend, url, tmp_path)
-        code = cli.main(["--config-file", conf] + list(case.argv))
+        code = cli.main(_config_args(case, url, tmp_path) + list(case.argv))
         out, err = capsys.readouterr()
         after = _snapshot(url) if url else None
     finally:
