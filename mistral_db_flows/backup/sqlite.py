@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import urllib.parse
 from typing import Any
 
 from mistral_db_flows import backup_errors
@@ -25,7 +26,7 @@ def check(u: Any, directory: str) -> int:
     except OSError as exc:
         raise backup_errors.BackupError(
             "cannot read the SQLite database %s: %s"
-            % (path, exc.strerror), reason="no-permission",
+            % (path, exc.strerror), reason="unreachable",
             database=path) from None
 
 
@@ -33,7 +34,7 @@ def check_restore(u: Any, path: str) -> None:
     """Refuse a backup file SQLite cannot open, before touching
     anything."""
     try:
-        conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+        conn = sqlite3.connect(_read_only(path), uri=True)
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         finally:
@@ -45,14 +46,21 @@ def check_restore(u: Any, path: str) -> None:
             database=common.sqlite_path(u), path=path) from None
 
 
-def _copy(source: str, target: str, *, read_only_source: bool) -> None:
-    src = sqlite3.connect(("file:%s?mode=ro" % source)
-                          if read_only_source else source,
-                          uri=read_only_source)
+def _read_only(path: str) -> str:
+    return "file:%s?mode=ro" % urllib.parse.quote(path)
+
+
+def _copy(source: str, target: str, *, into_backup: bool) -> None:
+    src = sqlite3.connect(source if into_backup else _read_only(source),
+                          uri=not into_backup)
     try:
         dst = sqlite3.connect(target)
         try:
             src.backup(dst, pages=_PAGES_PER_STEP)
+            if into_backup:
+                # A copy of a WAL database is a WAL database: reading it
+                # would leave -wal/-shm files beside the backup.
+                dst.execute("PRAGMA journal_mode = DELETE")
         finally:
             dst.close()
     finally:
@@ -65,9 +73,9 @@ def dump(u: Any, fd: int, path: str) -> None:
     if not os.path.exists(source):
         raise backup_errors.BackupError(
             "the SQLite database %s does not exist" % source,
-            reason="unusable-backup", database=source)
+            reason="unreachable", database=source)
     try:
-        _copy(source, path, read_only_source=False)
+        _copy(source, path, into_backup=True)
     except sqlite3.Error as exc:
         raise backup_errors.BackupError(
             "SQLite backup of %s failed: %s" % (source, exc),
@@ -79,7 +87,7 @@ def restore(u: Any, path: str, fd: int) -> None:
     backup by name; ``fd`` is unused)."""
     target = common.sqlite_path(u)
     try:
-        _copy(path, target, read_only_source=True)
+        _copy(path, target, into_backup=False)
     except sqlite3.Error as exc:
         raise backup_errors.RestoreError(
             "SQLite restore of %s from %s failed: %s" % (target, path, exc),

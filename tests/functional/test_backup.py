@@ -535,3 +535,29 @@ def test_restore_killed_half_way_then_run_again(db_url, tmp_path):
         assert state(db_url) == changed
     backup.restore(db_url, taken)
     assert state(db_url) == before
+
+
+def test_sqlite_wal_database_in_an_odd_path(tmp_path):
+    """A WAL-mode SQLite database in a folder named with URI-special
+    characters is backed up and restored; the backup directory holds the
+    backup file only (no -wal/-shm left beside it)."""
+    import sqlite3
+
+    folder = tmp_path / "odd ?#% dir"
+    folder.mkdir()
+    path = folder / "mistral.sqlite"
+    url = "sqlite:///%s" % path
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.close()
+    seed(url)
+    before = state(url)
+    taken = backup.take(url, str(folder / "backups"), label="upgrade")
+    change(url)
+    backup.restore(url, taken)
+    assert state(url) == before
+    assert os.listdir(folder / "backups") == [
+        os.path.basename(taken["path"])]
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
