@@ -30,6 +30,7 @@ from mistral_db_flows import exceptions
 _PREFIX = "mistral-db-flows"
 _MYSQL_NAME_MAX = 64
 _PG_APP_MAX = 63
+_PG_MAX_MS = 2 ** 31 - 1
 _MYSQL_MAX_WAIT_TIMEOUT = 31536000
 _POLL = 0.05
 
@@ -191,8 +192,11 @@ class _PostgresLock(_ServerLock):
         """Queue on the lock server-side: taken the moment it is free."""
         import sqlalchemy as sa
 
+        # lock_timeout is an int of milliseconds; 0 means for ever.
+        limit = "0" if timeout * 1000 >= _PG_MAX_MS else "%dms" % max(
+            1, math.ceil(timeout * 1000))
         conn.execute(sa.text("SELECT set_config('lock_timeout', :t, false)"),
-                     {"t": "%dms" % max(1, math.ceil(timeout * 1000))})
+                     {"t": limit})
         try:
             conn.execute(sa.text("SELECT pg_advisory_lock(:k)"),
                          {"k": self.key})
@@ -271,7 +275,8 @@ class _MysqlLock(_ServerLock):
                                  % _MYSQL_MAX_WAIT_TIMEOUT)
             got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"),
                                {"n": self.name,
-                                "t": max(0.0, timeout)}).scalar()
+                                "t": min(max(0.0, timeout),
+                                         _MYSQL_MAX_WAIT_TIMEOUT)}).scalar()
             if got is None:
                 raise LockError("GET_LOCK failed on database %s"
                                 % self.database, database=self.database)

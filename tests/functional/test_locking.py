@@ -145,3 +145,11 @@ def test_lost_postgresql_session_is_detected(make_db):
         time.sleep(0.2)
         with pytest.raises(locking.LockError):
             lock.check()
+
+
+def test_unbounded_timeout_is_accepted(db_url):
+    """An infinite (or huge) timeout means "wait for ever", not an
+    error from the server's own limits."""
+    for timeout in (float("inf"), 1e12):
+        with locking.hold(db_url, timeout=timeout, owner="patient") as lock:
+            lock.check()
