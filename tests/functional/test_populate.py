@@ -474,3 +474,18 @@ def test_rows_written_by_upstream_are_unchanged(make_db, backend_name,
         assert log.writes == []
     finally:
         eng.dispose()
+
+
+def test_caller_transaction_is_respected(engine):
+    """Given a Connection already in a transaction, populate works inside
+    it and leaves commit or rollback to the caller; given a Connection
+    outside one, it commits its own."""
+    with engine.connect() as conn:
+        conn.begin()
+        result = populate.populate(conn)
+        assert result.actions.added == ["std.wait_ssh"]
+        conn.rollback()
+    assert _rows(engine, "action_definitions_v2") == []
+    with engine.connect() as conn:
+        populate.populate(conn)
+    assert len(_rows(engine, "action_definitions_v2")) == 1
