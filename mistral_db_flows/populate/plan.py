@@ -72,17 +72,17 @@ def make(kind: str, wanted: Iterable[spec.Definition],
             by_key[key] = row
     matched = set()
     for definition in wanted:
-        row = by_key.get(_key(definition.columns))
-        if row is None:
+        found = by_key.get(_key(definition.columns))
+        if found is None:
             plan.add.append(definition)
             plan.changes.added.append(definition.name)
             continue
-        matched.add(row["id"])
-        if kind == spec.WORKFLOW and not row["is_system"]:
+        matched.add(found["id"])
+        if kind == spec.WORKFLOW and not found["is_system"]:
             plan.changes.kept.append(report.Kept(definition.name,
                                                  USER_WORKFLOW))
-        elif differs(row, definition.columns):
-            plan.update.append((row["id"], definition))
+        elif differs(found, definition.columns):
+            plan.update.append((found["id"], definition))
             plan.changes.updated.append(definition.name)
         else:
             plan.changes.unchanged.append(definition.name)

@@ -296,5 +296,6 @@ def _at(mark: Any) -> str:
 def _kind_of(value: Any) -> str:
     if value is None:
         return "nothing"
-    return {dict: "a mapping", list: "a list", str: "a string"}.get(
-        type(value), "a %s" % type(value).__name__)
+    names: dict[type, str] = {dict: "a mapping", list: "a list",
+                              str: "a string"}
+    return names.get(type(value), "a %s" % type(value).__name__)
