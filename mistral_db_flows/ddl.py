@@ -305,11 +305,21 @@ def create_unique(constraint: str | PerDialect, table: str,
         op.create_unique_constraint(constraint, table, columns)
 
 
-def drop_unique(constraint: str | PerDialect, table: str) -> None:
+def drop_unique(constraint: str | PerDialect, table: str, *,
+                columns: list[str] | None = None) -> None:
+    """Drop a unique constraint if it is there.
+
+    With ``columns``, only while it still covers exactly those columns:
+    where a revision replaces a constraint by one of the same name (MySQL
+    reuses "name"), a re-run must not drop the replacement.
+    """
     constraint = name(constraint)
     insp = _inspector()
-    if insp is not None and constraint not in _unique_by_name(insp, table):
-        return
+    if insp is not None:
+        have = _unique_by_name(insp, table).get(constraint)
+        if have is None or (columns is not None
+                            and have != list(columns)):
+            return
     if dialect() == "sqlite":
         with _batch(table) as batch:
             batch.drop_constraint(constraint, type_="unique")

@@ -8,13 +8,32 @@ from mistral_db_flows import ddl
 revision = "026"
 down_revision = "025"
 
+# MySQL gave each foreign key on task_execution_id an index named after
+# the column (001, 013). The new index can serve the key, so InnoDB drops
+# that index by itself -- but only if it made it implicitly: a database
+# restored from a dump carries it as an explicit index, which stays. The
+# reference schema has no second index, so drop it when it is still
+# there. Offline there is no way to look, so the script asks the server.
+_DROP_IF_PRESENT = [
+    "SET @mdf_sql = (SELECT IF(COUNT(*) > 0, "
+    "'ALTER TABLE {table} DROP INDEX task_execution_id', 'DO 0') "
+    "FROM information_schema.statistics "
+    "WHERE table_schema = DATABASE() AND table_name = '{table}' "
+    "AND index_name = 'task_execution_id')",
+    "PREPARE mdf_stmt FROM @mdf_sql",
+    "EXECUTE mdf_stmt",
+    "DEALLOCATE PREPARE mdf_stmt",
+]
+
 
 def upgrade():
     for table in ("action_executions_v2", "workflow_executions_v2"):
         ddl.create_index("%s_task_execution_id" % table, table,
                          ["task_execution_id"])
-        # MySQL made an index named after the column for the foreign key
-        # (001). The new index now serves the key; upstream's schema has
-        # no second one, and MariaDB does not drop it by itself.
-        if ddl.dialect() == "mysql":
+        if ddl.dialect() != "mysql":
+            continue
+        if ddl.offline():
+            for statement in _DROP_IF_PRESENT:
+                ddl.execute(statement.format(table=table))
+        else:
             ddl.drop_index("task_execution_id", table)

@@ -1,0 +1,41 @@
+"""Add namespaces to workflow definitions and executions
+
+Revision ID: 022
+Revises: 021
+"""
+import sqlalchemy as sa
+
+from mistral_db_flows import ddl
+
+revision = "022"
+down_revision = "021"
+
+_NAME_UNIQUE = {"postgresql": "workflow_definitions_v2_name_project_id_key",
+                "mysql": "name"}
+_NAMESPACE_UNIQUE = {
+    "postgresql": "workflow_definitions_v2_name_namespace_project_id_key",
+    "mysql": "name"}
+
+
+def upgrade():
+    ddl.add_column("workflow_definitions_v2",
+                   sa.Column("namespace", sa.String(255)))
+    for table in ("workflow_executions_v2", "task_executions_v2",
+                  "action_executions_v2"):
+        ddl.add_column(table, sa.Column("workflow_namespace", sa.String(255)))
+    # Upstream's schema keeps (name, project_id) unique beside the new
+    # constraint on PostgreSQL (and so on SQLite, which follows it). On
+    # MySQL the new constraint reuses the name "name": the old one must
+    # go first, and only while it still has the old columns.
+    if ddl.dialect() == "mysql":
+        ddl.drop_unique(_NAME_UNIQUE, "workflow_definitions_v2",
+                        columns=["name", "project_id"])
+    ddl.create_unique(_NAMESPACE_UNIQUE, "workflow_definitions_v2",
+                      ["name", "namespace", "project_id"])
+    # Existing definitions and executions live in the default namespace
+    # ''. Action executions keep NULL, as upstream leaves them.
+    ddl.execute("UPDATE workflow_definitions_v2 SET namespace = '' "
+                "WHERE namespace IS NULL")
+    for table in ("workflow_executions_v2", "task_executions_v2"):
+        ddl.execute("UPDATE %s SET workflow_namespace = '' "
+                    "WHERE workflow_namespace IS NULL" % table)
