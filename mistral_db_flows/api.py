@@ -23,6 +23,7 @@ from mistral_db_flows import exceptions
 from mistral_db_flows import flows
 from mistral_db_flows import migration
 from mistral_db_flows import results
+from mistral_db_flows import runs
 
 
 def _settings(settings: conf.Settings | None) -> conf.Settings:
@@ -85,13 +86,25 @@ def status(settings: conf.Settings) -> results.Status:
     start = flows.one_revision(
         migration.read_version(settings.database_url), graph)
     return results.Status(current=start, head=head,
-                          pending=graph.between(start, head))
+                          pending=graph.between(start, head),
+                          interrupted=runs.read_interrupted(settings))
 
 
 # -- flows -----------------------------------------------------------------
 
+def _with_driver(settings: conf.Settings) -> conf.Settings:
+    """Settings whose URL names an installed driver (for every tool)."""
+    import dataclasses
+
+    url = migration.effective_url(settings.database_url)
+    if url == settings.database_url:
+        return settings
+    return dataclasses.replace(settings, database_url=url)
+
+
 def _build(operation: str, settings: conf.Settings, plan: Any,
            graph: Any):
+    settings = _with_driver(settings)
     ctx = flows.BuildContext(
         operation=operation, database_url=settings.database_url,
         plan=plan, head=graph.heads[0] if graph.sound else None,
@@ -162,32 +175,92 @@ def verify_flow(settings: conf.Settings):
 
 
 def run_flow(flow: Any, settings: conf.Settings, *,
-             target: str | None = None) -> results.Run:
-    """Run one of our flows on TaskFlow's serial engine.
+             target: str | None = None, progress: Any = None
+             ) -> results.Run:
+    """Run one of our flows (or an embedder's) as a guarded run.
 
-    Raises StepFailed (with ``run``, the failed Run) when a step fails.
+    The database's lock is held for the whole run and every step is
+    recorded in the logbook. Raises StepFailed (with ``run``, the failed
+    Run) when a step fails.
     """
+    settings = _with_driver(settings)
+    operation = flows.operation_of(flow)
+    plan = flows.Plan(None, target)
+    migration.read_version(settings.database_url)  # reachable, valid URL
+    with runs.guarded(settings, owner=operation) as store:
+        fd = store.start(operation, runs.fingerprint(flow, plan),
+                         plan=runs.plan_facts(plan))
+        return _execute(flow, settings, store, fd, plan, progress=progress)
+
+
+def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
+             plan: Any, *, prior_backup: dict | None = None,
+             resumed: bool = False, progress: Any = None) -> results.Run:
+    """Run (or resume) ``flow`` under ``fd``; settle the logbook."""
+    from mistral_db_flows import persistence
+
     operation = flows.operation_of(flow)
     before = migration.read_version(settings.database_url)
-    outcome = flows.run(flow)
+    outcome = flows.run(flow, store={"prior_backup": prior_backup},
+                        flow_detail=fd, backend=store.backend,
+                        progress=progress)
     try:
         after = migration.read_version(settings.database_url)
     except exceptions.MistralDbError:
         after = []
-    start = before[0] if before else None
-    end = after[0] if after else None
+    # The step's own result: after a revert TaskFlow forgets the value.
+    taken = ({st.name: st.detail for st in outcome.steps}.get("backup")
+             or prior_backup)
     run = results.Run(operation=operation, state=results.FAILED,
-                      start_revision=start, end_revision=end,
+                      start_revision=plan.start if resumed else (
+                          before[0] if before else None),
+                      end_revision=after[0] if after else None,
                       steps=outcome.steps,
-                      backup=outcome.values.get("backup"), target=target)
-    if outcome.cause is not None:
-        raise exceptions.StepFailed(outcome.failed_step or "flow",
-                                    outcome.cause, run=run)
-    if operation in ("upgrade", "stamp") and before == after:
-        run.state = results.UNCHANGED
+                      backup=(taken or {}).get("path"),
+                      target=plan.target, resumed=resumed)
+    if outcome.cause is None:
+        store.set_state(fd, persistence.FINISHED)
+        _prune_backups(settings, taken)
+        if operation in ("upgrade", "stamp") and before == after \
+                and not resumed:
+            run.state = results.UNCHANGED
+        else:
+            run.state = results.DONE_STATE.get(operation, "done")
+        return run
+    backup_step = {s.name: s.state for s in outcome.steps}.get("backup")
+    if operation == "verify":
+        # Read-only: nothing to restore or resume.
+        store.set_state(fd, persistence.FAILED)
+        aftermath = None
+    elif taken and settings.restores_on_failure \
+            and backup_step == "reverted":
+        run.state = results.REVERTED
+        store.set_state(fd, persistence.REVERTED)
+        aftermath = ("the database was restored from the backup %s"
+                     % taken.get("path") if taken.get("path") else
+                     "the database file it created was removed")
+    elif backup_step == "revert_failed":
+        run.state = results.REVERT_FAILED
+        store.set_state(fd, persistence.STOPPED, backup=taken)
+        aftermath = ("restoring the backup %s failed too: restore it by "
+                     "hand (see docs/safety.md)" % (taken or {}).get("path"))
     else:
-        run.state = results.DONE_STATE.get(operation, "done")
-    return run
+        run.state = results.STOPPED
+        store.set_state(fd, persistence.STOPPED, backup=taken)
+        aftermath = ("the database was left as it is (at %s) for "
+                     "inspection: run the same command to resume, or "
+                     "`abandon`" % (run.end_revision or "base"))
+    raise exceptions.StepFailed(outcome.failed_step or "flow",
+                                outcome.cause, run=run,
+                                aftermath=aftermath)
+
+
+def _prune_backups(settings: conf.Settings, taken: dict | None) -> None:
+    if not taken:
+        return
+    from mistral_db_flows import backup
+
+    backup.prune(settings.resolved_backup_dir(), settings.backup_keep)
 
 
 # -- commands --------------------------------------------------------------
@@ -209,35 +282,82 @@ def _offline(operation: str, settings: conf.Settings, plan: Any,
                        target=plan.target)
 
 
-def _run_plan(operation: str, settings: conf.Settings, plan: Any,
-              graph: Any) -> results.Run:
-    if plan.unchanged:
-        return results.Run(operation=operation, state=results.UNCHANGED,
-                           start_revision=plan.start,
-                           end_revision=plan.target, target=plan.target)
-    flow = _build(operation, settings, plan, graph)
-    return run_flow(flow, settings, target=plan.target)
+def _run_plan(operation: str, settings: conf.Settings, planner: Any,
+              *, progress: Any = None) -> results.Run:
+    """Plan under the lock, resume an interrupted run or start one."""
+    from mistral_db_flows import persistence
+
+    settings = _with_driver(settings)
+    # Plan first without the lock: a bad URL, an unreachable server or
+    # an unknown revision fails with its own error before anything else.
+    planner()
+    with runs.guarded(settings, owner=operation) as store:
+        # Plan again under the lock: a run we waited for may have moved
+        # the database already.
+        graph, plan = planner()
+        fd = store.interrupted()
+        prior_backup = None
+        resumed = fd is not None
+        if fd is not None:
+            plan = runs.resume_plan(fd, operation, plan)
+            if (fd.meta or {}).get("mdf_state") == persistence.STOPPED:
+                # A stopped run's engine has reverted; continue in a new
+                # run that keeps the first attempt's backup.
+                prior_backup = (fd.meta or {}).get("backup")
+                store.set_state(fd, "resumed")
+                fd = None
+        elif plan.unchanged and operation in ("upgrade", "stamp"):
+            return results.Run(operation=operation,
+                               state=results.UNCHANGED,
+                               start_revision=plan.start,
+                               end_revision=plan.target,
+                               target=plan.target)
+        flow = _build(operation, settings, plan, graph)
+        if fd is not None:
+            runs.check_fingerprint(fd, flow, plan)
+        else:
+            if settings.backup and not prior_backup:
+                from mistral_db_flows import backup
+                from mistral_db_flows.tasks import backup as backup_task
+
+                # A backup that cannot be made is refused before any
+                # change, with the backup's own error.
+                if not backup_task.missing_sqlite_file(
+                        settings.database_url):
+                    backup.check_can_backup(settings.database_url,
+                                            settings.resolved_backup_dir())
+            fd = store.start(operation, runs.fingerprint(flow, plan),
+                             plan=runs.plan_facts(plan))
+        return _execute(flow, settings, store, fd, plan,
+                        prior_backup=prior_backup, resumed=resumed,
+                        progress=progress)
 
 
 def upgrade(settings: conf.Settings, target: str | None = None, *,
             delta: int | None = None, sql: bool = False,
-            output: TextIO | None = None) -> results.Run:
+            output: TextIO | None = None, progress: Any = None
+            ) -> results.Run:
     """Upgrade to ``target`` (``head``, ``NNN``, ``+N``) or by ``delta``.
 
     With ``sql=True`` nothing connects: the Alembic script for
     ``target`` (from an empty database) or ``start:end`` is written to
     ``output`` (default stdout) and the Run's state is ``offline``.
+    Otherwise the run is guarded (see :func:`run_flow`); an interrupted
+    upgrade to the same target is resumed.
     """
     if sql:
         plan = flows.plan_offline(migration.graph(), target, delta)
         return _offline("upgrade", settings, plan, output)
-    graph, plan = _upgrade_plan(settings, target, delta)
-    return _run_plan("upgrade", settings, plan, graph)
+    # A bad target fails before the database is even asked.
+    flows.plan_upgrade(migration.graph(), [], target, delta)
+    return _run_plan("upgrade", settings,
+                     lambda: _upgrade_plan(settings, target, delta),
+                     progress=progress)
 
 
 def stamp(settings: conf.Settings, revision: str | None, *,
-          sql: bool = False, output: TextIO | None = None
-          ) -> results.Run:
+          sql: bool = False, output: TextIO | None = None,
+          progress: Any = None) -> results.Run:
     """Set ``alembic_version`` to ``revision`` without migrating.
 
     An empty revision is refused (upstream silently empties the table);
@@ -246,25 +366,42 @@ def stamp(settings: conf.Settings, revision: str | None, *,
     if sql:
         plan = flows.plan_stamp(migration.graph(), [], revision)
         return _offline("stamp", settings, plan, output)
-    graph, plan = _stamp_plan(settings, revision)
-    return _run_plan("stamp", settings, plan, graph)
+    flows.plan_stamp(migration.graph(), [], revision)
+    return _run_plan("stamp", settings,
+                     lambda: _stamp_plan(settings, revision),
+                     progress=progress)
 
 
-def populate(settings: conf.Settings) -> results.Run:
-    """Run the ``populate`` flow (its content comes in a later release)."""
-    return run_flow(populate_flow(settings), settings)
+def populate(settings: conf.Settings, *, progress: Any = None
+             ) -> results.Run:
+    """Write the standard actions and workflows (guarded, resumable)."""
+    return _run_plan("populate", settings,
+                     lambda: _here_plan(settings), progress=progress)
 
 
-def populate_actions(settings: conf.Settings) -> results.Run:
-    """Run the ``populate_actions`` flow."""
-    return run_flow(populate_actions_flow(settings), settings)
+def populate_actions(settings: conf.Settings, *, progress: Any = None
+                     ) -> results.Run:
+    """Write the standard actions only (guarded, resumable)."""
+    return _run_plan("populate_actions", settings,
+                     lambda: _here_plan(settings), progress=progress)
 
 
-def verify(settings: conf.Settings) -> results.Run:
+def verify(settings: conf.Settings, *, progress: Any = None
+           ) -> results.Run:
     """Check the database is at head and matches the models."""
     flow = verify_flow(settings)
     graph = migration.graph()
-    return run_flow(flow, settings, target=graph.heads[0])
+    return run_flow(flow, settings, target=graph.heads[0],
+                    progress=progress)
+
+
+def abandon(settings: conf.Settings) -> dict | None:
+    """Forget the database's interrupted run; the database is untouched.
+
+    Returns what the run was (operation, target, step), or None when
+    there was none.
+    """
+    return runs.abandon(settings)
 
 
 # -- revision --------------------------------------------------------------

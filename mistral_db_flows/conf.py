@@ -32,6 +32,8 @@ DEFAULT_TASKS: dict[str, list[str]] = {
 }
 
 DEFAULT_LOCK_TIMEOUT = 300
+DEFAULT_BACKUP_KEEP = 5
+ON_FAILURE_CHOICES = ("revert", "stop")
 
 database_opts = [
     cfg.StrOpt(
@@ -57,22 +59,45 @@ def _tasks_opt(operation: str) -> cfg.ListOpt:
 db_manage_opts = [_tasks_opt(op) for op in OPERATIONS] + [
     cfg.StrOpt(
         "backup_dir",
-        help="Where backups taken before a change are written. Unset: "
-             "<state_dir>/backups. (Backups come with the safety "
-             "release; the backup task does nothing yet.)"),
+        help="Where backups taken before a change are written (0700 "
+             "directory, 0600 files). Unset: <state_dir>/backups."),
+    cfg.BoolOpt(
+        "backup",
+        default=True,
+        help="Take a backup before every run that changes the database "
+             "and restore it when a step fails. Disable only when you "
+             "keep your own backups: a failure then stops instead of "
+             "reverting."),
+    cfg.IntOpt(
+        "backup_keep",
+        default=DEFAULT_BACKUP_KEEP,
+        min=1,
+        help="How many backups of each database to keep; older ones are "
+             "deleted after a successful run."),
+    cfg.StrOpt(
+        "on_failure",
+        default="revert",
+        choices=[("revert", "restore the backup taken at the start"),
+                 ("stop", "leave the database as it is for inspection "
+                          "and a later resume")],
+        help="What a failed run does to the database."),
     cfg.StrOpt(
         "state_dir",
         help="Where run state (the TaskFlow logbook) is kept. Unset: "
              "$XDG_STATE_HOME/mistral-db-flows or "
-             "~/.local/state/mistral-db-flows. (Used by resume, which "
-             "comes with the safety release.)"),
+             "~/.local/state/mistral-db-flows."),
+    cfg.StrOpt(
+        "logbook_connection",
+        secret=True,
+        help="SQLAlchemy URL of a shared TaskFlow logbook database (for "
+             "runs started from several hosts). Unset: a SQLite file in "
+             "state_dir. Never Mistral's own database."),
     cfg.IntOpt(
         "lock_timeout",
         default=DEFAULT_LOCK_TIMEOUT,
         min=0,
         help="Seconds to wait for another run on the same database to "
-             "finish. (Used by locking, which comes with the safety "
-             "release; unused for now.)"),
+             "finish before giving up with exit code 11."),
 ]
 
 
@@ -115,6 +140,35 @@ class Settings:
     backup_dir: str | None = None
     state_dir: str | None = None
     lock_timeout: int = DEFAULT_LOCK_TIMEOUT
+    backup: bool = True
+    backup_keep: int = DEFAULT_BACKUP_KEEP
+    on_failure: str = "revert"
+    logbook_connection: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.on_failure not in ON_FAILURE_CHOICES:
+            from mistral_db_flows import exceptions
+
+            raise exceptions.ConfigError(
+                "on_failure must be one of %s, not %r"
+                % (", ".join(ON_FAILURE_CHOICES), self.on_failure))
+
+    @property
+    def restores_on_failure(self) -> bool:
+        """A failure restores the backup (else it stops for a resume)."""
+        return self.backup and self.on_failure == "revert"
+
+    def resolved_state_dir(self) -> str:
+        if self.state_dir:
+            return os.path.abspath(self.state_dir)
+        base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+            os.path.expanduser("~"), ".local", "state")
+        return os.path.join(base, "mistral-db-flows")
+
+    def resolved_backup_dir(self) -> str:
+        if self.backup_dir:
+            return os.path.abspath(self.backup_dir)
+        return os.path.join(self.resolved_state_dir(), "backups")
 
     def task_names(self, operation: str) -> list[str]:
         if operation in self.tasks:
@@ -124,9 +178,11 @@ class Settings:
     def __repr__(self) -> str:
         # Never show the URL: it may carry a password.
         return ("Settings(database_url=<hidden>, tasks=%r, backup_dir=%r, "
-                "state_dir=%r, lock_timeout=%r)"
+                "state_dir=%r, lock_timeout=%r, backup=%r, on_failure=%r, "
+                "logbook_connection=%s)"
                 % (self.tasks, self.backup_dir, self.state_dir,
-                   self.lock_timeout))
+                   self.lock_timeout, self.backup, self.on_failure,
+                   "<hidden>" if self.logbook_connection else None))
 
 
 def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
@@ -140,4 +196,8 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         backup_dir=group.backup_dir,
         state_dir=group.state_dir,
         lock_timeout=group.lock_timeout,
+        backup=group.backup,
+        backup_keep=group.backup_keep,
+        on_failure=group.on_failure,
+        logbook_connection=group.logbook_connection,
     )

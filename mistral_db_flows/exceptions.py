@@ -178,12 +178,14 @@ class StepFailed(MistralDbError):
     exit_code = 7
 
     def __init__(self, step: str, cause: BaseException | str,
-                 run: object = None) -> None:
+                 run: object = None, aftermath: str | None = None) -> None:
         self.step = step
         self.cause = cause
         self.run = run
+        self.aftermath = aftermath
         first = (str(cause).strip().splitlines() or [type(cause).__name__])
-        super().__init__("step %s failed: %s" % (step, first[0]))
+        super().__init__("step %s failed: %s%s" % (
+            step, first[0], "; %s" % aftermath if aftermath else ""))
 
 
 class VerifyFailed(MistralDbError):
@@ -198,3 +200,28 @@ class VerifyFailed(MistralDbError):
         super().__init__(
             "verification failed: %s%s" % (
                 "; ".join(shown), " (and %d more)" % more if more else ""))
+
+
+class ResumeRefused(MistralDbError):
+    """An interrupted run exists that this command cannot continue.
+
+    ``run`` names the interrupted run (operation, target, step); the way
+    out is to run its command again, or ``abandon`` it.
+    """
+
+    exit_code = 12
+
+    def __init__(self, reason: str, *, operation: str,
+                 target: str | None, step: str | None) -> None:
+        self.reason = reason
+        self.operation = operation
+        self.target = target
+        self.step = step
+        super().__init__(
+            "%s; an interrupted %s%s stopped at step %s: run `%s%s` to "
+            "resume it, or `abandon` to forget it (the database stays as "
+            "it is)" % (reason, operation,
+                        " to %s" % target if target else "",
+                        step or "?", operation,
+                        " %s" % target if target and operation in (
+                            "upgrade", "stamp") else ""))

@@ -263,7 +263,7 @@ def build(ctx: BuildContext, names: Sequence[str] | None = None,
                 raise exceptions.PluginError(
                     plugin_name, "its factory returned %r, not TaskFlow "
                     "tasks" % (item,))
-            for name in _atom_names(item):
+            for name in atom_names(item):
                 if name in seen:
                     raise exceptions.PluginError(
                         plugin_name, "task name %r is already used by "
@@ -273,7 +273,7 @@ def build(ctx: BuildContext, names: Sequence[str] | None = None,
     return flow
 
 
-def _atom_names(item: Any) -> list[str]:
+def atom_names(item: Any) -> list[str]:
     """Atom names of an atom or (nested) flow, in flow order."""
     from taskflow import flow as tf_flow
 
@@ -281,7 +281,7 @@ def _atom_names(item: Any) -> list[str]:
         return [item.name]
     out = []
     for child, _meta in item.iter_nodes():
-        out.extend(_atom_names(child))
+        out.extend(atom_names(child))
     return out
 
 
@@ -341,16 +341,26 @@ def _step_failure(engine: Any, failed: list[str]
 
 
 def run(flow: Any, store: dict | None = None,
-        fetch: Sequence[str] = ("backup",)) -> Outcome:
+        fetch: Sequence[str] = ("backup",), *,
+        flow_detail: Any = None, backend: Any = None,
+        progress: Callable[[str, str, float | None], None] | None = None
+        ) -> Outcome:
     """Run ``flow`` on the serial engine; never raises for a task failure.
 
     ``fetch`` names the flow's provided values worth reporting (they
-    are absent from ``values`` when not provided).
+    are absent from ``values`` when not provided). With ``flow_detail``
+    and ``backend`` (a TaskFlow persistence backend) every state change
+    is saved, so loading the same flow detail again resumes the run.
+    ``progress(step, event, seconds)`` hears each step start and end.
     """
     from mistral_db_flows import results
 
     engines = _engines()
-    engine = engines.load(flow, engine="serial", store=dict(store or {}))
+    load_args: dict[str, Any] = {}
+    if flow_detail is not None:
+        load_args = {"flow_detail": flow_detail, "backend": backend}
+    engine = engines.load(flow, engine="serial", store=dict(store or {}),
+                          **load_args)
     try:
         engine.compile()
         engine.prepare()
@@ -369,10 +379,17 @@ def run(flow: Any, store: dict | None = None,
         name = info.get("task_name") or info.get("retry_name")
         if not name:
             return
-        if state == "RUNNING":
+        if state in ("RUNNING", "REVERTING"):
             started[name] = time.monotonic()
-        elif state in ("SUCCESS", "FAILURE") and name in started:
-            durations[name] = round(time.monotonic() - started[name], 6)
+            if progress is not None:
+                progress(name, state.lower(), None)
+        elif state in ("SUCCESS", "FAILURE", "REVERTED",
+                       "REVERT_FAILURE") and name in started:
+            took = round(time.monotonic() - started[name], 6)
+            if state in ("SUCCESS", "FAILURE"):
+                durations[name] = took
+            if progress is not None:
+                progress(name, state.lower(), took)
         if state == "SUCCESS":
             returned[name] = info.get("result")
         elif state == "FAILURE" and name not in failed:
@@ -385,7 +402,7 @@ def run(flow: Any, store: dict | None = None,
     except Exception as exc:
         cause = _step_failure(engine, failed) or _unwrap(exc)
     steps = []
-    for name in _atom_names(flow):
+    for name in atom_names(flow):
         state = engine.storage.get_atom_state(name)
         label = _STATE_NAMES.get(str(state), str(state).lower())
         if name in failed:

@@ -202,7 +202,7 @@ def hide_password(url: str) -> str:
 def _scrub(message: str, url: str) -> str:
     """The first line of a driver message, minus any password in it."""
     line = (str(message).strip().splitlines() or ["unknown error"])[0]
-    fast = _parse_url(url)
+    fast = parse_url(url)
     secrets = set()
     if fast and fast.get("password"):
         secrets.add(fast["password"])
@@ -223,7 +223,7 @@ _FAST_DRIVERS = {("sqlite", None), ("sqlite", "pysqlite"),
                  ("mysql", "pymysql"), ("mariadb", "pymysql")}
 
 
-def _parse_url(url: str) -> dict | None:
+def parse_url(url: str) -> dict | None:
     """Split a plain URL for the DB-API driver; None when unsure.
 
     Anything unusual (query options other than charset, IPv6 hosts,
@@ -416,7 +416,7 @@ def read_version(url: str) -> list[str]:
     Uses the bare driver when the URL is plain, SQLAlchemy otherwise.
     Raises BadUrl or DatabaseUnreachable.
     """
-    parts = _parse_url(url)
+    parts = parse_url(url)
     found = None
     if parts is not None:
         if parts["dialect"] == "sqlite":

@@ -17,6 +17,9 @@ DONE_STATE = {
     "verify": "verified",
 }
 UNCHANGED = "unchanged"
+REVERTED = "reverted"            # a step failed; the backup was restored
+STOPPED = "stopped"              # a step failed; left as is to resume
+REVERT_FAILED = "revert_failed"  # a step failed and so did the restore
 OFFLINE = "offline"
 FAILED = "failed"
 
@@ -51,6 +54,7 @@ class Run(_Result):
     steps: list[Step] = dataclasses.field(default_factory=list)
     backup: str | None = None
     target: str | None = None
+    resumed: bool = False
 
 
 @dataclasses.dataclass

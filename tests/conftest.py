@@ -59,3 +59,9 @@ def make_db(tmp_path):
 @pytest.fixture
 def db_url(backend, make_db) -> str:
     return make_db(backend)
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path, monkeypatch):
+    """Logbooks and backups of a test stay in its own temp folder."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))

@@ -19,7 +19,7 @@ class PopulateError(exceptions.MistralDbError):
 
     # Distinct from the generic 1 so deployment tools can tell "your
     # definitions are broken" from "the database is unwell".
-    exit_code = 8
+    exit_code = 13
 
     def __init__(self, path: str | None, problem: str) -> None:
         self.path = path

@@ -1,28 +1,84 @@
-"""The backup slot: the first task of every flow that changes data.
+"""backup: the first task of every flow that changes the database.
 
-For now it takes no backup and provides ``backup = None``; the safety
-release makes it take one and restore it on revert. Flows and results
-already carry the value, so nothing else changes then.
+``execute`` takes a consistent snapshot and provides ``backup`` (its
+description: backend, path, size; never a URL). ``revert`` restores it,
+so a failure in any later step leaves the database exactly as before —
+unless the operator chose ``on_failure = stop`` or no backup, in which
+case the database is left as it is for inspection and a resume.
+
+A run resumed after ``on_failure = stop`` hands in the backup its first
+attempt took as ``prior_backup``: the state to return to is the one
+before the first attempt, not the half-migrated one.
 """
 from __future__ import annotations
 
+import logging
+import os
+
 from taskflow import task
+
+from mistral_db_flows import backup
+
+LOG = logging.getLogger(__name__)
 
 
 class Backup(task.Task):
-    """Provides ``backup``: where the backup is (None: none taken)."""
+    """Provides ``backup``: the backup taken (None: none taken)."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, directory: str, label: str,
+                 enabled: bool = True, restore_on_failure: bool = True,
+                 progress=None) -> None:
         super().__init__(name="backup", provides="backup")
         self._database_url = database_url
+        self._directory = directory
+        self._label = label
+        self._enabled = enabled
+        self._restore_on_failure = restore_on_failure
+        self._progress = progress
 
-    def execute(self) -> None:
+    def execute(self, prior_backup: dict | None = None) -> dict | None:
+        if not self._enabled:
+            LOG.warning("no backup taken (disabled): a failure will stop "
+                        "and leave the database as it is")
+            return None
+        if prior_backup:
+            return prior_backup
+        missing = missing_sqlite_file(self._database_url)
+        if missing:
+            # Nothing to copy: "before" is "no database file at all".
+            return {"backend": "sqlite", "path": None, "absent": missing}
+        return backup.take(self._database_url, self._directory,
+                           label=self._label, progress=self._progress)
+
+    def revert(self, result, *args, **kwargs) -> None:
+        if not self._restore_on_failure or not isinstance(result, dict):
+            return None
+        if result.get("absent"):
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                try:
+                    os.unlink(result["absent"] + suffix)
+                except FileNotFoundError:
+                    pass
+            return None
+        backup.restore(self._database_url, result, progress=self._progress)
         return None
 
-    def revert(self, *args, **kwargs) -> None:
-        # Nothing was taken, so nothing to restore.
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite database file that does not exist yet."""
+    if not url.startswith("sqlite:///"):
         return None
+    path = url[len("sqlite:///"):].split("?", 1)[0]
+    return None if os.path.exists(path) else os.path.abspath(path)
 
 
 def factory(ctx) -> list[task.Task]:
-    return [Backup(ctx.database_url)]
+    from mistral_db_flows import conf
+
+    settings = ctx.settings or conf.Settings(database_url=ctx.database_url)
+    return [Backup(
+        ctx.database_url,
+        directory=settings.resolved_backup_dir(),
+        label=ctx.operation,
+        enabled=settings.backup,
+        restore_on_failure=settings.restores_on_failure)]

@@ -256,7 +256,7 @@ def ctx(pending=("002", "003"), operation="upgrade"):
 
 
 def names_of(flow):
-    return flows._atom_names(flow)
+    return flows.atom_names(flow)
 
 
 def test_flow_follows_the_task_list():

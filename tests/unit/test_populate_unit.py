@@ -171,7 +171,7 @@ def test_load_names_the_file(tmp_path):
                       [spec.WORKFLOW])
     assert info.value.path == str(bad)
     assert "missing required key 'tasks'" in info.value.problem
-    assert info.value.exit_code == 8
+    assert info.value.exit_code == 13
     missing = str(tmp_path / "missing.yaml")
     with pytest.raises(errors.DefinitionError) as info:
         populate.load([sources.Source(spec.WORKFLOW, missing, "x:y")],

@@ -1,0 +1,214 @@
+"""The TaskFlow logbook: where runs are recorded so a crashed run resumes.
+
+One logbook per target database, keyed by the database's identity
+(backend, host, port, database name; never user or password). By default
+the logbook lives in a SQLite file in the state directory; it can be any
+SQL database TaskFlow supports for shared use, but never the target
+database itself (TaskFlow's own ``alembic_version`` would collide with
+Mistral's, and a restore would roll the logbook back).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from typing import Any, Iterator
+
+# Values of flow_detail.meta["mdf_state"].
+RUNNING = "running"      # in progress, or the process died
+STOPPED = "stopped"      # failed with --on-failure stop: resumable
+FINISHED = "finished"
+REVERTED = "reverted"
+FAILED = "failed"        # a read-only run failed: nothing to resume
+ABANDONED = "abandoned"
+RESUMABLE = frozenset({RUNNING, STOPPED})
+
+_NAMESPACE = uuid.UUID("5c0f3f4e-7a57-4f6e-9a61-6d6973747261")
+LOGBOOK_FILE = "logbook.sqlite"
+
+
+def database_identity(url: str) -> str:
+    """A stable name for the target database, without credentials."""
+    from mistral_db_flows import migration
+
+    # The light parser first: `status` must not import SQLAlchemy.
+    parts = migration.parse_url(url)
+    if parts is not None:
+        backend, host, port = (parts["dialect"], parts.get("host"),
+                               parts.get("port"))
+        database = parts.get("database")
+    else:
+        import sqlalchemy as sa
+
+        u = sa.engine.make_url(url)
+        backend, host, port = u.get_backend_name(), u.host, u.port
+        database = u.database
+        if backend == "mariadb":
+            backend = "mysql"
+    if backend == "sqlite":
+        path = database or ":memory:"
+        if path != ":memory:":
+            path = os.path.realpath(path)
+        return "sqlite://%s" % path
+    port = port or _DEFAULT_PORTS.get(backend, "")
+    return "%s://%s:%s/%s" % (backend, host or "localhost", port,
+                              database or "")
+
+
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+
+def default_logbook_url(state_dir: str) -> str:
+    return "sqlite:///%s" % os.path.join(os.path.abspath(state_dir),
+                                         LOGBOOK_FILE)
+
+
+def book_uuid(identity: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, identity))
+
+
+def peek_interrupted(path: str, identity: str) -> dict | None:
+    """Read a SQLite logbook's interrupted run without TaskFlow.
+
+    ``status`` must stay fast; TaskFlow costs a third of a second to
+    import. Returns the run's meta plus ``atoms`` (name -> state).
+    """
+    import json
+    import sqlite3
+
+    if not os.path.exists(path):
+        return None
+    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT uuid, meta FROM flowdetails WHERE parent_uuid = ?",
+            (book_uuid(identity),)).fetchall()
+        found = []
+        for fd_uuid, meta in rows:
+            meta = json.loads(meta or "{}")
+            if meta.get("mdf_state") in RESUMABLE:
+                found.append((meta.get("started", 0), fd_uuid, meta))
+        if not found:
+            return None
+        _, fd_uuid, meta = max(found, key=lambda f: f[0])
+        meta["atoms"] = dict(conn.execute(
+            "SELECT name, state FROM atomdetails WHERE parent_uuid = ?",
+            (fd_uuid,)).fetchall())
+        return meta
+    except sqlite3.Error:
+        return None  # no TaskFlow tables yet: nothing was recorded
+    finally:
+        conn.close()
+
+
+def check_separate(logbook_url: str, target_url: str) -> None:
+    """Refuse a logbook inside the target database."""
+    from mistral_db_flows import exceptions
+
+    if database_identity(logbook_url) == database_identity(target_url):
+        raise exceptions.ConfigError(
+            "the logbook connection must not be the Mistral database "
+            "itself (%s)" % database_identity(target_url))
+
+
+def _backend_class():
+    from taskflow.persistence.backends import impl_sqlalchemy
+
+    class CachedConnectionBackend(impl_sqlalchemy.SQLAlchemyBackend):
+        """Reuses one connection: the stock one rebuilds its tables on
+        every state save, which dominates a many-step flow."""
+
+        _cached = None
+
+        def get_connection(self):
+            if self._cached is None:
+                conn = super().get_connection()
+                conn.close = lambda: None
+                self._cached = conn
+            return self._cached
+
+    return CachedConnectionBackend
+
+
+class RunStore:
+    """Runs of one target database in a logbook."""
+
+    def __init__(self, logbook_url: str, identity: str) -> None:
+        self.logbook_url = logbook_url
+        self.identity = identity
+        self._backend: Any = None
+        self._book: Any = None
+
+    @property
+    def backend(self) -> Any:
+        """The TaskFlow persistence backend, for engines.load()."""
+        return self._backend
+
+    def open(self) -> "RunStore":
+        from taskflow.persistence import models
+
+        if self.logbook_url.startswith("sqlite:///"):
+            path = self.logbook_url[len("sqlite:///"):]
+            os.makedirs(os.path.dirname(path) or ".", mode=0o700,
+                        exist_ok=True)
+            if not os.path.exists(path):
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self._backend = _backend_class()({"connection": self.logbook_url})
+        conn = self._backend.get_connection()
+        conn.upgrade()
+        uuid_ = book_uuid(self.identity)
+        try:
+            self._book = conn.get_logbook(uuid_)
+        except Exception:  # taskflow raises NotFound
+            self._book = models.LogBook(self.identity, uuid=uuid_)
+            conn.save_logbook(self._book)
+        return self
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def _save(self) -> None:
+        self._backend.get_connection().save_logbook(self._book)
+
+    def runs(self) -> list[Any]:
+        return list(self._book)
+
+    def interrupted(self) -> Any:
+        """The newest run that did not end, or None."""
+        found = [fd for fd in self._book
+                 if (fd.meta or {}).get("mdf_state") in RESUMABLE]
+        found.sort(key=lambda fd: (fd.meta or {}).get("started", 0))
+        return found[-1] if found else None
+
+    def start(self, operation: str, fingerprint: dict,
+              **facts: Any) -> Any:
+        """Record a new run; ``facts`` (JSON-ready) go into its meta."""
+        import time
+
+        from taskflow.persistence import models
+
+        fd = models.FlowDetail(operation, uuid=str(uuid.uuid4()))
+        fd.meta = dict(facts, mdf_state=RUNNING, operation=operation,
+                       fingerprint=fingerprint, started=time.time())
+        self._book.add(fd)
+        self._save()
+        return fd
+
+    def set_state(self, fd: Any, state: str, **facts: Any) -> None:
+        meta = dict(fd.meta or {})
+        meta["mdf_state"] = state
+        meta.update(facts)
+        fd.meta = meta
+        self._backend.get_connection().update_flow_details(fd)
+
+
+@contextlib.contextmanager
+def opened(logbook_url: str, target_url: str) -> Iterator[RunStore]:
+    check_separate(logbook_url, target_url)
+    store = RunStore(logbook_url, database_identity(target_url)).open()
+    try:
+        yield store
+    finally:
+        store.close()

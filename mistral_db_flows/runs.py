@@ -1,0 +1,143 @@
+"""Guarded runs: one at a time, recorded in a logbook, resumable.
+
+A run that changes the database holds the database's lock for its whole
+length and records every step in the TaskFlow logbook. Running the same
+command again after a crash finds the interrupted run and continues it
+from the step that was running, with the plan it started with; a run
+that cannot safely continue (another operation or target, a changed
+flow, a database that moved) is refused with a way out.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+from mistral_db_flows import conf
+from mistral_db_flows import exceptions
+from mistral_db_flows import flows
+from mistral_db_flows import persistence
+
+
+def logbook_url(settings: conf.Settings) -> str:
+    return settings.logbook_connection or persistence.default_logbook_url(
+        settings.resolved_state_dir())
+
+
+@contextlib.contextmanager
+def guarded(settings: conf.Settings, owner: str
+            ) -> Iterator[persistence.RunStore]:
+    """Hold the database's lock and open its logbook for the body."""
+    from mistral_db_flows import locking
+
+    with locking.hold(settings.database_url,
+                      timeout=settings.lock_timeout, owner=owner):
+        with persistence.opened(logbook_url(settings),
+                                settings.database_url) as store:
+            yield store
+
+
+def plan_facts(plan: flows.Plan) -> dict:
+    return {"start": plan.start, "target": plan.target,
+            "pending": list(plan.pending)}
+
+
+def fingerprint(flow: Any, plan: flows.Plan) -> dict:
+    """What must be the same for a resumed run to be the same run."""
+    return {"tasks": flows.atom_names(flow), "start": plan.start,
+            "target": plan.target}
+
+
+def _step(order: list[str], atoms: dict[str, str]) -> str | None:
+    """The step a run stopped in (or after), from its atom states."""
+    last_done = None
+    for name in order:
+        state = str(atoms.get(name, ""))
+        if state in ("RUNNING", "FAILURE", "REVERTING", "REVERT_FAILURE"):
+            return name
+        if state == "SUCCESS":
+            last_done = name
+    return last_done
+
+
+def _describe_meta(meta: dict, atoms: dict[str, str]) -> dict:
+    plan = meta.get("plan") or {}
+    order = (meta.get("fingerprint") or {}).get("tasks") or list(atoms)
+    return {"operation": meta.get("operation"),
+            "target": plan.get("target"),
+            "state": meta.get("mdf_state"),
+            "step": _step(order, atoms),
+            "started": meta.get("started"),
+            "backup": (meta.get("backup") or {}).get("path")}
+
+
+def describe(fd: Any) -> dict:
+    """The interrupted run, as ``status`` shows it."""
+    return _describe_meta(fd.meta or {},
+                          {ad.name: str(ad.state) for ad in fd})
+
+
+def _refuse(fd: Any, reason: str) -> exceptions.ResumeRefused:
+    info = describe(fd)
+    return exceptions.ResumeRefused(reason, operation=info["operation"],
+                                    target=info["target"],
+                                    step=info["step"])
+
+
+def resume_plan(fd: Any, operation: str,
+                requested: flows.Plan) -> flows.Plan:
+    """The plan of the interrupted run, if this command continues it.
+
+    ``requested`` is what the command would do now; its ``start`` is
+    where the database is now.
+    """
+    meta = fd.meta or {}
+    if meta.get("operation") != operation:
+        raise _refuse(fd, "this is %s" % operation)
+    stored = meta.get("plan") or {}
+    plan = flows.Plan(stored.get("start"), stored.get("target"),
+                      tuple(stored.get("pending") or ()))
+    if requested.target != plan.target:
+        raise _refuse(fd, "this run asks for %s" % (requested.target
+                                                   or "base"))
+    path = {plan.start, plan.target, *plan.pending}
+    if requested.start not in path:
+        raise _refuse(fd, "the database is at %s now, which is not on "
+                      "that run's way from %s to %s"
+                      % (requested.start or "base", plan.start or "base",
+                         plan.target or "base"))
+    return plan
+
+
+def check_fingerprint(fd: Any, flow: Any, plan: flows.Plan) -> None:
+    """TaskFlow would run a changed flow out of order: refuse instead."""
+    recorded = (fd.meta or {}).get("fingerprint")
+    if recorded != fingerprint(flow, plan):
+        raise _refuse(fd, "its steps differ from the ones this command "
+                      "builds now (task list or plugins changed)")
+
+
+def read_interrupted(settings: conf.Settings) -> dict | None:
+    """The interrupted run of this database, without taking the lock.
+
+    Fast for the default SQLite logbook (read directly, no TaskFlow).
+    """
+    url = logbook_url(settings)
+    identity = persistence.database_identity(settings.database_url)
+    if url.startswith("sqlite:///"):
+        meta = persistence.peek_interrupted(url[len("sqlite:///"):],
+                                            identity)
+        return _describe_meta(meta, meta.pop("atoms")) if meta else None
+    with persistence.opened(url, settings.database_url) as store:
+        fd = store.interrupted()
+        return describe(fd) if fd is not None else None
+
+
+def abandon(settings: conf.Settings) -> dict | None:
+    """Forget the interrupted run (the database is left as it is)."""
+    with guarded(settings, owner="abandon") as store:
+        fd = store.interrupted()
+        if fd is None:
+            return None
+        info = describe(fd)
+        store.set_state(fd, persistence.ABANDONED)
+        return info
