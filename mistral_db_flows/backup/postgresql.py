@@ -235,6 +235,8 @@ def _feed(reader: subprocess.Popen, writer: subprocess.Popen) -> None:
     """
     assert reader.stdout is not None and writer.stdin is not None
     source, sink = reader.stdout.fileno(), writer.stdin.fileno()
+    common.widen(source)
+    common.widen(sink)
     try:
         common.write_all(sink, _BEGIN)
         common.pump(source, sink)
