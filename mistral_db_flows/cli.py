@@ -68,17 +68,37 @@ def _revision_and_sql(parser: argparse.ArgumentParser, revision: str,
     parser.add_argument("--sql", action="store_true", help=sql)
 
 
+def _args_safety(parser: argparse.ArgumentParser) -> None:
+    """Options of every command that changes the database."""
+    parser.add_argument("--on-failure", dest="on_failure",
+                        choices=conf.ON_FAILURE_CHOICES,
+                        help="revert (default): restore the backup when a "
+                        "step fails; stop: leave the database as it is "
+                        "for inspection and a later resume")
+    parser.add_argument("--no-backup", dest="no_backup",
+                        action="store_true",
+                        help="take no backup (you keep your own); a "
+                        "failure then stops instead of reverting")
+
+
 def _args_upgrade(parser: argparse.ArgumentParser) -> None:
     _revision_and_sql(parser, "head, a revision id (e.g. 030), +N, or "
                       "START:END with --sql", "print the SQL script on "
                       "stdout instead of running it (offline mode)")
     parser.add_argument("--delta", type=int,
                         help="upgrade by N revisions (same as +N)")
+    _args_safety(parser)
 
 
 def _args_stamp(parser: argparse.ArgumentParser) -> None:
     _revision_and_sql(parser, "revision to record (head or an id); "
                       "required", "print the SQL instead of running it")
+    _args_safety(parser)
+
+
+def _args_populate(parser: argparse.ArgumentParser) -> None:
+    _add_sql_refusal(parser)
+    _args_safety(parser)
 
 
 def _args_revision(parser: argparse.ArgumentParser) -> None:
@@ -185,6 +205,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split()) or "(no message)"
 
 
+_EVENTS = {"running": "started", "success": "done", "failure": "failed",
+           "reverting": "reverting", "reverted": "reverted",
+           "revert_failure": "revert failed"}
+
+
 class Output:
     """Where results (stdout) and messages (stderr) go, masked."""
 
@@ -218,6 +243,15 @@ class Output:
 
     def message(self, text: str) -> None:
         sys.stderr.write(self.mask(text) + "\n")
+
+    def progress(self, step: str, event: str, seconds: float | None
+                 ) -> None:
+        """One stderr line per step start and end (never on stdout)."""
+        if seconds is None:
+            self.message("%s: %s" % (step, _EVENTS.get(event, event)))
+        else:
+            self.message("%s: %s in %.2f s"
+                         % (step, _EVENTS.get(event, event), seconds))
 
     def error(self, exc: BaseException, code: int, text: str) -> int:
         text = _one_line(self.mask(text))
@@ -419,9 +453,29 @@ def run_status(args: Any, settings: Any, out: Output) -> int:
         out.line("current: %s" % (current or "(none)"))
         out.line("head: %s" % result.head)
         out.line("pending: %s" % (" ".join(result.pending) or "(none)"))
-        out.line("interrupted run: %s" % (result.interrupted or "no"))
+        run = result.interrupted
+        out.line("interrupted run: %s" % (
+            "%s to %s, stopped at step %s (%s); run the same command to "
+            "resume, or `abandon`" % (run["operation"],
+                                      run["target"] or "base",
+                                      run["step"], run["state"])
+            if run else "no"))
         out.line("upgrade needed" if needed else "up to date")
     return EXIT_UPGRADE_NEEDED if needed else EXIT_OK
+
+
+def _with_safety(args: Any, settings: Any, out: Output) -> Any:
+    """Settings with this command's --on-failure / --no-backup."""
+    changes = {}
+    if _arg(args, "on_failure"):
+        changes["on_failure"] = args.on_failure
+    if _arg(args, "no_backup"):
+        changes["backup"] = False
+        out.message("%s: warning: --no-backup: no backup is taken, so a "
+                    "failure stops and leaves the database as it is"
+                    % PROG)
+    return dataclasses.replace(settings, **changes) if changes \
+        else settings
 
 
 def run_upgrade(args: Any, settings: Any, out: Output) -> int:
@@ -432,6 +486,7 @@ def run_upgrade(args: Any, settings: Any, out: Output) -> int:
                          "'upgrade +1' or 'upgrade --delta 1')")
     if target is not None and delta is not None:
         raise UsageError("give either a revision or --delta, not both")
+    settings = _with_safety(args, settings, out)
     return _offline_or_online(
         lambda **kw: _api().upgrade(settings, target, delta=delta, **kw),
         args, out)
@@ -443,6 +498,7 @@ def run_stamp(args: Any, settings: Any, out: Output) -> int:
         # Upstream empties the version table here; never do that.
         raise UsageError("stamp needs a revision (e.g. 'stamp head'); "
                          "nothing was changed")
+    settings = _with_safety(args, settings, out)
     return _offline_or_online(
         lambda **kw: _api().stamp(settings, revision, **kw), args, out)
 
@@ -450,7 +506,7 @@ def run_stamp(args: Any, settings: Any, out: Output) -> int:
 def _offline_or_online(call: Callable[..., Any], args: Any,
                        out: Output) -> int:
     if not _arg(args, "sql"):
-        return _finish_run(call(), out)
+        return _finish_run(call(progress=out.progress), out)
     if out.json:
         buffer = io.StringIO()
         result = call(sql=True, output=buffer)
@@ -476,10 +532,29 @@ def run_revision(args: Any, settings: Any, out: Output) -> int:
 
 def _run_operation(name: str) -> Callable[[Any, Any, Output], int]:
     def run(args: Any, settings: Any, out: Output) -> int:
-        return _finish_run(getattr(_api(), name)(settings), out)
+        settings = _with_safety(args, settings, out)
+        return _finish_run(getattr(_api(), name)(
+            settings, progress=out.progress), out)
 
     run.__name__ = "run_" + name
     return run
+
+
+def run_verify(args: Any, settings: Any, out: Output) -> int:
+    return _finish_run(_api().verify(settings, progress=out.progress), out)
+
+
+def run_abandon(args: Any, settings: Any, out: Output) -> int:
+    forgotten = _api().abandon(settings)
+    if out.json:
+        out.document({"abandoned": forgotten})
+    elif forgotten:
+        out.message("abandoned the interrupted %s (stopped at step %s); "
+                    "the database was left as it is"
+                    % (forgotten["operation"], forgotten["step"]))
+    else:
+        out.message("no interrupted run to abandon")
+    return EXIT_OK
 
 
 COMMANDS.update({
@@ -495,9 +570,9 @@ COMMANDS.update({
     "upgrade": Command("upgrade the database (or print the SQL)",
                        _args_upgrade, run_upgrade),
     "populate": Command("load Mistral's standard workflows and actions",
-                        _add_sql_refusal, _run_operation("populate")),
+                        _args_populate, _run_operation("populate")),
     "populate_actions": Command("load Mistral's standard actions",
-                                _add_sql_refusal,
+                                _args_populate,
                                 _run_operation("populate_actions")),
     "stamp": Command("record a revision without running migrations",
                      _args_stamp, run_stamp),
@@ -507,8 +582,9 @@ COMMANDS.update({
                       "head, 10 when an upgrade is needed",
                       _add_sql_refusal, run_status),
     "verify": Command("compare the database with the schema of its "
-                      "revision", _add_sql_refusal,
-                      _run_operation("verify")),
+                      "revision", _add_sql_refusal, run_verify),
+    "abandon": Command("forget an interrupted run (the database is left "
+                       "as it is)", _add_sql_refusal, run_abandon),
 })
 
 OFFLINE_COMMANDS = frozenset({"upgrade", "stamp"})

@@ -26,8 +26,8 @@ OPERATIONS = ("upgrade", "stamp", "populate", "populate_actions", "verify")
 DEFAULT_TASKS: dict[str, list[str]] = {
     "upgrade": ["backup", "check_branches", "migrate", "verify"],
     "stamp": ["backup", "check_branches", "stamp", "verify"],
-    "populate": ["backup", "populate"],
-    "populate_actions": ["backup", "populate_actions"],
+    "populate": ["backup", "populate", "verify"],
+    "populate_actions": ["backup", "populate_actions", "verify"],
     "verify": ["verify"],
 }
 

@@ -124,6 +124,39 @@ def apply(conn: sa.Connection,
     return result
 
 
+def still_to_do(connection: Connectable, *, actions: bool = True,
+                workflows: bool = True) -> list[str]:
+    """What a populate would still add or update (empty: all in place).
+
+    Read-only: ``verify`` uses it after ``populate``.
+    """
+    import sqlalchemy as sa
+
+    from mistral_db_flows.populate import plan
+    from mistral_db_flows.populate import store
+
+    kinds = [kind for kind, wanted in ((spec.ACTION, actions),
+                                       (spec.WORKFLOW, workflows))
+             if wanted]
+    definitions = load(collect(kinds), kinds)
+    engine = (sa.create_engine(connection, poolclass=sa.pool.NullPool)
+              if isinstance(connection, str) else None)
+    try:
+        with (engine or connection).connect() as conn:
+            out = []
+            for kind, wanted in definitions.items():
+                rows = store.read(conn, kind, [d.name for d in wanted])
+                changes = plan.make(kind, wanted, rows).changes
+                out += ["%s %s is missing" % (kind, name)
+                        for name in changes.added]
+                out += ["%s %s differs from its definition" % (kind, name)
+                        for name in changes.updated]
+            return out
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
 def _with_transaction(connection: Connectable,
                       definitions: dict[str, list[spec.Definition]],
                       ) -> report.PopulateReport:

@@ -1,7 +1,8 @@
-"""populate and populate_actions: the slots for Mistral's system content.
+"""populate and populate_actions: Mistral's standard content, upserted.
 
-The content (system workflows, actions) comes with the populate issue;
-until then the tasks run, change nothing and say so in their result.
+The whole populate is one transaction (see mistral_db_flows.populate),
+so a failed step changed nothing and its revert has nothing to undo; a
+failure in a later step is undone by the backup's revert.
 """
 from __future__ import annotations
 
@@ -9,20 +10,25 @@ from taskflow import task
 
 
 class Populate(task.Task):
-    """Placeholder: reports that nothing was populated yet."""
+    """Upsert the standard actions (and, for populate, workflows)."""
 
-    def __init__(self, name: str, database_url: str) -> None:
+    def __init__(self, name: str, database_url: str,
+                 workflows: bool) -> None:
         super().__init__(name=name)
         self._database_url = database_url
+        self._workflows = workflows
 
     def execute(self) -> dict:
-        return {"changed": False,
-                "reason": "no content to populate in this release"}
+        from mistral_db_flows import populate
+
+        report = populate.populate(self._database_url,
+                                   workflows=self._workflows)
+        return report.to_dict()
 
 
 def factory(ctx) -> list[task.Task]:
-    return [Populate("populate", ctx.database_url)]
+    return [Populate("populate", ctx.database_url, workflows=True)]
 
 
 def actions_factory(ctx) -> list[task.Task]:
-    return [Populate("populate_actions", ctx.database_url)]
+    return [Populate("populate_actions", ctx.database_url, workflows=False)]

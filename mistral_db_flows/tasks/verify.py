@@ -69,11 +69,14 @@ class Verify(task.Task):
     """Read-only check of the result; a failure fails the run."""
 
     def __init__(self, database_url: str, target: str | None,
-                 compare_models: bool) -> None:
+                 compare_models: bool, populated: str | None = None
+                 ) -> None:
         super().__init__(name="verify")
         self._database_url = database_url
         self.target = target
         self.compare_models = compare_models
+        # "populate" or "populate_actions": check the rows are in place.
+        self.populated = populated
 
     def execute(self) -> dict:
         found = migration.read_version(self._database_url)
@@ -88,11 +91,25 @@ class Verify(task.Task):
             if problems:
                 raise exceptions.VerifyFailed(problems)
             models = "matched"
-        return {"revision": self.target, "models": models}
+        result = {"revision": self.target, "models": models}
+        if self.populated:
+            from mistral_db_flows import populate
+
+            problems = populate.still_to_do(
+                self._database_url,
+                workflows=self.populated == "populate")
+            if problems:
+                raise exceptions.VerifyFailed(problems)
+            result["rows"] = "in place"
+        return result
 
 
 def factory(ctx) -> list[task.Task]:
     at_head = ctx.target is not None and ctx.target == ctx.head
+    populated = (ctx.operation
+                 if ctx.operation in ("populate", "populate_actions")
+                 else None)
     return [Verify(ctx.database_url, ctx.target,
                    compare_models=at_head
-                   and ctx.operation in ("upgrade", "verify"))]
+                   and ctx.operation in ("upgrade", "verify"),
+                   populated=populated)]

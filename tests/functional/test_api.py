@@ -351,16 +351,27 @@ def test_bad_stamp_leaves_the_database_alone(db_url):
 # -- populate ----------------------------------------------------------------
 
 def test_populate_flows_run(db_url):
-    """populate and populate_actions exist as flows (content: later)."""
+    """populate and populate_actions are guarded flows ending in verify."""
     s = settings(db_url)
-    api.upgrade(s, "+1")
+    api.upgrade(s, "head")
     for call, name in ((api.populate, "populate"),
                        (api.populate_actions, "populate_actions")):
         run = call(s)
         assert (run.operation, run.state) == (name, "populated")
-        assert [st.name for st in run.steps] == ["backup", name]
-        assert run.steps[-1].detail["changed"] is False
+        assert [st.name for st in run.steps] == ["backup", name, "verify"]
+        assert run.steps[-1].detail["rows"] == "in place"
         json_ready(run)
+    assert version(db_url) == [ORDER[-1]]
+
+
+def test_populate_below_head_is_refused_and_reverted(db_url):
+    """populate on a database not at head fails, changing nothing."""
+    s = settings(db_url)
+    api.upgrade(s, "+1")
+    with pytest.raises(exceptions.StepFailed) as info:
+        api.populate(s)
+    assert info.value.step == "populate"
+    assert "upgrade head" in str(info.value)
     assert version(db_url) == [ORDER[0]]
 
 

@@ -71,23 +71,24 @@ class FakeApi(types.ModuleType):
                            "045", [results.Step("migrate-031", "done", 0.5)])
 
     def upgrade(self, settings, target=None, *, delta=None, sql=False,
-                output=None):
+                output=None, progress=None):
         self._call("upgrade", settings, target, delta=delta, sql=sql)
         return self._run("upgrade", output=output, sql=sql)
 
-    def stamp(self, settings, revision, *, sql=False, output=None):
+    def stamp(self, settings, revision, *, sql=False, output=None,
+              progress=None):
         self._call("stamp", settings, revision, sql=sql)
         return self._run("stamp", "stamped", output=output, sql=sql)
 
-    def populate(self, settings):
+    def populate(self, settings, *, progress=None):
         self._call("populate", settings)
         return self._run("populate", "populated")
 
-    def populate_actions(self, settings):
+    def populate_actions(self, settings, *, progress=None):
         self._call("populate_actions", settings)
         return self._run("populate_actions", "populated")
 
-    def verify(self, settings):
+    def verify(self, settings, *, progress=None):
         self._call("verify", settings)
         return self._run("verify", "verified")
 
@@ -302,7 +303,9 @@ def test_upgrade_sql_goes_to_stdout(capsys, api, conf_file):
 
 
 @pytest.mark.parametrize("pending, interrupted, code", [
-    ([], None, 0), (["031", "032"], None, 10), ([], "run-1", 10)])
+    ([], None, 0), (["031", "032"], None, 10),
+    ([], {"operation": "upgrade", "target": "045", "step": "migrate_031",
+          "state": "running"}, 10)])
 def test_status_exit_codes(capsys, api, conf_file, pending, interrupted,
                            code):
     """status: 0 at head, 10 when an upgrade (or a resume) is needed."""
@@ -429,7 +432,7 @@ def test_logging_masks_and_is_removed(capsys, api, conf_file):
     """Log lines go to stderr masked; main() leaves no handler behind."""
     before = list(logging.getLogger().handlers)
 
-    def noisy(settings):
+    def noisy(settings, progress=None):
         logging.getLogger("mistral_db_flows.test").info(
             "connecting to %s", settings.database_url)
         return results.Run("verify", "verified", "045", "045")
