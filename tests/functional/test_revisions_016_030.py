@@ -186,6 +186,21 @@ def test_020_rerun_only_fills_missing_types(db_url):
                    "SELECT id, type FROM task_executions_v2") == expected
 
 
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_020_completes_after_a_crash_after_adding_the_column(backend,
+                                                             make_db):
+    """Only 020's ADD COLUMN ran (committed), then the upgrade: all typed."""
+    url = make_db(backend)
+    migration.upgrade(url, "019")
+    _seed_tasks(url)
+    statements = migrate_util.offline_statements(url, "019", "020")
+    assert statements[0].startswith("ALTER TABLE task_executions_v2 ADD")
+    migrate_util.execute_raw(url, statements[:1])
+    migration.upgrade(url, "020")
+    got = _select(url, "SELECT id, type FROM task_executions_v2")
+    assert got == _expected_types(backend)
+
+
 def test_019_leaves_key_empty_like_upstream(db_url):
     """019 replaces unique_key by an empty key column (upstream's data)."""
     migration.upgrade(db_url, "018")
