@@ -201,6 +201,14 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
 
     operation = flows.operation_of(flow)
     before = migration.read_version(settings.database_url)
+    # What an earlier, killed attempt of this run recorded: its backup
+    # and the step that failed (a resumed revert does not run them).
+    recorded = {ad.name: ad for ad in fd}
+    earlier_backup = getattr(recorded.get("backup"), "results", None)
+    earlier_failure = next(
+        (name for name in flows.atom_names(flow)
+         if getattr(recorded.get(name), "failure", None) is not None),
+        None)
     outcome = flows.run(flow, store={"prior_backup": prior_backup},
                         flow_detail=fd, backend=store.backend,
                         progress=progress)
@@ -210,6 +218,8 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
         after = []
     # The step's own result: after a revert TaskFlow forgets the value.
     taken = ({st.name: st.detail for st in outcome.steps}.get("backup")
+             or (earlier_backup if isinstance(earlier_backup, dict)
+                 else None)
              or prior_backup)
     run = results.Run(operation=operation, state=results.FAILED,
                       start_revision=plan.start if resumed else (
@@ -250,7 +260,10 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
         aftermath = ("the database was left as it is (at %s) for "
                      "inspection: run the same command to resume, or "
                      "`abandon`" % (run.end_revision or "base"))
-    raise exceptions.StepFailed(outcome.failed_step or "flow",
+    failed_step = outcome.failed_step
+    if failed_step in (None, "flow") and earlier_failure:
+        failed_step = earlier_failure
+    raise exceptions.StepFailed(failed_step or "flow",
                                 outcome.cause, run=run,
                                 aftermath=aftermath)
 
