@@ -49,14 +49,18 @@ def fingerprint(flow: Any, plan: flows.Plan) -> dict:
 
 def _step(order: list[str], atoms: dict[str, str]) -> str | None:
     """The step a run stopped in (or after), from its atom states."""
-    last_done = None
+    last_done = last_reverted = None
     for name in order:
         state = str(atoms.get(name, ""))
         if state in ("RUNNING", "FAILURE", "REVERTING", "REVERT_FAILURE"):
             return name
         if state == "SUCCESS":
             last_done = name
-    return last_done
+        elif state == "REVERTED":
+            # A stopped run's engine reverted (without restoring) every
+            # step up to the failed one, the last reverted in order.
+            last_reverted = name
+    return last_done or last_reverted
 
 
 def _describe_meta(meta: dict, atoms: dict[str, str]) -> dict:
