@@ -242,6 +242,11 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
         # Read-only: nothing to restore or resume.
         store.set_state(fd, persistence.FAILED)
         aftermath = None
+    elif outcome.failed_step == "backup" \
+            and flows.atom_names(flow)[:1] == ["backup"]:
+        # The first step failed: nothing changed, nothing to resume.
+        store.set_state(fd, persistence.FAILED)
+        aftermath = "nothing was changed"
     elif taken and settings.restores_on_failure \
             and backup_step == "reverted":
         run.state = results.REVERTED
