@@ -1,0 +1,229 @@
+"""A step that fails leaves the database exactly as before, or as it is.
+
+The fault plugins (tests/plugins/mdf_fault) make one step of ``upgrade
+head`` fail (before, inside or after its work) on a database with
+seeded rows in every table:
+
+* ``on_failure = revert`` (the default): exit code 7, the message names
+  the step and says the backup was restored, and the database is
+  identical to before: SQLite page for page (the header's change
+  counters aside), PostgreSQL and MariaDB schema and every row of every
+  table, ``alembic_version`` included;
+* ``--on-failure stop`` and ``--no-backup``: the database is left as
+  the failure left it, the run stays resumable, and running the command
+  again (without the fault) finishes at head with every row.
+
+Runs are in-process (``cli.main``), which is what the console script
+runs; the kill tests use real processes.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests import dbs
+from tests import migrate_util
+from tests.functional import safety_util as su
+
+HEAD = su.HEAD
+
+
+@pytest.fixture(autouse=True)
+def _fault_plugins():
+    su.require_fault_plugins()
+
+
+Fail = su.Case
+
+FAILS = [
+    Fail("009-before", "008", "before:migrate_009:fail", "migrate_009"),
+    Fail("013-inside", "008", "inside:migrate_013:fail:20", "migrate_013"),
+    Fail("020-inside", "019", "inside:migrate_020:fail:1", "migrate_020"),
+    Fail("022-inside", "019", "inside:migrate_022:fail:6", "migrate_022"),
+    Fail("030-after", "019", "after:migrate_030:fail", "migrate_030"),
+    Fail("044-inside", "019", "inside:migrate_044:fail:3", "migrate_044"),
+    Fail("verify-before", "019", "before:verify:fail", "verify"),
+    Fail("verify-after", "019", "after:verify:fail", "verify"),
+]
+QUICK = {("sqlite", "022-inside"), ("postgresql", "022-inside")}
+
+
+def _snapshot(url: str) -> dict:
+    snap = {"state": su.state(url)}
+    if su.sqlite_path(url):
+        snap["bytes"] = su.sqlite_bytes(url)
+        snap["dump"] = su.iterdump(url)
+    return snap
+
+
+def _assert_identical(url: str, before: dict) -> None:
+    after = _snapshot(url)
+    assert su.state_diff(after["state"], before["state"]) == []
+    if "bytes" in before:
+        assert after["dump"] == before["dump"]
+        assert after["bytes"] == before["bytes"], \
+            "SQLite file differs beyond the header's change counters"
+
+
+def _last_error(done: su.Done) -> str:
+    lines = [line for line in done.err.splitlines()
+             if line.startswith("mistral-db-manage: error:")]
+    assert lines, done
+    return lines[-1]
+
+
+@pytest.mark.parametrize("backend,case", su.matrix(FAILS, QUICK))
+def test_failure_restores_the_database_exactly(backend, case, make_db,
+                                               tmp_path):
+    """A failing step: exit 7 naming it, the backup restored, the
+    database identical to before, no run left to resume."""
+    url = make_db(backend)
+    su.prepare(url, case.start)
+    before = _snapshot(url)
+    tool = su.Tool(url, tmp_path)
+
+    failed = tool.call("upgrade", "head", fault=case.fault)
+    assert failed.code == su.EXIT_STEP_FAILED, failed
+    message = _last_error(failed)
+    assert "step %s failed: injected fault" % case.step in message
+    assert "restored from the backup" in message
+    run = failed.run
+    assert run["state"] == "reverted"
+    assert failed.steps()[case.step]["state"] == "failed"
+    assert run["backup"] and run["backup"] in message
+    assert os.path.exists(run["backup"])
+    _assert_identical(url, before)
+
+    status = tool.call("status")
+    assert status.doc["interrupted"] is None
+    assert status.doc["current"] == case.start
+
+
+def test_failed_backup_changes_nothing_and_leaves_no_run(make_db,
+                                                         tmp_path):
+    """The backup step itself failing: its error, 'nothing was
+    changed', no interrupted run (another target is not refused)."""
+    url = make_db("sqlite")
+    su.prepare(url, "008")
+    before = _snapshot(url)
+    tool = su.Tool(url, tmp_path)
+    failed = tool.call("upgrade", "head", fault="after:backup:fail")
+    assert failed.code == su.EXIT_STEP_FAILED, failed
+    assert "step backup failed" in _last_error(failed)
+    assert "nothing was changed" in _last_error(failed)
+    _assert_identical(url, before)
+    assert tool.call("status").doc["interrupted"] is None
+    assert tool.call("upgrade", "030").code == 0
+
+
+def test_failure_on_a_new_sqlite_file_removes_it(tmp_path):
+    """'Before' was no file at all: the revert removes the file the run
+    created (and its journal)."""
+    url = "sqlite:///%s" % (tmp_path / "fresh.sqlite")
+    tool = su.Tool(url, tmp_path)
+    failed = tool.call("upgrade", "head", fault="inside:migrate_010:fail")
+    assert failed.code == su.EXIT_STEP_FAILED, failed
+    assert "file it created was removed" in _last_error(failed)
+    assert failed.run["state"] == "reverted"
+    # The lock file stays (it is the lock, not the database).
+    assert [p for p in os.listdir(tmp_path)
+            if p.startswith("fresh.sqlite")] == ["fresh.sqlite.lock"]
+
+
+def _stop_params():
+    return [pytest.param(b, marks=list(su.BACKEND_MARKS.get(b, ())) + (
+        [] if b == "sqlite" else [pytest.mark.slow]), id=b)
+        for b in dbs.BACKENDS]
+
+
+@pytest.mark.parametrize("backend", _stop_params())
+def test_stop_leaves_the_database_then_resumes(backend, make_db, tmp_path):
+    """--on-failure stop: the database stays where the failure left it,
+    status shows the stopped run, the same command finishes it; a later
+    failure of the resumed run restores the state from before the
+    first attempt (its backup is kept)."""
+    url = make_db(backend)
+    su.prepare(url, "019")
+    before = _snapshot(url)
+    tool = su.Tool(url, tmp_path)
+
+    stopped = tool.call("upgrade", "head", "--on-failure", "stop",
+                        fault="inside:migrate_022:fail:6")
+    assert stopped.code == su.EXIT_STEP_FAILED, stopped
+    message = _last_error(stopped)
+    assert "step migrate_022 failed" in message
+    assert "left as it is (at 021)" in message
+    assert stopped.run["state"] == "stopped"
+    assert su.version(url) == "021"
+    first_backup = stopped.run["backup"]
+    assert first_backup and os.path.exists(first_backup)
+
+    interrupted = tool.call("status").doc["interrupted"]
+    assert interrupted["step"] == "migrate_022"
+    assert interrupted["state"] == "stopped"
+
+    # Resumed, and failing again at the very end (revert this time):
+    # back to the database before the first attempt, not to 021.
+    again = tool.call("upgrade", "head", fault="before:verify:fail")
+    assert again.code == su.EXIT_STEP_FAILED, again
+    assert again.run["state"] == "reverted"
+    assert again.run["resumed"] is True
+    assert again.run["backup"] == first_backup
+    _assert_identical(url, before)
+
+
+@pytest.mark.parametrize("backend", _stop_params())
+def test_stopped_run_resumes_to_head(backend, make_db, tmp_path):
+    """After a stop, the same command without the fault ends at head
+    with the rows an uninterrupted upgrade gives."""
+    url = make_db(backend)
+    su.prepare(url, "019")
+    tool = su.Tool(url, tmp_path)
+    stopped = tool.call("upgrade", "head", "--on-failure", "stop",
+                        fault="inside:migrate_022:fail:6")
+    assert stopped.code == su.EXIT_STEP_FAILED, stopped
+    done = tool.call("upgrade", "head")
+    assert done.code == 0, done
+    assert (done.doc["state"], done.doc["resumed"]) == ("upgraded", True)
+    assert done.doc["start_revision"] == "019"
+    assert migrate_util.schema_diff(url, HEAD) == []
+    assert su.state_diff(su.state(url),
+                         su.expected_head_state(backend, "019")) == []
+    assert tool.call("status").code == 0
+
+
+@pytest.mark.parametrize("backend", _stop_params())
+def test_no_backup_stops_with_a_warning(backend, make_db, tmp_path):
+    """--no-backup: a warning, no backup file, a failure stops (nothing
+    to restore) and the same command resumes to head."""
+    url = make_db(backend)
+    su.prepare(url, "019")
+    tool = su.Tool(url, tmp_path)
+    stopped = tool.call("upgrade", "head", "--no-backup",
+                        fault="inside:migrate_020:fail:1")
+    assert stopped.code == su.EXIT_STEP_FAILED, stopped
+    assert "warning" in stopped.err and "no backup" in stopped.err
+    assert stopped.run["state"] == "stopped"
+    assert stopped.run["backup"] is None
+    assert "left as it is (at 019)" in _last_error(stopped)
+    assert not (tool.state_dir / "backups").exists() or not list(
+        (tool.state_dir / "backups").iterdir())
+
+    done = tool.call("upgrade", "head", "--no-backup")
+    assert done.code == 0, done
+    assert done.doc["resumed"] is True
+    assert su.state_diff(su.state(url),
+                         su.expected_head_state(backend, "019")) == []
+
+
+def test_backup_disabled_in_the_config_stops(make_db, tmp_path):
+    """``[db_manage] backup = false`` behaves like --no-backup."""
+    url = make_db("sqlite")
+    su.prepare(url, "019")
+    tool = su.Tool(url, tmp_path, backup=False)
+    stopped = tool.call("upgrade", "head", fault="before:migrate_025:fail")
+    assert stopped.code == su.EXIT_STEP_FAILED, stopped
+    assert stopped.run["state"] == "stopped"
+    assert su.version(url) == "024"
+    assert "no backup" in stopped.err
