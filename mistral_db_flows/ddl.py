@@ -51,8 +51,19 @@ def name(value: str | PerDialect | None) -> Any:
     return value.get("default")
 
 
+def checking() -> bool:
+    """Whether operations look at the live schema before acting.
+
+    On by default. A flow step may first try a revision without the
+    checks (``config.attributes["check_existing"] = False``), which is
+    much faster, and re-run it with them when that attempt fails: every
+    operation here fails loudly when its work was already done.
+    """
+    return bool(context.config.attributes.get("check_existing", True))
+
+
 def _inspector() -> sa.Inspector | None:
-    if offline():
+    if offline() or not checking():
         return None
     return sa.inspect(op.get_bind())
 
@@ -152,8 +163,11 @@ def _fk_by_name(insp: sa.Inspector, table: str) -> dict[str, dict]:
 # -- tables ----------------------------------------------------------------
 
 def has_table(table: str) -> bool:
-    insp = _inspector()
-    return bool(insp and insp.has_table(table))
+    """A question a revision decides on (always asked online; offline
+    the answer is no)."""
+    if offline():
+        return False
+    return sa.inspect(op.get_bind()).has_table(table)
 
 
 def create_table(table: str, *items: Any, **kw: Any) -> None:

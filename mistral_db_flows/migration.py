@@ -503,10 +503,14 @@ def _run_env(cfg, fn, *, sql: bool, starting_rev: str | None,
 
 
 def upgrade(url: str | None, target: str, *, sql: bool = False,
-            output: TextIO | None = None, connection: Any = None) -> None:
+            output: TextIO | None = None, connection: Any = None,
+            check_existing: bool = True) -> None:
     """Upgrade to ``target`` (``head``, an id, or ``start:end`` offline).
 
     Like ``alembic upgrade``, but on the cached script directory.
+    ``check_existing=False`` skips the revisions' look at the live schema
+    (see ``ddl.checking``): only for a first attempt that is retried
+    with the checks when it fails.
     """
     starting_rev = None
     if ":" in target:
@@ -514,6 +518,7 @@ def upgrade(url: str | None, target: str, *, sql: bool = False,
             raise exceptions.BadTarget(target, "a range needs --sql")
         starting_rev, target = target.split(":", 1)
     cfg = make_config(url, connection=connection, output=output)
+    cfg.attributes["check_existing"] = check_existing
     _run_env(cfg, lambda script, rev: script._upgrade_revs(target, rev),
              sql=sql, starting_rev=starting_rev or None,
              destination=target)

@@ -130,6 +130,32 @@ def _backend_class():
     return CachedConnectionBackend
 
 
+def _engine(logbook_url: str) -> Any:
+    """The logbook's engine; for SQLite one connection in WAL mode.
+
+    TaskFlow saves state after every step change: with a new connection
+    and a full fsync per save that costs more than the migrations. WAL
+    with synchronous=NORMAL survives a killed process; after a power cut
+    the last save may be lost, which only re-runs an idempotent step.
+    """
+    import sqlalchemy as sa
+
+    if not logbook_url.startswith("sqlite"):
+        return sa.create_engine(logbook_url, pool_pre_ping=True)
+    engine = sa.create_engine(
+        logbook_url, poolclass=sa.pool.StaticPool,
+        connect_args={"check_same_thread": False, "timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
 class RunStore:
     """Runs of one target database in a logbook."""
 
@@ -153,7 +179,8 @@ class RunStore:
                         exist_ok=True)
             if not os.path.exists(path):
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self._backend = _backend_class()({"connection": self.logbook_url})
+        self._backend = _backend_class()({"connection": self.logbook_url},
+                                         engine=_engine(self.logbook_url))
         conn = self._backend.get_connection()
         conn.upgrade()
         uuid_ = book_uuid(self.identity)
@@ -167,6 +194,7 @@ class RunStore:
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()
+            self._backend.engine.dispose()
             self._backend = None
 
     def _save(self) -> None:

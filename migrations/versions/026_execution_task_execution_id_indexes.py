@@ -13,7 +13,8 @@ down_revision = "025"
 # that index by itself -- but only if it made it implicitly: a database
 # restored from a dump carries it as an explicit index, which stays. The
 # reference schema has no second index, so drop it when it is still
-# there. Offline there is no way to look, so the script asks the server.
+# there. The server itself decides (offline there is no way to look, and
+# online the same statements need no look first).
 _DROP_IF_PRESENT = [
     "SET @mdf_sql = (SELECT IF(COUNT(*) > 0, "
     "'ALTER TABLE {table} DROP INDEX task_execution_id', 'DO 0') "
@@ -30,10 +31,6 @@ def upgrade():
     for table in ("action_executions_v2", "workflow_executions_v2"):
         ddl.create_index("%s_task_execution_id" % table, table,
                          ["task_execution_id"])
-        if ddl.dialect() != "mysql":
-            continue
-        if ddl.offline():
+        if ddl.dialect() == "mysql":
             for statement in _DROP_IF_PRESENT:
                 ddl.execute(statement.format(table=table))
-        else:
-            ddl.drop_index("task_execution_id", table)

@@ -6,10 +6,15 @@ revision twice.
 """
 from __future__ import annotations
 
+import logging
+
 from taskflow import task
 
 from mistral_db_flows import exceptions
 from mistral_db_flows import migration
+
+
+LOG = logging.getLogger(__name__)
 
 
 def step_name(revision: str) -> str:
@@ -25,8 +30,23 @@ class MigrateTo(task.Task):
         self.revision = revision
 
     def execute(self) -> dict:
+        # One connection for the whole step: connecting costs more than
+        # most revisions.
+        conn = migration.connect(self._database_url)
+        try:
+            return self._upgrade_on(conn)
+        finally:
+            conn.close()
+            conn.engine.dispose()
+
+    def _versions(self, conn) -> list[str]:
+        found = migration.current_revisions(conn)
+        conn.commit()  # Alembic must start its own transactions
+        return found
+
+    def _upgrade_on(self, conn) -> dict:
         graph = migration.graph()
-        current = migration.read_version(self._database_url)
+        current = self._versions(conn)
         for rev in current:
             if rev not in graph:
                 raise exceptions.UnknownRevision(rev, where="database")
@@ -42,8 +62,23 @@ class MigrateTo(task.Task):
             raise exceptions.MistralDbError(
                 "the database is at %s, which does not lead to %s"
                 % (", ".join(current), self.revision))
-        migration.upgrade(self._database_url, self.revision)
-        after = migration.read_version(self._database_url)
+        try:
+            # Fast first: no look at the live schema before each change.
+            migration.upgrade(self._database_url, self.revision,
+                              connection=conn, check_existing=False)
+            conn.commit()
+        except Exception as exc:  # any failure: redo it carefully
+            # An earlier attempt (a crash, another tool) may have done
+            # part of this revision; every operation then failed loudly.
+            # PostgreSQL rolled the attempt back; MySQL and SQLite kept
+            # what ran, which the careful run skips or completes.
+            LOG.info("revision %s: retrying with schema checks after: %s",
+                     self.revision, str(exc).splitlines()[0])
+            conn.rollback()
+            migration.upgrade(self._database_url, self.revision,
+                              connection=conn)
+            conn.commit()
+        after = self._versions(conn)
         if after != [self.revision]:
             raise exceptions.MistralDbError(
                 "after upgrading to %s alembic_version says %s"

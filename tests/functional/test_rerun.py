@@ -64,3 +64,23 @@ def test_rerun_of_a_finished_revision_is_a_no_op(db_url):
     migration.upgrade(db_url, "head")
     assert migrate_util.version(db_url) == reference.HEAD
     assert migrate_util.schema_diff(db_url, reference.HEAD) == []
+
+
+def test_flow_step_falls_back_to_careful_run_after_a_crash(db_url, tmp_path,
+                                                          caplog):
+    """A migrate step first runs its revision without schema checks; on
+    a half-applied revision that attempt fails and the careful re-run
+    completes it."""
+    from mistral_db_flows import api
+    from mistral_db_flows import conf
+
+    caplog.set_level("INFO", logger="mistral_db_flows.tasks.upgrade")
+    settings = conf.Settings(database_url=db_url,
+                             state_dir=str(tmp_path / "state"))
+    migration.upgrade(db_url, "009")
+    migrate_util.set_version(db_url, "008")  # 009 ran, not recorded
+    run = api.upgrade(settings, "010")
+    assert run.state == "upgraded"
+    assert any("revision 009: retrying" in r.getMessage()
+               for r in caplog.records)
+    assert migrate_util.schema_diff(db_url, "010") == []
