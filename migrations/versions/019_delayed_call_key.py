@@ -12,8 +12,8 @@ down_revision = "018"
 
 
 def upgrade():
-    # The (unique_key, processing) constraint goes first: MySQL would
-    # otherwise keep it as a unique index on "processing" alone.
+    # The (unique_key, processing) constraint goes first: MariaDB
+    # refuses to drop a column that a multi-column unique key uses.
     ddl.drop_unique(
         {"postgresql": "delayed_calls_v2_unique_key_processing_key",
          "mysql": "unique_key"},
