@@ -104,12 +104,22 @@ def resume_plan(fd: Any, operation: str,
         raise _refuse(fd, "this run asks for %s" % (requested.target
                                                    or "base"))
     path = {plan.start, plan.target, *plan.pending}
-    if requested.start not in path:
+    if requested.start not in path and not _reverting(fd):
         raise _refuse(fd, "the database is at %s now, which is not on "
                       "that run's way from %s to %s"
                       % (requested.start or "base", plan.start or "base",
                          plan.target or "base"))
     return plan
+
+
+def _reverting(fd: Any) -> bool:
+    """The run died while reverting: the database may be anywhere (a
+    MySQL restore killed after its drops leaves it empty), and resuming
+    the revert restores the backup whatever it holds now."""
+    if (fd.meta or {}).get("mdf_state") != persistence.RUNNING:
+        return False
+    return any(str(ad.state) in ("FAILURE", "REVERTING", "REVERTED",
+                                 "REVERT_FAILURE") for ad in fd)
 
 
 def check_fingerprint(fd: Any, flow: Any, plan: flows.Plan) -> None:
