@@ -144,3 +144,124 @@ def test_killed_twice_then_resumed(make_db, tmp_path):
     assert done.steps()["migrate_020"]["detail"] is None
     assert su.state_diff(su.state(url), su.expected_head_state(
         "postgresql", "019")) == []
+
+
+# -- a kill during the revert ----------------------------------------------
+
+REVERT_KILLS = [
+    # The step to fail is the same; the kill hits the revert at
+    # different points: an earlier (no-op) step's revert, the start of
+    # the backup's revert, inside the restore (SQLite: pages copied
+    # back; PostgreSQL: script sent, no COMMIT; MariaDB: tables dropped,
+    # nothing loaded), and after the restore before it was recorded.
+    Kill("migrate-revert", "019", "revert:migrate_020:kill", "migrate_022"),
+    Kill("backup-revert", "019", "revert:backup:kill", "migrate_022"),
+    Kill("restore-inside", "019", "restore:backup:kill", "migrate_022"),
+    Kill("restore-done", "019", "reverted:backup:kill", "migrate_022"),
+]
+QUICK_REVERT = {("sqlite", "restore-inside"),
+                ("postgresql", "restore-inside")}
+
+
+@pytest.mark.parametrize("backend,case",
+                         su.matrix(REVERT_KILLS, QUICK_REVERT))
+def test_killed_revert_finishes_when_run_again(backend, case, make_db,
+                                               tmp_path):
+    """A step fails, the revert is killed: the same command finishes the
+    revert (the database identical to before the run) and says so; the
+    next run upgrades normally."""
+    url = make_db(backend)
+    su.prepare(url, case.start)
+    before = su.state(url)
+    tool = su.Tool(url, tmp_path)
+
+    killed = tool.run("upgrade", "head",
+                      fault="inside:migrate_022:fail:6," + case.fault)
+    assert killed.code == -signal.SIGKILL, killed
+    fired = {line.split()[3] for line in tool.faults_fired()}
+    assert fired == {"inside:migrate_022:fail:6", case.fault + ":1"}, fired
+    assert tool.run("status").doc["interrupted"]["target"] == HEAD
+
+    finished = tool.run("upgrade", "head")
+    assert finished.code == su.EXIT_STEP_FAILED, finished
+    run = finished.run
+    assert (run["state"], run["resumed"]) == ("reverted", True), finished
+    message = finished.err.strip().splitlines()[-1]
+    assert "step %s failed: injected fault" % case.step in message
+    assert "restored from the backup" in message
+    assert run["backup"] and os.path.exists(run["backup"])
+    assert su.state_diff(su.state(url), before) == []
+    assert tool.run("status").doc["interrupted"] is None
+
+    done = tool.run("upgrade", "head")
+    assert done.code == 0, done
+    assert (done.doc["state"], done.doc["resumed"]) == ("upgraded", False)
+    assert su.state_diff(su.state(url), su.expected_head_state(
+        backend, case.start)) == []
+
+
+# -- refusals --------------------------------------------------------------
+
+@pytest.fixture
+def interrupted(make_db, tmp_path):
+    """A SQLite database whose upgrade to head was killed inside 013."""
+    url = make_db("sqlite")
+    su.prepare(url, "008")
+    tool = su.Tool(url, tmp_path)
+    killed = tool.run("upgrade", "head", fault="inside:migrate_013:kill:3")
+    assert killed.code == -signal.SIGKILL, killed
+    assert su.version(url) == "012"
+    return tool
+
+
+def _refused(done: su.Done) -> str:
+    assert done.code == su.EXIT_REFUSED, done
+    assert done.doc["error"]["type"] == "ResumeRefused"
+    return done.doc["error"]["message"]
+
+
+def test_other_target_refused_until_abandoned(interrupted):
+    """Another target or operation is refused (exit 12) naming the
+    interrupted run, its step and the two ways out; the database is not
+    touched. After `abandon` a new run works."""
+    tool = interrupted
+    before = su.state(tool.url)
+    message = _refused(tool.call("upgrade", "030"))
+    for part in ("this run asks for 030", "interrupted upgrade to 045",
+                 "step migrate_013", "`upgrade 045`", "`abandon`"):
+        assert part in message, message
+    assert "this is stamp" in _refused(tool.call("stamp", "030"))
+    assert su.state_diff(su.state(tool.url), before) == []
+
+    abandoned = tool.call("abandon")
+    assert abandoned.code == 0, abandoned
+    assert abandoned.doc["abandoned"]["step"] == "migrate_013"
+    assert tool.call("status").doc["interrupted"] is None
+    assert su.state_diff(su.state(tool.url), before) == []
+
+    upgraded = tool.call("upgrade", "030")
+    assert upgraded.code == 0, upgraded
+    assert upgraded.doc["resumed"] is False
+    assert migrate_util.schema_diff(tool.url, "030") == []
+    assert tool.call("abandon").doc["abandoned"] is None
+
+
+def test_changed_task_list_is_refused(interrupted):
+    """The same command with another task list (here without
+    check_branches) would run a different flow: refused."""
+    tool = interrupted
+    config = tool.config(upgrade_tasks="backup, migrate, verify")
+    message = _refused(tool.call("upgrade", "head", config=config))
+    assert "steps differ" in message
+    assert "step migrate_013" in message
+    # The original task list still resumes it.
+    assert tool.call("upgrade", "head").code == 0
+
+
+def test_database_moved_elsewhere_is_refused(interrupted):
+    """Someone stamped the database off the run's path: refused."""
+    tool = interrupted
+    migrate_util.set_version(tool.url, "005")
+    message = _refused(tool.call("upgrade", "head"))
+    assert "at 005 now" in message and "not on that run's way" in message
+    assert su.version(tool.url) == "005"
