@@ -19,6 +19,8 @@ runs; the kill tests use real processes.
 from __future__ import annotations
 
 import os
+import signal
+import time
 
 import pytest
 
@@ -227,3 +229,123 @@ def test_backup_disabled_in_the_config_stops(make_db, tmp_path):
     assert stopped.run["state"] == "stopped"
     assert su.version(url) == "024"
     assert "no backup" in stopped.err
+
+
+# -- passwords -------------------------------------------------------------
+
+def _admin(backend: str):
+    import sqlalchemy as sa
+
+    url = dbs.PG_ADMIN_URL if backend == "postgresql" else \
+        dbs.MYSQL_ADMIN_URL
+    return sa.create_engine(url, poolclass=sa.pool.NullPool,
+                            isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture
+def password_url(request, make_db):
+    """Factory: a fresh database reached by a user of its own whose
+    password has characters URLs must quote; user dropped afterwards."""
+    import urllib.parse
+    import uuid
+
+    import sqlalchemy as sa
+
+    made = []
+
+    def make(backend: str) -> tuple[str, str]:
+        admin_url = make_db(backend)
+        database = sa.engine.make_url(admin_url).database
+        user = "mdf_pw_%s" % uuid.uuid4().hex[:8]
+        password = "s3cr@t/Pw-%s" % uuid.uuid4().hex[:10]
+        engine = _admin(backend)
+        with engine.connect() as conn:
+            if backend == "postgresql":
+                conn.execute(sa.text("CREATE ROLE %s LOGIN PASSWORD '%s'"
+                                     % (user, password)))
+                conn.execute(sa.text("ALTER DATABASE %s OWNER TO %s"
+                                     % (database, user)))
+            else:
+                conn.execute(sa.text("CREATE USER '%s'@'%%' IDENTIFIED BY "
+                                     "'%s'" % (user, password)))
+                conn.execute(sa.text("GRANT ALL PRIVILEGES ON `%s`.* TO "
+                                     "'%s'@'%%'" % (database, user)))
+        engine.dispose()
+        made.append((backend, user, admin_url))
+        url = sa.engine.make_url(admin_url).set(
+            username=user, password=password)
+        rendered = url.render_as_string(hide_password=False)
+        assert urllib.parse.quote(password, safe="") in rendered
+        return rendered, password
+
+    yield make
+    for backend, user, admin_url in made:
+        # The database first: a PostgreSQL role owning one cannot go.
+        dbs.drop(admin_url)
+        engine = _admin(backend)
+        with engine.connect() as conn:
+            if backend == "postgresql":
+                conn.execute(sa.text("DROP ROLE IF EXISTS %s" % user))
+            else:
+                conn.execute(sa.text("DROP USER IF EXISTS '%s'@'%%'"
+                                     % user))
+        engine.dispose()
+
+
+def _forms(password: str) -> set[str]:
+    import urllib.parse
+
+    return {password, urllib.parse.quote(password, safe=""),
+            urllib.parse.quote(password), urllib.parse.quote_plus(password)}
+
+
+@pytest.mark.parametrize("backend", [
+    pytest.param("postgresql", marks=[pytest.mark.postgresql]),
+    pytest.param("mysql", marks=[pytest.mark.mysql, pytest.mark.slow])])
+def test_password_never_written(backend, password_url, tmp_path):
+    """A kill, a status, a failure reverted after resuming, a clean run
+    and a lock timeout, all with --debug: the password (raw or quoted)
+    is in no output, nowhere under the state directory (logbook, its
+    journal files, backups and their names)."""
+    url, password = password_url(backend)
+    tool = su.Tool(url, tmp_path)
+    outputs = []
+
+    def run(*argv, **kwargs):
+        done = tool.run("--debug", *argv, **kwargs)
+        outputs.append(done)
+        return done
+
+    assert run("upgrade", "head", operation="upgrade",
+               fault="inside:migrate_013:kill:3").code == -signal.SIGKILL
+    assert run("status").code == 10
+    failed = run("upgrade", "head", operation="upgrade",
+                 fault="before:verify:fail")
+    assert failed.code == su.EXIT_STEP_FAILED, failed
+    assert failed.run["state"] == "reverted"
+    assert run("upgrade", "head").code == 0
+    # A run holding the lock (one step to do, then asleep in verify).
+    migrate_util.set_version(url, "044")
+    fired = len(tool.faults_fired())
+    holder = tool.start("upgrade", "head", fault="before:verify:sleep:60")
+    try:
+        while len(tool.faults_fired()) == fired and holder.poll() is None:
+            time.sleep(0.1)
+        assert run("upgrade", "head", lock_timeout=1).code == \
+            su.EXIT_LOCKED
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.communicate()
+
+    secrets = _forms(password)
+    for done in outputs:
+        for secret in secrets:
+            assert secret not in done.out and secret not in done.err, done
+    backups = list((tool.state_dir / "backups").iterdir())
+    assert backups
+    for path in tool.state_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in data, path
+                assert secret not in path.name

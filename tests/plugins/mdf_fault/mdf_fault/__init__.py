@@ -8,8 +8,10 @@ resumes with it.
 
 ``MDF_FAULT`` says where to strike: ``phase:step:action[:n]``, several
 separated by commas; ``step`` is a task name (``backup``,
-``migrate_013``, ``verify``...), ``action`` is ``fail`` (raise) or
-``kill`` (SIGKILL ourselves: no clean-up, like a power cut). Phases:
+``migrate_013``, ``verify``...), ``action`` is ``fail`` (raise),
+``kill`` (SIGKILL ourselves: no clean-up, like a power cut) or
+``sleep`` (``n`` seconds, holding the lock; for concurrency tests).
+Phases:
 
 * ``before`` / ``after``: at the start / end of the step's execute
   (``after``: the work is done, TaskFlow has not recorded it yet);
@@ -36,12 +38,13 @@ import functools
 import os
 import re
 import signal
+import time
 from typing import Any, Iterator
 
 ENV = "MDF_FAULT"
 LOG_ENV = "MDF_FAULT_LOG"
 PHASES = ("before", "after", "inside", "revert", "reverted", "restore")
-ACTIONS = ("fail", "kill")
+ACTIONS = ("fail", "kill", "sleep")
 
 # DO: PostgreSQL's anonymous blocks (data migrations run as one).
 _CHANGE = re.compile(r"^\s*(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE|RENAME"
@@ -87,7 +90,8 @@ def faults_for(step: str, phase: str) -> list[Fault]:
 
 
 def strike(fault: Fault, where: str = "") -> None:
-    """Do what ``fault`` says: die at once, or raise InjectedFault."""
+    """Do what ``fault`` says: die at once, sleep, or raise
+    InjectedFault."""
     text = "injected fault %s%s" % (fault, " (%s)" % where if where else "")
     log = os.environ.get(LOG_ENV)
     if log:
@@ -97,6 +101,9 @@ def strike(fault: Fault, where: str = "") -> None:
             os.fsync(out.fileno())
     if fault.action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if fault.action == "sleep":
+        time.sleep(fault.n)
+        return
     raise InjectedFault(text)
 
 
