@@ -21,7 +21,7 @@ import datetime
 import importlib
 import os
 import shutil
-from typing import Any, Iterable
+from typing import Any, Iterable, NoReturn
 
 from mistral_db_flows import backup_errors
 from mistral_db_flows.backup import common
@@ -112,7 +112,7 @@ def restore(url: str, backup: dict[str, Any], *,
 
 def _check_matches(backup: dict[str, Any], kind: str, database: str,
                    path: str) -> None:
-    def refuse(why: str, reason: str) -> None:
+    def refuse(why: str, reason: str) -> NoReturn:
         raise backup_errors.RestoreError(
             "refusing to restore %s into %s: %s" % (path or "a backup",
                                                      database, why),
