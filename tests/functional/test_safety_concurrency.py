@@ -44,7 +44,7 @@ def _together(tool: su.Tool, n: int = 8) -> list[su.Done]:
     return done
 
 
-@pytest.mark.parametrize("backend", _backends({"sqlite", "postgresql"}))
+@pytest.mark.parametrize("backend", _backends({"postgresql"}))
 def test_eight_concurrent_upgrades(backend, make_db, tmp_path):
     """Eight upgrades at once: all exit 0, exactly one migrates, the
     schema is head's."""
@@ -96,6 +96,7 @@ def test_lock_timeout_names_the_holder(backend, make_db, tmp_path):
     assert time.monotonic() - started < 60
 
 
+@pytest.mark.slow
 def test_databases_sharing_a_state_dir(make_db, tmp_path):
     """Upgrades of four SQLite databases at once, one state directory
     (one logbook file): all succeed, each recorded as its own run."""
