@@ -357,12 +357,36 @@ def _summary(result: Any) -> str:
     return text
 
 
+def _populate_lines(result: Any) -> list[str]:
+    """What populate did, by kind and name (from its step's report)."""
+    lines = []
+    for step in _arg(result, "steps") or []:
+        report = _arg(step, "detail")
+        if step.name not in ("populate", "populate_actions") \
+                or not isinstance(report, dict):
+            continue
+        for kind in ("actions", "workflows"):
+            changes = report.get(kind) or {}
+            for what in ("added", "updated", "removed", "unchanged"):
+                names = changes.get(what) or []
+                if names:
+                    lines.append("%s %s: %s" % (kind, what,
+                                                ", ".join(names)))
+        # Rows kept although no source defines them are warnings.
+        lines += ["warning: %s" % w for w in report.get("warnings") or []]
+    return lines
+
+
 def _finish_run(result: Any, out: Output, sql: str | None = None) -> int:
     if out.json:
         doc = _dict(result)
         if sql is not None:
             doc["sql"] = sql
         out.document(doc)
+    # Like upstream, populate prints nothing on stdout; its report goes
+    # with the other messages.
+    for line in _populate_lines(result):
+        out.message(line)
     out.message(_summary(result))
     if result.state == "failed":  # the api raises instead; be safe
         out.message("%s: error: %s failed; see the messages above"

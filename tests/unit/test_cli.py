@@ -466,3 +466,17 @@ def test_help_imports_nothing_heavy():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True,
                           text=True, check=True)
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_populate_report_lines():
+    """populate's text report: one line per kind and change, warnings."""
+    report = {"actions": {"added": ["std.a"], "unchanged": ["std.b"]},
+              "workflows": {"removed": ["wf.old"]},
+              "warnings": ["kept wf.cron: a cron trigger uses it"]}
+    run = results.Run("populate", "populated", "045", "045",
+                      [results.Step("backup", "done"),
+                       results.Step("populate", "done", 0.1, report)])
+    assert cli._populate_lines(run) == [
+        "actions added: std.a", "actions unchanged: std.b",
+        "workflows removed: wf.old",
+        "warning: kept wf.cron: a cron trigger uses it"]
