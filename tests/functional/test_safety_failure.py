@@ -349,3 +349,23 @@ def test_password_never_written(backend, password_url, tmp_path):
             for secret in secrets:
                 assert secret.encode() not in data, path
                 assert secret not in path.name
+
+
+# -- stamp -----------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", _stop_params())
+def test_failed_stamp_restores_the_version(backend, make_db, tmp_path):
+    """stamp is guarded too: verify failing after the new stamp puts
+    the old alembic_version back (and every row stays)."""
+    url = make_db(backend)
+    su.prepare(url, "019")
+    before = _snapshot(url)
+    tool = su.Tool(url, tmp_path)
+    failed = tool.call("stamp", "030", fault="before:verify:fail")
+    assert failed.code == su.EXIT_STEP_FAILED, failed
+    assert failed.run["state"] == "reverted"
+    assert "step verify failed" in _last_error(failed)
+    _assert_identical(url, before)
+    done = tool.call("stamp", "030")
+    assert done.code == 0, done
+    assert su.version(url) == "030"
