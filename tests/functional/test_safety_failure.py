@@ -292,6 +292,18 @@ def password_url(request, make_db):
         engine.dispose()
 
 
+def _command_lines() -> list[bytes]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % entry, "rb") as f:
+                    found.append(f.read())
+            except OSError:
+                continue  # gone meanwhile
+    return found
+
+
 def _forms(password: str) -> set[str]:
     import urllib.parse
 
@@ -303,10 +315,11 @@ def _forms(password: str) -> set[str]:
     pytest.param("postgresql", marks=[pytest.mark.postgresql]),
     pytest.param("mysql", marks=[pytest.mark.mysql, pytest.mark.slow])])
 def test_password_never_written(backend, password_url, tmp_path):
-    """A kill, a status, a failure reverted after resuming, a clean run
-    and a lock timeout, all with --debug: the password (raw or quoted)
-    is in no output, nowhere under the state directory (logbook, its
-    journal files, backups and their names)."""
+    """A kill, a status, a failure reverted after resuming, a clean run,
+    a lock timeout and an abandon, all with --debug: the password (raw
+    or quoted) is in no output, nowhere under the state directory
+    (logbook, its journal files, backups and their names), and on no
+    process's command line while the dump tool runs."""
     url, password = password_url(backend)
     tool = su.Tool(url, tmp_path)
     outputs = []
@@ -338,6 +351,21 @@ def test_password_never_written(backend, password_url, tmp_path):
         holder.communicate()
 
     secrets = _forms(password)
+    # While the dump tool runs: no command line holds the password.
+    assert run("abandon").code == 0
+    migrate_util.set_version(url, "044")
+    fired = len(tool.faults_fired())
+    dumping = tool.start("upgrade", "head", fault="inside:backup:sleep:60")
+    try:
+        while len(tool.faults_fired()) == fired and dumping.poll() is None:
+            time.sleep(0.1)
+        assert dumping.poll() is None, dumping.communicate()
+        for cmdline in _command_lines():
+            for secret in secrets:
+                assert secret.encode() not in cmdline, cmdline
+    finally:
+        dumping.send_signal(signal.SIGKILL)
+        dumping.communicate()
     for done in outputs:
         for secret in secrets:
             assert secret not in done.out and secret not in done.err, done
