@@ -16,19 +16,22 @@
 from __future__ import annotations
 
 import dataclasses
+import contextlib
 import datetime
 import hashlib
 import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 import warnings
 import zlib
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -407,7 +410,6 @@ class Tool:
              config: str | None = None, operation: str | None = None,
              **options: Any) -> "Done":
         """Like ``run``, in this process (``cli.main``): faster."""
-        import contextlib
         import io
 
         from mistral_db_flows import cli
@@ -435,6 +437,28 @@ class Tool:
                 else:
                     os.environ[key] = value
         return Done(code, out.getvalue(), err.getvalue())
+
+    @contextlib.contextmanager
+    def sleeping(self, *argv: str, fault: str,
+                 **kwargs: Any) -> Iterator[subprocess.Popen]:
+        """A run started with a ``sleep`` fault, yielded once asleep
+        (holding the lock); SIGKILLed when the block ends."""
+        fired = len(self.faults_fired())
+        proc = self.start(*argv, fault=fault, **kwargs)
+        try:
+            deadline = time.monotonic() + 120
+            while len(self.faults_fired()) == fired:
+                if proc.poll() is not None:
+                    out, err = proc.communicate()
+                    raise AssertionError("ended before its fault: %r"
+                                         % Done(proc.returncode, out, err))
+                assert time.monotonic() < deadline, "the fault never struck"
+                time.sleep(0.1)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+            proc.communicate()
 
     def faults_fired(self) -> list[str]:
         if not self.fault_log.exists():

@@ -27,13 +27,6 @@ def _backends(quick: set):
             for b in dbs.BACKENDS]
 
 
-def _wait_for(predicate, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.1)
-
-
 def _together(tool: su.Tool, n: int = 8) -> list[su.Done]:
     config = tool.config()
     procs = [tool.start("upgrade", "head", config=config) for _ in range(n)]
@@ -63,16 +56,14 @@ def test_eight_concurrent_upgrades(backend, make_db, tmp_path):
 @pytest.mark.parametrize("backend", _backends({"postgresql"}))
 def test_lock_timeout_names_the_holder(backend, make_db, tmp_path):
     """A run waiting longer than lock_timeout exits 11 naming the run
-    holding the lock (its pid; MariaDB: its session); once that run is gone (SIGKILL), the
-    next run gets the lock at once and resumes it."""
+    holding the lock (its pid; MariaDB: its session); once that run is
+    gone (SIGKILL), the next run gets the lock at once and resumes
+    it."""
     su.require_fault_plugins()
     url = make_db(backend)
     tool = su.Tool(url, tmp_path)
-    holder = tool.start("upgrade", "head",
-                        fault="before:migrate_010:sleep:120")
-    try:
-        _wait_for(lambda: tool.faults_fired() or holder.poll() is not None)
-        assert holder.poll() is None, holder.communicate()
+    with tool.sleeping("upgrade", "head",
+                       fault="before:migrate_010:sleep:120") as holder:
         waited = tool.run("upgrade", "head", lock_timeout=1)
         assert waited.code == su.EXIT_LOCKED, waited
         assert waited.doc["error"]["type"] == "LockTimeout"
@@ -86,9 +77,6 @@ def test_lock_timeout_names_the_holder(backend, make_db, tmp_path):
             assert "pid %d" % holder.pid in message, message
         assert "gave up after 1s" in message
         assert su.version(url) == "009"
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.communicate()
     started = time.monotonic()
     resumed = tool.run("upgrade", "head", lock_timeout=5)
     assert resumed.code == 0, resumed

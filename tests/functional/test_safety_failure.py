@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 
@@ -339,33 +338,18 @@ def test_password_never_written(backend, password_url, tmp_path):
     assert run("upgrade", "head").code == 0
     # A run holding the lock (one step to do, then asleep in verify).
     migrate_util.set_version(url, "044")
-    fired = len(tool.faults_fired())
-    holder = tool.start("upgrade", "head", fault="before:verify:sleep:60")
-    try:
-        while len(tool.faults_fired()) == fired and holder.poll() is None:
-            time.sleep(0.1)
+    with tool.sleeping("upgrade", "head", fault="before:verify:sleep:60"):
         assert run("upgrade", "head", lock_timeout=1).code == \
             su.EXIT_LOCKED
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.communicate()
 
     secrets = _forms(password)
     # While the dump tool runs: no command line holds the password.
     assert run("abandon").code == 0
     migrate_util.set_version(url, "044")
-    fired = len(tool.faults_fired())
-    dumping = tool.start("upgrade", "head", fault="inside:backup:sleep:60")
-    try:
-        while len(tool.faults_fired()) == fired and dumping.poll() is None:
-            time.sleep(0.1)
-        assert dumping.poll() is None, dumping.communicate()
+    with tool.sleeping("upgrade", "head", fault="inside:backup:sleep:60"):
         for cmdline in _command_lines():
             for secret in secrets:
                 assert secret.encode() not in cmdline, cmdline
-    finally:
-        dumping.send_signal(signal.SIGKILL)
-        dumping.communicate()
     for done in outputs:
         for secret in secrets:
             assert secret not in done.out and secret not in done.err, done
