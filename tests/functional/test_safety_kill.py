@@ -305,3 +305,30 @@ def test_killed_populate_resumes(backend, make_db, tmp_path):
         fresh = frozenset({"id", "created_at", "updated_at"})
         assert su.state_diff(su.row_checksums(url, fresh),
                              su.row_checksums(clean, fresh)) == []
+
+
+# -- a shared logbook ------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("logbook,target", [
+    pytest.param("postgresql", "sqlite", marks=[pytest.mark.postgresql]),
+    pytest.param("mysql", "postgresql",
+                 marks=[pytest.mark.mysql, pytest.mark.postgresql])])
+def test_killed_run_resumes_from_a_shared_logbook(logbook, target, make_db,
+                                                  tmp_path):
+    """With ``logbook_connection`` (runs recorded in a server database)
+    status sees the killed run and the same command resumes it."""
+    url = make_db(target)
+    su.prepare(url, "008")
+    tool = su.Tool(url, tmp_path, logbook_connection=make_db(logbook))
+    killed = tool.run("upgrade", "head", fault="inside:migrate_013:kill:3")
+    assert killed.code == -signal.SIGKILL, killed
+    interrupted = tool.run("status").doc["interrupted"]
+    assert (interrupted["step"], interrupted["state"]) == ("migrate_013",
+                                                          "running")
+    assert not (tool.state_dir / "logbook.sqlite").exists()
+    resumed = tool.run("upgrade", "head")
+    assert resumed.code == 0, resumed
+    assert resumed.doc["resumed"] is True
+    assert su.state_diff(su.state(url),
+                         su.expected_head_state(target, "008")) == []
