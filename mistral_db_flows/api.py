@@ -209,9 +209,12 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
         (name for name in flows.atom_names(flow)
          if getattr(recorded.get(name), "failure", None) is not None),
         None)
-    outcome = flows.run(flow, store={"prior_backup": prior_backup},
-                        flow_detail=fd, backend=store.backend,
-                        progress=progress)
+    try:
+        outcome = flows.run(flow, store={"prior_backup": prior_backup},
+                            flow_detail=fd, backend=store.backend,
+                            progress=progress)
+    finally:
+        migration.discard_shared()
     try:
         after = migration.read_version(settings.database_url)
     except exceptions.MistralDbError:

@@ -391,6 +391,33 @@ def connect(url: str):
             hide_password(url), _scrub(str(exc.orig), url)) from None
 
 
+# One open connection per database for the migrate steps of a run:
+# opening one costs 5-25 ms, more than many revisions. A cache of
+# connections, not of data: the API closes them when the run ends.
+_SHARED: dict[str, Any] = {}
+
+
+def shared_connection(url: str):
+    """The run's connection to ``url`` (opened on first use)."""
+    conn = _SHARED.get(url)
+    if conn is None or conn.closed or conn.invalidated:
+        conn = connect(url)
+        _SHARED[url] = conn
+    return conn
+
+
+def discard_shared(url: str | None = None) -> None:
+    """Close the shared connection(s); the next use opens a new one."""
+    for key in [url] if url is not None else list(_SHARED):
+        conn = _SHARED.pop(key, None)
+        if conn is None:
+            continue
+        try:
+            conn.close()
+        finally:
+            conn.engine.dispose()
+
+
 def _read_sqlalchemy(url: str) -> list[str]:
     import sqlalchemy as sa
 

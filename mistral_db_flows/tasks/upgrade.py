@@ -30,14 +30,14 @@ class MigrateTo(task.Task):
         self.revision = revision
 
     def execute(self) -> dict:
-        # One connection for the whole step: connecting costs more than
-        # most revisions.
-        conn = migration.connect(self._database_url)
+        # One connection for all the run's steps: connecting costs more
+        # than most revisions. After a failure it is not trusted again.
+        conn = migration.shared_connection(self._database_url)
         try:
             return self._upgrade_on(conn)
-        finally:
-            conn.close()
-            conn.engine.dispose()
+        except BaseException:
+            migration.discard_shared(self._database_url)
+            raise
 
     def _versions(self, conn) -> list[str]:
         found = migration.current_revisions(conn)
