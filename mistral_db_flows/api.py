@@ -259,7 +259,8 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
                      "the database file it created was removed")
     elif backup_step == "revert_failed":
         run.state = results.REVERT_FAILED
-        store.set_state(fd, persistence.STOPPED, backup=taken)
+        store.set_state(fd, persistence.STOPPED, backup=taken,
+                        revert_failed=True)
         aftermath = ("restoring the backup %s failed too: restore it by "
                      "hand (see docs/safety.md)" % (taken or {}).get("path"))
     else:
@@ -303,6 +304,32 @@ def _offline(operation: str, settings: conf.Settings, plan: Any,
                        target=plan.target)
 
 
+def _retry_restore(settings: conf.Settings, store: Any, fd: Any,
+                   operation: str) -> None:
+    """Restore the backup an interrupted run failed to restore; raise
+    StepFailed (state ``reverted``) saying so, or RestoreError again."""
+    from mistral_db_flows import backup
+    from mistral_db_flows import persistence
+
+    meta = fd.meta or {}
+    taken = meta.get("backup") or {}
+    step = runs.describe(fd)["step"] or "backup"
+    backup.restore(settings.database_url, taken)
+    store.set_state(fd, persistence.REVERTED)
+    after = migration.read_version(settings.database_url)
+    plan = meta.get("plan") or {}
+    run = results.Run(operation=operation, state=results.REVERTED,
+                      start_revision=plan.get("start"),
+                      end_revision=after[0] if after else None,
+                      backup=taken.get("path"), target=plan.get("target"),
+                      resumed=True)
+    raise exceptions.StepFailed(
+        step, "the earlier run failed and so did its restore", run=run,
+        aftermath="the backup %s was restored now, so the database is as "
+        "before that run; run the command again to upgrade"
+        % taken.get("path"))
+
+
 def _run_plan(operation: str, settings: conf.Settings, planner: Any,
               *, progress: Any = None) -> results.Run:
     """Plan under the lock, resume an interrupted run or start one."""
@@ -320,7 +347,14 @@ def _run_plan(operation: str, settings: conf.Settings, planner: Any,
         prior_backup = None
         resumed = fd is not None
         if fd is not None:
-            plan = runs.resume_plan(fd, operation, plan)
+            try:
+                plan = runs.resume_plan(fd, operation, plan)
+            except exceptions.ResumeRefused:
+                if not (fd.meta or {}).get("revert_failed"):
+                    raise
+                # Its restore failed half-way (MariaDB cannot restore in
+                # one transaction): finish that first, never forget it.
+                _retry_restore(settings, store, fd, operation)
             if (fd.meta or {}).get("mdf_state") == persistence.STOPPED:
                 # A stopped run's engine has reverted; continue in a new
                 # run that keeps the first attempt's backup.

@@ -421,11 +421,6 @@ def test_failed_restore_says_so_then_resumes(backend, make_db, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.mysql
-@pytest.mark.xfail(strict=True, reason="a MariaDB restore that failed after "
-                   "its drops leaves an empty database; the same command "
-                   "is then refused ('at base now') with advice to resume "
-                   "with that very command or abandon, and abandon + "
-                   "upgrade would build an empty schema")
 def test_failed_mysql_restore_is_retried(make_db, tmp_path):
     """After a failed MariaDB restore, the same command restores the
     backup again: the database as before the run."""
