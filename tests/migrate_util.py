@@ -31,6 +31,16 @@ def schema_diff(url: str, revision: str) -> list[str]:
     return schema_compare.diff(expected, schema_dump.dump_url(url), mode)
 
 
+def rows(url: str, query: str) -> list[tuple]:
+    """Every row a query returns, as tuples."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(query))]
+    finally:
+        engine.dispose()
+
+
 def set_version(url: str, revision: str) -> None:
     """Pretend the database is at ``revision`` (simulates a crash)."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)

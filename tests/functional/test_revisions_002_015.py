@@ -28,15 +28,6 @@ def _execute(url: str, *statements: str) -> None:
         engine.dispose()
 
 
-def _rows(url: str, query: str) -> list[tuple]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(sa.text(query))]
-    finally:
-        engine.dispose()
-
-
 def _at(make_db, backend: str, revision: str) -> str:
     url = make_db(backend)
     migration.upgrade(url, revision)
@@ -56,7 +47,7 @@ def test_006_fills_processing_on_existing_rows(db_url):
 
     migration.upgrade(db_url, "006")
 
-    rows = _rows(db_url, "SELECT id, processing FROM delayed_calls_v2"
+    rows = migrate_util.rows(db_url, "SELECT id, processing FROM delayed_calls_v2"
                          " ORDER BY id")
     assert [(i, bool(p)) for i, p in rows] == [("call-1", False),
                                                 ("call-2", False)]
@@ -74,7 +65,7 @@ def test_006_re_run_keeps_the_rows(db_url):
 
     migration.upgrade(db_url, "006")
 
-    assert [(i, bool(p)) for i, p in _rows(
+    assert [(i, bool(p)) for i, p in migrate_util.rows(
         db_url, "SELECT id, processing FROM delayed_calls_v2")] == [
             ("call", False)]
     assert migrate_util.schema_diff(db_url, "006") == []
@@ -191,25 +182,25 @@ def test_rows_survive_001_to_015(db_url):
 
     migration.upgrade(db_url, "015")
 
-    assert _rows(db_url, "SELECT id, name, definition FROM"
+    assert migrate_util.rows(db_url, "SELECT id, name, definition FROM"
                          " workflow_definitions_v2") == [
         ("wf-1", "my_wf", "wf text")]
-    assert _rows(db_url, "SELECT id, name, definition FROM"
+    assert migrate_util.rows(db_url, "SELECT id, name, definition FROM"
                          " workbooks_v2") == [("wb-1", "my_wb", "wb text")]
-    assert _rows(db_url, "SELECT id, name, definition FROM"
+    assert migrate_util.rows(db_url, "SELECT id, name, definition FROM"
                          " action_definitions_v2") == [
         ("ad-1", "my_action", "ad text")]
-    assert _rows(db_url, "SELECT id, workflow_id, workflow_input_hash,"
+    assert migrate_util.rows(db_url, "SELECT id, workflow_id, workflow_input_hash,"
                          " workflow_params, first_execution_time"
                          " FROM cron_triggers_v2") == [
         ("ct-1", "wf-1", "h".ljust(64) if migrate_util.backend_of(db_url)
          == "postgresql" else "h", None, None)]
-    assert _rows(db_url, "SELECT id, state_info, input, description"
+    assert migrate_util.rows(db_url, "SELECT id, state_info, input, description"
                          " FROM executions_v2") == [
         ("ex-1", "all fine", '{"a": 1}', None)]
     for table in ("workflow_executions_v2", "task_executions_v2",
                   "action_executions_v2"):
-        assert _rows(db_url, "SELECT COUNT(*) FROM %s" % table) == [(0,)]
+        assert migrate_util.rows(db_url, "SELECT COUNT(*) FROM %s" % table) == [(0,)]
     assert migrate_util.schema_diff(db_url, "015") == []
 
 

@@ -50,15 +50,6 @@ def _execute(url: str, statement: str, **params) -> None:
         engine.dispose()
 
 
-def _rows(url: str, query: str) -> list[tuple]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(sa.text(query))]
-    finally:
-        engine.dispose()
-
-
 def _tables(url: str) -> list[str]:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
@@ -247,9 +238,9 @@ def test_037_sets_null_action_namespaces_to_empty(db_url):
     expected = [("a0", "std.echo", ""), ("a1", "my.action", "")]
     query = ("SELECT id, name, namespace FROM action_definitions_v2 "
              "ORDER BY id")
-    assert _rows(db_url, query) == expected
+    assert migrate_util.rows(db_url, query) == expected
     _rerun(db_url, "037")
-    assert _rows(db_url, query) == expected
+    assert migrate_util.rows(db_url, query) == expected
 
 
 @pytest.mark.slow
@@ -280,9 +271,9 @@ def test_038_deletes_delayed_calls_without_key(db_url):
                  processing=False)
     migration.upgrade(db_url, "038")
     query = "SELECT id FROM delayed_calls_v2 ORDER BY id"
-    assert _rows(db_url, query) == [("d2",), ("d4",)]
+    assert migrate_util.rows(db_url, query) == [("d2",), ("d4",)]
     _rerun(db_url, "038")
-    assert _rows(db_url, query) == [("d2",), ("d4",)]
+    assert migrate_util.rows(db_url, query) == [("d2",), ("d4",)]
 
 
 METRICS_042 = "SELECT id, name, value FROM mistral_metrics ORDER BY id"
@@ -293,9 +284,9 @@ def test_042_adds_the_maintenance_row_once(db_url):
     """042 adds (1, maintenance_status, RUNNING); a re-run adds nothing."""
     migration.upgrade(db_url, "042")
     expected = [(1, "maintenance_status", "RUNNING")]
-    assert _rows(db_url, METRICS_042) == expected
+    assert migrate_util.rows(db_url, METRICS_042) == expected
     _rerun(db_url, "042")
-    assert _rows(db_url, METRICS_042) == expected
+    assert migrate_util.rows(db_url, METRICS_042) == expected
 
 
 @pytest.mark.slow
@@ -307,17 +298,17 @@ def test_044_keeps_metrics_rows_and_numbers_new_ones(db_url):
                      "VALUES (2, 'other', 'x')")
     migration.upgrade(db_url, "044")
     expected = [(1, "maintenance_status", "PAUSED"), (2, "other", "x")]
-    assert _rows(db_url, METRICS_042) == expected
-    assert _rows(db_url, "SELECT COUNT(*) FROM mistral_metrics "
+    assert migrate_util.rows(db_url, METRICS_042) == expected
+    assert migrate_util.rows(db_url, "SELECT COUNT(*) FROM mistral_metrics "
                          "WHERE created_at IS NULL "
                          "OR updated_at IS NULL") == [(0,)]
     _rerun(db_url, "044")
-    assert _rows(db_url, METRICS_042) == expected
+    assert migrate_util.rows(db_url, METRICS_042) == expected
     # The sequence / AUTO_INCREMENT is past the kept ids (InnoDB may
     # leave a gap after a multi-row INSERT ... SELECT).
     _execute(db_url, "INSERT INTO mistral_metrics (name, value) "
                      "VALUES ('third', 'y')")
-    new_id, name, value = _rows(db_url, METRICS_042)[-1]
+    new_id, name, value = migrate_util.rows(db_url, METRICS_042)[-1]
     assert (name, value) == ("third", "y") and new_id > 2
     assert "mistral_metrics_old" not in _tables(db_url)
 
@@ -328,7 +319,7 @@ def test_044_restores_a_missing_maintenance_row(db_url):
     migration.upgrade(db_url, "043")
     _execute(db_url, "DELETE FROM mistral_metrics")
     migration.upgrade(db_url, "044")
-    assert _rows(db_url, METRICS_042) == [(1, "maintenance_status",
+    assert migrate_util.rows(db_url, METRICS_042) == [(1, "maintenance_status",
                                            "RUNNING")]
 
 
@@ -345,5 +336,5 @@ def test_044_keeps_rows_after_a_crash_mid_rebuild(backend, make_db):
     migrate_util.execute_raw(url, statements[:drop + 1])
     assert "mistral_metrics" not in _tables(url)
     migration.upgrade(url, "044")
-    assert _rows(url, METRICS_042) == [(1, "maintenance_status", "PAUSED")]
+    assert migrate_util.rows(url, METRICS_042) == [(1, "maintenance_status", "PAUSED")]
     assert migrate_util.schema_diff(url, "044") == []
