@@ -199,7 +199,7 @@ def hide_password(url: str) -> str:
         return re.sub(r"(://[^/?#@]*?:)[^/?#]*@", r"\1***@", url)
 
 
-def _scrub(message: str, url: str) -> str:
+def scrub(message: str, url: str) -> str:
     """The first line of a driver message, minus any password in it."""
     line = (str(message).strip().splitlines() or ["unknown error"])[0]
     fast = parse_url(url)
@@ -300,41 +300,22 @@ def _read_sqlite(parts: dict, url: str) -> list[str] | None:
 
 def _read_server(parts: dict, url: str) -> list[str] | None:
     """PostgreSQL or MySQL through psycopg2 / PyMySQL (None: no driver)."""
-    postgresql = parts["dialect"] == "postgresql"
-    try:
-        if postgresql:
-            import psycopg2 as driver
-        else:
-            import pymysql as driver
-    except ImportError:
+    from mistral_db_flows import dbapi
+
+    handle = dbapi.open_server(parts, url)
+    if handle is None:
         return None
-    names = (("host", "host"), ("port", "port"), ("user", "user"),
-             ("password", "password"),
-             ("dbname" if postgresql else "database", "database"),
-             ("charset", "charset"))
-    kwargs = {arg: parts[key] for arg, key in names
-              if parts.get(key) is not None}
-    try:
-        conn = driver.connect(**kwargs)
-    except driver.Error as exc:
-        # PyMySQL's message is its second argument (the first a code).
-        reason = exc.args[1] if not postgresql and len(exc.args) > 1 \
-            else exc
-        raise exceptions.DatabaseUnreachable(
-            hide_password(url), _scrub(str(reason), url)) from None
     exists = ("SELECT to_regclass('alembic_version') IS NOT NULL"
-              if postgresql else
+              if parts["dialect"] == "postgresql" else
               "SELECT COUNT(*) FROM information_schema.tables WHERE "
               "table_schema = DATABASE() AND table_name = 'alembic_version'")
     try:
-        with conn.cursor() as cur:
-            cur.execute(exists)
-            if not cur.fetchone()[0]:
-                return []
-            cur.execute("SELECT version_num FROM alembic_version")
-            return [r[0] for r in cur.fetchall()]
+        if not handle.rows(exists)[0][0]:
+            return []
+        return [r[0] for r in handle.rows(
+            "SELECT version_num FROM alembic_version")]
     finally:
-        conn.close()
+        handle.close()
 
 
 # A URL without a driver means SQLAlchemy's default driver, which is not
@@ -375,7 +356,7 @@ def engine(url: str):
                                 % exc) from None
     except (sa.exc.ArgumentError, ValueError) as exc:
         raise exceptions.BadUrl(hide_password(url),
-                                _scrub(str(exc), url)) from None
+                                scrub(str(exc), url)) from None
 
 
 def connect(url: str):
@@ -388,7 +369,7 @@ def connect(url: str):
     except sa.exc.DBAPIError as exc:
         eng.dispose()
         raise exceptions.DatabaseUnreachable(
-            hide_password(url), _scrub(str(exc.orig), url)) from None
+            hide_password(url), scrub(str(exc.orig), url)) from None
 
 
 # One open connection per database for the migrate steps of a run:
@@ -431,7 +412,7 @@ def _read_sqlalchemy(url: str) -> list[str]:
     except sa.exc.DBAPIError as exc:
         # e.g. a SQLite "database" that is some other file.
         raise exceptions.DatabaseUnreachable(
-            hide_password(url), _scrub(str(exc.orig), url)) from None
+            hide_password(url), scrub(str(exc.orig), url)) from None
     finally:
         conn.close()
         conn.engine.dispose()
@@ -581,7 +562,7 @@ def new_revision(message: str, rev_id: str, *, autogenerate: bool = False,
                                   autogenerate=autogenerate, rev_id=rev_id)
     except alembic_exc.CommandError as exc:
         raise exceptions.MistralDbError(
-            "revision: %s" % _scrub(str(exc), url or "")) from None
+            "revision: %s" % scrub(str(exc), url or "")) from None
     finally:
         clear_caches()
     if isinstance(script, list):  # only with multiple heads (refused)
