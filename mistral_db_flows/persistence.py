@@ -2,8 +2,10 @@
 
 One logbook per target database, keyed by the database's identity
 (backend, host, port, database name; never user or password). By default
-the logbook lives in a SQLite file in the state directory; it can be any
-SQL database TaskFlow supports for shared use, but never the target
+the logbook lives in a SQLite file in the state directory, written by our
+light backend (``mistral_db_flows.sqlite_logbook``); with
+``logbook_connection`` it is TaskFlow's SQL backend in any database
+TaskFlow supports, for shared use, but never the target
 database itself (TaskFlow's own ``alembic_version`` would collide with
 Mistral's, and a restore would roll the logbook back).
 """
@@ -59,8 +61,13 @@ _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 
 
 def default_logbook_url(state_dir: str) -> str:
-    return "sqlite:///%s" % os.path.join(os.path.abspath(state_dir),
-                                         LOGBOOK_FILE)
+    """The default logbook: a file path (no scheme), see is_local_file."""
+    return os.path.join(os.path.abspath(state_dir), LOGBOOK_FILE)
+
+
+def is_local_file(logbook_url: str) -> bool:
+    """A plain path means our SQLite logbook; a URL, TaskFlow's SQL one."""
+    return "://" not in logbook_url
 
 
 def book_uuid(identity: str) -> str:
@@ -68,35 +75,36 @@ def book_uuid(identity: str) -> str:
 
 
 def peek_interrupted(path: str, identity: str) -> dict | None:
-    """Read a SQLite logbook's interrupted run without TaskFlow.
+    """Read the local logbook's interrupted run without TaskFlow.
 
     ``status`` must stay fast; TaskFlow costs a third of a second to
     import. Returns the run's meta plus ``atoms`` (name -> state).
     """
-    import json
     import sqlite3
+
+    from mistral_db_flows import logbook_file as kv
 
     if not os.path.exists(path):
         return None
-    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    conn = kv.open_file(path, readonly=True)
     try:
-        rows = conn.execute(
-            "SELECT uuid, meta FROM flowdetails WHERE parent_uuid = ?",
-            (book_uuid(identity),)).fetchall()
         found = []
-        for fd_uuid, meta in rows:
-            meta = json.loads(meta or "{}")
+        for fd_uuid in kv.children(conn, "/books/%s" % book_uuid(identity)):
+            meta = kv.item(conn, "/flow_details/%s" % fd_uuid).get("meta")
+            meta = meta or {}
             if meta.get("mdf_state") in RESUMABLE:
                 found.append((meta.get("started", 0), fd_uuid, meta))
         if not found:
             return None
         _, fd_uuid, meta = max(found, key=lambda f: f[0])
-        meta["atoms"] = dict(conn.execute(
-            "SELECT name, state FROM atomdetails WHERE parent_uuid = ?",
-            (fd_uuid,)).fetchall())
+        atoms = {}
+        for ad_uuid in kv.children(conn, "/flow_details/%s" % fd_uuid):
+            atom = kv.item(conn, "/atom_details/%s" % ad_uuid)["atom"]
+            atoms[atom["name"]] = atom["state"]
+        meta["atoms"] = atoms
         return meta
-    except sqlite3.Error:
-        return None  # no TaskFlow tables yet: nothing was recorded
+    except (sqlite3.Error, KeyError):
+        return None  # no table or record yet: nothing was recorded
     finally:
         conn.close()
 
@@ -105,7 +113,11 @@ def check_separate(logbook_url: str, target_url: str) -> None:
     """Refuse a logbook inside the target database."""
     from mistral_db_flows import exceptions
 
-    if database_identity(logbook_url) == database_identity(target_url):
+    if is_local_file(logbook_url):
+        logbook = "sqlite://%s" % os.path.realpath(logbook_url)
+    else:
+        logbook = database_identity(logbook_url)
+    if logbook == database_identity(target_url):
         raise exceptions.ConfigError(
             "the logbook connection must not be the Mistral database "
             "itself (%s)" % database_identity(target_url))
@@ -173,14 +185,15 @@ class RunStore:
     def open(self) -> "RunStore":
         from taskflow.persistence import models
 
-        if self.logbook_url.startswith("sqlite:///"):
-            path = self.logbook_url[len("sqlite:///"):]
-            os.makedirs(os.path.dirname(path) or ".", mode=0o700,
-                        exist_ok=True)
-            if not os.path.exists(path):
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self._backend = _backend_class()({"connection": self.logbook_url},
-                                         engine=_engine(self.logbook_url))
+        if is_local_file(self.logbook_url):
+            from mistral_db_flows import sqlite_logbook
+
+            self._backend = sqlite_logbook.SqliteLogbookBackend(
+                {"filename": self.logbook_url})
+        else:
+            self._backend = _backend_class()(
+                {"connection": self.logbook_url},
+                engine=_engine(self.logbook_url))
         conn = self._backend.get_connection()
         conn.upgrade()
         uuid_ = book_uuid(self.identity)
@@ -194,7 +207,9 @@ class RunStore:
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()
-            self._backend.engine.dispose()
+            engine = getattr(self._backend, "engine", None)
+            if engine is not None:
+                engine.dispose()
             self._backend = None
 
     def _save(self) -> None:
@@ -221,7 +236,11 @@ class RunStore:
         fd.meta = dict(facts, mdf_state=RUNNING, operation=operation,
                        fingerprint=fingerprint, started=time.time())
         self._book.add(fd)
-        self._save()
+        conn = self._backend.get_connection()
+        if hasattr(conn, "add_flow_details"):
+            conn.add_flow_details(self._book, fd)
+        else:
+            self._save()
         return fd
 
     def set_state(self, fd: Any, state: str, **facts: Any) -> None:

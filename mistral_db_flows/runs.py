@@ -137,9 +137,8 @@ def read_interrupted(settings: conf.Settings) -> dict | None:
     """
     url = logbook_url(settings)
     identity = persistence.database_identity(settings.database_url)
-    if url.startswith("sqlite:///"):
-        meta = persistence.peek_interrupted(url[len("sqlite:///"):],
-                                            identity)
+    if persistence.is_local_file(url):
+        meta = persistence.peek_interrupted(url, identity)
         return _describe_meta(meta, meta.pop("atoms")) if meta else None
     with persistence.opened(url, settings.database_url) as store:
         fd = store.interrupted()

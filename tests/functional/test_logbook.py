@@ -1,0 +1,136 @@
+"""The local logbook (TaskFlow path-based records in one SQLite table)."""
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+
+from taskflow import states
+from taskflow.persistence import models
+
+from mistral_db_flows import logbook_file
+from mistral_db_flows import persistence
+from mistral_db_flows import sqlite_logbook
+
+
+def _backend(path):
+    backend = sqlite_logbook.SqliteLogbookBackend({"filename": str(path)})
+    backend.get_connection().upgrade()
+    return backend
+
+
+def _run(name, *atoms):
+    fd = models.FlowDetail(name, uuid=name + "-uuid")
+    fd.meta = {"mdf_state": persistence.RUNNING, "started": 1.0}
+    for atom, state in atoms:
+        ad = models.TaskDetail(atom, uuid="%s-%s" % (name, atom))
+        ad.state = state
+        fd.add(ad)
+    return fd
+
+
+def test_runs_and_step_states_read_back_after_reopening(tmp_path):
+    path = tmp_path / "logbook.sqlite"
+    backend = _backend(path)
+    book = models.LogBook("db", uuid="book")
+    backend.get_connection().save_logbook(book)
+    fd = _run("upgrade", ("backup", states.SUCCESS),
+              ("migrate_001", states.RUNNING))
+    book.add(fd)
+    backend.get_connection().add_flow_details(book, fd)
+    fd.find("upgrade-migrate_001").state = states.SUCCESS
+    backend.get_connection().update_flow_details(fd)
+    backend.close()
+
+    again = _backend(path)
+    loaded = again.get_connection().get_logbook("book")
+    [run] = list(loaded)
+    assert run.meta == fd.meta
+    assert [(ad.name, ad.state) for ad in run] == [
+        ("backup", states.SUCCESS), ("migrate_001", states.SUCCESS)]
+    again.close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_adding_a_run_leaves_the_other_runs_as_they_are(tmp_path):
+    backend = _backend(tmp_path / "logbook.sqlite")
+    conn = backend.get_connection()
+    book = models.LogBook("db", uuid="book")
+    first = _run("first", ("backup", states.SUCCESS))
+    book.add(first)
+    conn.add_flow_details(book, first)
+    first.find("first-backup").state = states.FAILURE  # not saved
+    second = _run("second", ("backup", states.PENDING))
+    book.add(second)
+    conn.add_flow_details(book, second)
+
+    loaded = {fd.name: fd for fd in conn.get_logbook("book")}
+    assert loaded["first"].find("first-backup").state == states.SUCCESS
+    assert set(loaded) == {"first", "second"}
+    backend.close()
+
+
+def test_a_save_killed_half_way_leaves_the_previous_record(tmp_path):
+    """Each save is one transaction: a writer killed inside it (after
+    its first write) leaves the record as it was before the save."""
+    path = tmp_path / "logbook.sqlite"
+    backend = _backend(path)
+    book = models.LogBook("db", uuid="book")
+    fd = _run("upgrade", ("backup", states.SUCCESS),
+              ("migrate_001", states.RUNNING))
+    book.add(fd)
+    backend.get_connection().add_flow_details(book, fd)
+    backend.close()
+
+    killer = textwrap.dedent("""
+        import os, sys
+        from mistral_db_flows import sqlite_logbook
+        backend = sqlite_logbook.SqliteLogbookBackend({"filename": sys.argv[1]})
+        conn = backend.get_connection()
+        fd = conn.get_flow_details("upgrade-uuid")
+        for ad in fd:
+            ad.state = "FAILURE"
+        real = conn._set_item
+        def set_then_die(path, value, txn):
+            real(path, value, txn)
+            os._exit(9)
+        conn._set_item = set_then_die
+        conn.update_flow_details(fd)
+    """)
+    done = subprocess.run([sys.executable, "-c", killer, str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 9, done.stderr
+
+    again = _backend(path)
+    run = again.get_connection().get_flow_details("upgrade-uuid")
+    assert {ad.name: ad.state for ad in run} == {
+        "backup": states.SUCCESS, "migrate_001": states.RUNNING}
+    again.close()
+
+
+def test_status_reads_the_interrupted_run_without_taskflow(tmp_path):
+    path = tmp_path / "logbook.sqlite"
+    identity = "sqlite:///somewhere/mistral.sqlite"
+    backend = _backend(path)
+    book = models.LogBook(identity, uuid=persistence.book_uuid(identity))
+    ended = _run("ended", ("backup", states.SUCCESS))
+    ended.meta = {"mdf_state": persistence.FINISHED, "started": 2.0}
+    running = _run("running", ("backup", states.SUCCESS),
+                   ("migrate_001", states.RUNNING))
+    for fd in (ended, running):
+        book.add(fd)
+        backend.get_connection().add_flow_details(book, fd)
+    backend.close()
+
+    meta = persistence.peek_interrupted(str(path), identity)
+    assert meta["mdf_state"] == persistence.RUNNING
+    assert meta["atoms"] == {"backup": "SUCCESS", "migrate_001": "RUNNING"}
+    assert persistence.peek_interrupted(str(path), "another") is None
+
+
+def test_a_file_without_our_table_has_no_interrupted_run(tmp_path):
+    path = tmp_path / "logbook.sqlite"
+    logbook_file.open_file(str(path)).close()
+    assert persistence.peek_interrupted(str(path), "db") is None
