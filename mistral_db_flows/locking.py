@@ -11,6 +11,10 @@ can never go stale after a kill:
 The lock is named after the database (its name, or the SQLite file's
 path), never credentials: two URLs that reach the same database through
 different host names still exclude each other.
+
+None of it imports SQLAlchemy for a plain URL (``dbapi`` opens the
+driver itself): every guarded run takes the lock, ``populate`` included,
+and the import alone would cost it about a tenth of a second.
 """
 from __future__ import annotations
 
@@ -84,10 +88,10 @@ class _Lock:
 
     backend = ""
 
-    def __init__(self, u: Any, owner: str) -> None:
-        self.url = u
+    def __init__(self, url: str, database: str | None, owner: str) -> None:
+        self.url = url
         self.owner = owner
-        self.database = u.database or ""
+        self.database = database or ""
         self.name = "%s:%s" % (_PREFIX, self.database)
 
     def acquire(self, timeout: float) -> None:
@@ -106,55 +110,130 @@ class _Lock:
 
 
 class _ServerLock(_Lock):
-    """A lock living in a dedicated server session."""
+    """A lock living in a dedicated server session.
 
-    def __init__(self, u: Any, owner: str) -> None:
-        super().__init__(u, owner)
-        self.engine: Any = None
-        self.conn: Any = None
+    The session is a plain DB-API connection (``dbapi.connect``), not
+    SQLAlchemy: importing SQLAlchemy costs more than a whole ``populate``
+    may. It runs in autocommit mode so that it never sits idle in a
+    transaction for the length of the run; should a driver not offer
+    autocommit, every statement is committed (or rolled back) at once.
+    """
+
+    def __init__(self, url: str, database: str | None, owner: str) -> None:
+        super().__init__(url, database, owner)
+        self.handle: Any = None
+        self._autocommit = False
+        # The driver's DB-API error class, known once connected.
+        self._errors: tuple[type[BaseException], ...] = ()
 
     def _connect(self) -> Any:
-        import sqlalchemy as sa
+        from mistral_db_flows import dbapi
 
-        self.engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool,
-                                       isolation_level="AUTOCOMMIT")
         try:
-            self.conn = self.engine.connect()
-        except sa.exc.DBAPIError as exc:
-            self.engine.dispose()
-            raise self._error("cannot connect to take the lock", exc)
-        return self.conn
+            handle = dbapi.connect(self.url)
+        except exceptions.DatabaseUnreachable as exc:
+            raise LockError("cannot connect to take the lock on database "
+                            "%s: %s" % (self.database, exc.reason),
+                            database=self.database) from None
+        self.handle = handle
+        # Through SQLAlchemy, conn is a pool proxy around the driver's.
+        raw = getattr(handle.conn, "dbapi_connection", None)
+        raw = handle.conn if raw is None else raw
+        error = getattr(raw, "Error", None)
+        self._errors = (error,) if isinstance(error, type) else (Exception,)
+        self._autocommit = _set_autocommit(raw)
+        return handle
 
-    def _error(self, what: str, exc: Exception) -> LockError:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()
-        text = reason[0] if reason else type(exc).__name__
-        if self.url.password:
-            text = text.replace(self.url.password, "***")
+    def _query(self, statement: str, params: tuple = (), *,
+               fetch: bool = True) -> Any:
+        """Run one statement; its first row (None without one)."""
+        handle = self.handle
+        try:
+            cur = handle.execute(statement, params)
+            try:
+                row = cur.fetchone() if fetch else None
+            finally:
+                cur.close()
+            if not self._autocommit:
+                handle.commit()
+        except self._errors:
+            if not self._autocommit:
+                with contextlib.suppress(Exception):
+                    handle.rollback()
+            raise
+        return row
+
+    def _value(self, statement: str, params: tuple = ()) -> Any:
+        row = self._query(statement, params)
+        return row[0] if row is not None else None
+
+    def _error(self, what: str, exc: BaseException) -> LockError:
+        from mistral_db_flows import migration
+
+        reason = str(exc).strip()
+        text = migration.scrub(reason, self.url) if reason \
+            else type(exc).__name__
         return LockError("%s on database %s: %s"
                          % (what, self.database, text),
                          database=self.database)
 
+    def _lost(self) -> LockError:
+        return LockError("lost the lock on database %s" % self.database,
+                         database=self.database)
+
     def release(self) -> None:
         # Closing the session releases the lock on the server.
+        handle = self.handle
+        if handle is None:
+            return
         try:
-            if self.conn is not None:
-                with contextlib.suppress(Exception):
-                    self._unlock()
-                self.conn.close()
+            with contextlib.suppress(Exception):
+                self._unlock()
         finally:
-            if self.engine is not None:
-                self.engine.dispose()
-            self.conn = self.engine = None
+            self.handle = None
+            with contextlib.suppress(Exception):
+                handle.close()
+
+    def acquire(self, timeout: float) -> None:
+        self._connect()
+        try:
+            self._take(timeout)
+        except LockError:
+            self.release()
+            raise
+        except self._errors as exc:
+            self.release()
+            raise self._error("cannot take the lock", exc) from None
+        except BaseException:
+            self.release()
+            raise
+
+    def _take(self, timeout: float) -> None:
+        """Take the lock on the open session, else raise LockTimeout."""
+        raise NotImplementedError
 
     def _unlock(self) -> None:
         raise NotImplementedError
 
 
+def _set_autocommit(raw: Any) -> bool:
+    """Switch a DB-API connection to autocommit; False if it cannot."""
+    try:
+        switch = raw.autocommit
+        if callable(switch):       # PyMySQL, mysqlclient
+            switch(True)
+        else:                      # psycopg2, psycopg, pg8000 ...
+            raw.autocommit = True
+    except Exception:  # no such extension: commit after each statement
+        return False
+    return True
+
+
 class _PostgresLock(_ServerLock):
     backend = "postgresql"
 
-    def __init__(self, u: Any, owner: str) -> None:
-        super().__init__(u, owner)
+    def __init__(self, url: str, database: str | None, owner: str) -> None:
+        super().__init__(url, database, owner)
         # Advisory locks are per database already; the name keeps ours
         # apart from other applications' keys.
         digest = hashlib.sha256(self.name.encode()).digest()
@@ -162,175 +241,157 @@ class _PostgresLock(_ServerLock):
         self.key_high = (self.key >> 32) & 0xFFFFFFFF
         self.key_low = self.key & 0xFFFFFFFF
 
-    def acquire(self, timeout: float) -> None:
-        import sqlalchemy as sa
+    def _take(self, timeout: float) -> None:
+        self._query("SELECT set_config('application_name', %s, false), "
+                    "set_config('statement_timeout', '0', false)",
+                    (_owner_tag(self.owner)[:_PG_APP_MAX],))
+        # The session must outlive a long run (the setting exists
+        # from PostgreSQL 14 on).
+        with contextlib.suppress(*self._errors):
+            self._query(
+                "SELECT set_config('idle_session_timeout', '0', false)")
+        if timeout > 0:
+            got = self._wait(timeout)
+        else:
+            got = self._value("SELECT pg_try_advisory_lock(%s)",
+                              (self.key,))
+        if not got:
+            raise self._timeout(timeout, self._holder())
 
-        conn = self._connect()
-        try:
-            conn.execute(sa.text(
-                "SELECT set_config('application_name', :a, false), "
-                "set_config('statement_timeout', '0', false)"),
-                {"a": _owner_tag(self.owner)[:_PG_APP_MAX]})
-            # The session must outlive a long run (the setting exists
-            # from PostgreSQL 14 on).
-            with contextlib.suppress(sa.exc.DBAPIError):
-                conn.execute(sa.text(
-                    "SELECT set_config('idle_session_timeout', '0', false)"))
-            if timeout > 0:
-                got = self._wait(conn, timeout)
-            else:
-                got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"),
-                                   {"k": self.key}).scalar()
-            if not got:
-                holder = self._holder(conn)
-                raise self._timeout(timeout, holder)
-        except BaseException:
-            self.release()
-            raise
-
-    def _wait(self, conn: Any, timeout: float) -> bool:
+    def _wait(self, timeout: float) -> bool:
         """Queue on the lock server-side: taken the moment it is free."""
-        import sqlalchemy as sa
-
         # lock_timeout is an int of milliseconds; 0 means for ever.
         limit = "0" if timeout * 1000 >= _PG_MAX_MS else "%dms" % max(
             1, math.ceil(timeout * 1000))
-        conn.execute(sa.text("SELECT set_config('lock_timeout', :t, false)"),
-                     {"t": limit})
+        self._query("SELECT set_config('lock_timeout', %s, false)", (limit,))
         try:
-            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"),
-                         {"k": self.key})
-        except sa.exc.DBAPIError as exc:
-            orig = exc.orig
-            code = getattr(orig, "pgcode", None) or getattr(
-                orig, "sqlstate", None)
+            self._query("SELECT pg_advisory_lock(%s)", (self.key,))
+        except self._errors as exc:
+            code = getattr(exc, "pgcode", None) or getattr(
+                exc, "sqlstate", None)
             if code != "55P03":  # lock_not_available
-                raise self._error("cannot take the lock", exc)
+                raise
             return False
-        conn.execute(sa.text("SELECT set_config('lock_timeout', '0', false)"))
+        self._query("SELECT set_config('lock_timeout', '0', false)")
         return True
 
-    def _holder(self, conn: Any) -> dict[str, Any] | None:
-        import sqlalchemy as sa
-
-        row = conn.execute(sa.text(
+    def _holder(self) -> dict[str, Any] | None:
+        row = self._query(
             "SELECT l.pid, a.application_name, a.usename, "
             "host(a.client_addr) AS client, a.backend_start "
             "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted "
             "AND l.database = (SELECT oid FROM pg_database "
             "                  WHERE datname = current_database()) "
-            "AND l.classid::bigint = :hi AND l.objid::bigint = :lo "
-            "AND l.objsubid = 1"),
-            {"hi": self.key_high, "lo": self.key_low}).first()
+            "AND l.classid::bigint = %s AND l.objid::bigint = %s "
+            "AND l.objsubid = 1",
+            (self.key_high, self.key_low))
         if row is None:
             return None
-        since = row.backend_start
-        return {"application": row.application_name, "backend_pid": row.pid,
-                "user": row.usename, "client": row.client,
+        pid, application, user, client, since = row
+        return {"application": application, "backend_pid": pid,
+                "user": user, "client": client,
                 "connected_since": since.isoformat() if since else None}
 
     def _unlock(self) -> None:
-        import sqlalchemy as sa
-
-        self.conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"),
-                          {"k": self.key})
+        self._query("SELECT pg_advisory_unlock(%s)", (self.key,))
 
     def check(self) -> None:
-        import sqlalchemy as sa
-
+        if self.handle is None:
+            raise self._lost()
         try:
-            held = self.conn.execute(sa.text(
+            held = self._value(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                 "AND pid = pg_backend_pid() AND granted "
-                "AND classid::bigint = :hi AND objid::bigint = :lo "
-                "AND objsubid = 1"),
-                {"hi": self.key_high, "lo": self.key_low}).scalar()
-        except sa.exc.DBAPIError as exc:
-            raise self._error("lost the lock", exc)
+                "AND classid::bigint = %s AND objid::bigint = %s "
+                "AND objsubid = 1",
+                (self.key_high, self.key_low))
+        except self._errors as exc:
+            raise self._error("lost the lock", exc) from None
         if not held:
-            raise LockError("lost the lock on database %s" % self.database,
-                            database=self.database)
+            raise self._lost()
 
 
 class _MysqlLock(_ServerLock):
     backend = "mysql"
 
-    def __init__(self, u: Any, owner: str) -> None:
-        super().__init__(u, owner)
+    def __init__(self, url: str, database: str | None, owner: str) -> None:
+        super().__init__(url, database, owner)
         # GET_LOCK names are server-wide, hence the database name in it;
         # they are limited to 64 characters.
         if len(self.name) > _MYSQL_NAME_MAX:
             self.name = "%s:%s" % (_PREFIX, hashlib.sha256(
                 self.database.encode()).hexdigest()[:40])
 
-    def acquire(self, timeout: float) -> None:
-        import sqlalchemy as sa
+    def _take(self, timeout: float) -> None:
+        # The session must outlive a long run; the server would
+        # otherwise drop it (and the lock) after wait_timeout.
+        self._query("SET SESSION wait_timeout = %d"
+                    % _MYSQL_MAX_WAIT_TIMEOUT, fetch=False)
+        got = self._value("SELECT GET_LOCK(%s, %s)",
+                          (self.name, min(max(0.0, timeout),
+                                          _MYSQL_MAX_WAIT_TIMEOUT)))
+        if got is None:
+            raise LockError("GET_LOCK failed on database %s"
+                            % self.database, database=self.database)
+        if not got:
+            raise self._timeout(timeout, self._holder())
 
-        conn = self._connect()
-        try:
-            # The session must outlive a long run; the server would
-            # otherwise drop it (and the lock) after wait_timeout.
-            conn.exec_driver_sql("SET SESSION wait_timeout = %d"
-                                 % _MYSQL_MAX_WAIT_TIMEOUT)
-            got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"),
-                               {"n": self.name,
-                                "t": min(max(0.0, timeout),
-                                         _MYSQL_MAX_WAIT_TIMEOUT)}).scalar()
-            if got is None:
-                raise LockError("GET_LOCK failed on database %s"
-                                % self.database, database=self.database)
-            if not got:
-                raise self._timeout(timeout, self._holder(conn))
-        except sa.exc.DBAPIError as exc:
-            self.release()
-            raise self._error("cannot take the lock", exc)
-        except BaseException:
-            self.release()
-            raise
-
-    def _holder(self, conn: Any) -> dict[str, Any] | None:
-        import sqlalchemy as sa
-
-        holder = conn.execute(sa.text("SELECT IS_USED_LOCK(:n)"),
-                              {"n": self.name}).scalar()
+    def _holder(self) -> dict[str, Any] | None:
+        holder = self._value("SELECT IS_USED_LOCK(%s)", (self.name,))
         if holder is None:
             return None
-        row = conn.execute(sa.text(
-            "SELECT user, host, time FROM information_schema.processlist "
-            "WHERE id = :id"), {"id": holder}).first()
         info: dict[str, Any] = {"connection_id": int(holder)}
+        pid = self._client_pid(holder)
+        if pid is not None:
+            info["pid"] = pid
+        row = self._query(
+            "SELECT user, host, time FROM information_schema.processlist "
+            "WHERE id = %s", (holder,))
         if row is not None:
             info.update({"user": row[0], "client": row[1],
                          "idle_seconds": row[2]})
         return info
 
-    def _unlock(self) -> None:
-        import sqlalchemy as sa
+    def _client_pid(self, connection_id: Any) -> int | None:
+        """The holder's process id, from the ``_pid`` attribute its
+        client library sent on connecting (PyMySQL and libmysqlclient
+        do). Only the performance schema shows it: on by default in
+        MySQL, off by default in MariaDB (then the pid stays unknown)."""
+        try:
+            value = self._value(
+                "SELECT attr_value FROM "
+                "performance_schema.session_connect_attrs "
+                "WHERE processlist_id = %s AND attr_name = '_pid'",
+                (connection_id,))
+        except self._errors:
+            return None
+        try:
+            return int(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
 
-        self.conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"),
-                          {"n": self.name})
+    def _unlock(self) -> None:
+        self._query("SELECT RELEASE_LOCK(%s)", (self.name,))
 
     def check(self) -> None:
-        import sqlalchemy as sa
-
+        if self.handle is None:
+            raise self._lost()
         try:
-            mine = self.conn.execute(sa.text(
-                "SELECT IS_USED_LOCK(:n) = CONNECTION_ID()"),
-                {"n": self.name}).scalar()
-        except sa.exc.DBAPIError as exc:
-            raise self._error("lost the lock", exc)
+            mine = self._value("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()",
+                               (self.name,))
+        except self._errors as exc:
+            raise self._error("lost the lock", exc) from None
         if not mine:
-            raise LockError("lost the lock on database %s" % self.database,
-                            database=self.database)
+            raise self._lost()
 
 
 class _FileLock(_Lock):
     backend = "sqlite"
 
-    def __init__(self, u: Any, owner: str) -> None:
-        super().__init__(u, owner)
-        path = u.database or ""
+    def __init__(self, url: str, database: str | None, owner: str) -> None:
+        super().__init__(url, database, owner)
+        path = database or ""
         if path in ("", ":memory:") or path.startswith("file:"):
             raise LockError("cannot lock an in-memory or URI SQLite "
                             "database: give a file path",
@@ -390,14 +451,20 @@ _BACKENDS = {"postgresql": _PostgresLock, "mysql": _MysqlLock,
 
 def lock_for(url: str, owner: str) -> _Lock:
     """The (not yet taken) lock of the database at ``url``."""
-    from sqlalchemy.engine import url as sa_url
+    from mistral_db_flows import migration
 
-    u = sa_url.make_url(url)
-    backend = u.get_backend_name()
+    parts = migration.parse_url(url)
+    if parts is not None:
+        backend, database = parts["dialect"], parts["database"]
+    else:  # an unusual URL: SQLAlchemy knows how to read it
+        from sqlalchemy.engine import url as sa_url
+
+        u = sa_url.make_url(url)
+        backend, database = u.get_backend_name(), u.database
     if backend not in _BACKENDS:
         raise LockError("cannot lock a %s database" % backend,
-                        database=u.database or "")
-    return _BACKENDS[backend](u, owner)
+                        database=database or "")
+    return _BACKENDS[backend](url, database, owner)
 
 
 @contextlib.contextmanager

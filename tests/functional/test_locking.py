@@ -1,7 +1,8 @@
 """One run at a time: the database lock on real servers and files.
 
 A second holder waits, then fails naming the first; a holder killed with
-SIGKILL leaves no stale lock; eight concurrent processes take turns.
+SIGKILL leaves no stale lock; eight concurrent processes take turns; a
+lock session cut by the server is noticed; none of it imports SQLAlchemy.
 """
 from __future__ import annotations
 
@@ -73,9 +74,11 @@ def test_second_holder_times_out_naming_the_first(db_url):
         holder = err.value.holder
         assert holder, "the holder should be known"
         if first.backend == "mysql":
-            mine = first.conn.execute(sa.text("SELECT CONNECTION_ID()"))
-            assert holder["connection_id"] == mine.scalar()
+            mine = first.handle.rows("SELECT CONNECTION_ID()")[0][0]
+            assert holder["connection_id"] == mine
             assert str(holder["connection_id"]) in str(err.value)
+            if "pid" in holder:  # only with the performance schema on
+                assert "pid %d" % os.getpid() in str(err.value)
         else:
             described = holder.get("owner") or holder.get("application")
             assert "upgrade head" in described
@@ -104,7 +107,7 @@ def test_holder_killed_with_sigkill_leaves_no_stale_lock(db_url):
         with pytest.raises(locking.LockTimeout) as err:
             with locking.hold(db_url, timeout=0.2, owner="waiter"):
                 pytest.fail("two holders at once")
-        if err.value.holder and "owner" in err.value.holder:
+        if err.value.holder and "pid" in err.value.holder:
             assert err.value.holder["pid"] == child.pid
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
@@ -131,20 +134,76 @@ def test_eight_concurrent_runs_take_turns(db_url, tmp_path):
         assert start >= end, "two runs held the lock at once"
 
 
-def test_lost_postgresql_session_is_detected(make_db):
+@pytest.mark.parametrize("backend_name", ["postgresql", "mysql"])
+def test_lost_server_session_is_detected(make_db, backend_name):
     """If the server ends the lock's session, check() says the lock is
     lost instead of letting the run go on unprotected."""
-    url = make_db("postgresql")
+    url = make_db(backend_name)
     with locking.hold(url, timeout=1, owner="victim") as lock:
-        pid = lock.conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        lock.check()
         admin = sa.create_engine(url, poolclass=sa.pool.NullPool)
         with admin.connect() as conn:
-            conn.execute(sa.text("SELECT pg_terminate_backend(:p)"),
-                         {"p": pid})
+            if backend_name == "postgresql":
+                pid = lock.handle.rows("SELECT pg_backend_pid()")[0][0]
+                conn.execute(sa.text("SELECT pg_terminate_backend(:p)"),
+                             {"p": pid})
+            else:
+                pid = lock.handle.rows("SELECT CONNECTION_ID()")[0][0]
+                conn.execute(sa.text("KILL %d" % pid))
         admin.dispose()
         time.sleep(0.2)
-        with pytest.raises(locking.LockError):
+        with pytest.raises(locking.LockError) as err:
             lock.check()
+        assert "lost the lock on database" in str(err.value)
+        assert not isinstance(err.value, locking.LockTimeout)
+
+
+@pytest.mark.parametrize("backend_name", ["postgresql", "mysql"])
+def test_lock_session_is_not_left_in_a_transaction(make_db, backend_name):
+    """The lock's session stays in autocommit: a long run never keeps an
+    idle transaction (and its snapshot) open on the server."""
+    url = make_db(backend_name)
+    with locking.hold(url, timeout=1, owner="long run") as lock:
+        lock.check()
+        if backend_name == "postgresql":
+            pid = lock.handle.rows("SELECT pg_backend_pid()")[0][0]
+            admin = sa.create_engine(url, poolclass=sa.pool.NullPool)
+            with admin.connect() as conn:
+                state = conn.execute(sa.text(
+                    "SELECT state FROM pg_stat_activity WHERE pid = :p"),
+                    {"p": pid}).scalar()
+            admin.dispose()
+            assert state == "idle"
+        else:
+            assert lock.handle.rows("SELECT @@autocommit")[0][0] == 1
+
+
+# Takes the lock, fails to take it a second time (naming the holder),
+# checks it, and says whether SQLAlchemy was imported on the way.
+_NO_SQLALCHEMY = textwrap.dedent("""
+    import sys
+    from mistral_db_flows import locking
+    with locking.hold(sys.argv[1], timeout=5, owner="populate") as lock:
+        lock.check()
+        try:
+            with locking.hold(sys.argv[1], timeout=0.2, owner="second"):
+                raise SystemExit("two holders at once")
+        except locking.LockTimeout as exc:
+            assert "populate" in str(exc) or "connection id" in str(exc)
+        lock.check()
+    print("sqlalchemy" in sys.modules)
+""")
+
+
+def test_plain_url_lock_does_not_import_sqlalchemy(db_url):
+    """Holding, waiting for and checking the lock of a plain URL never
+    imports SQLAlchemy (it costs about 0.1 s; populate cannot afford
+    it)."""
+    child = _python(_NO_SQLALCHEMY, db_url, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert out.strip() == "False"
 
 
 def test_unbounded_timeout_is_accepted(db_url):

@@ -1,0 +1,193 @@
+"""The run lock without a server: URL reading, the lock session's
+autocommit (or commit after every statement), and how a MariaDB/MySQL
+holder is described."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mistral_db_flows import dbapi
+from mistral_db_flows import locking
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+class FakeError(Exception):
+    pass
+
+
+class FakeCursor:
+    def __init__(self, conn):
+        self.conn = conn
+        self.row = None
+
+    def execute(self, statement, params):
+        self.row = self.conn.answer(statement, params)
+
+    def fetchone(self):
+        return self.row
+
+    def close(self):
+        pass
+
+
+class FakeConn:
+    """A DB-API connection answering from ``answers`` (statement prefix
+    -> row, or an exception to raise), recording what it is asked."""
+
+    Error = FakeError
+
+    def __init__(self, answers=None):
+        self.answers = answers or {}
+        self.log = []
+
+    def answer(self, statement, params):
+        self.log.append(statement)
+        for prefix, row in self.answers.items():
+            if statement.startswith(prefix):
+                if isinstance(row, Exception):
+                    raise row
+                return row
+        return None
+
+    def cursor(self):
+        return FakeCursor(self)
+
+    def commit(self):
+        self.log.append("COMMIT")
+
+    def rollback(self):
+        self.log.append("ROLLBACK")
+
+    def close(self):
+        self.log.append("CLOSE")
+
+
+def _with_fake(lock, conn, autocommit):
+    lock.handle = dbapi.Handle(conn, lock.backend, qmark=False)
+    lock._errors = (conn.Error,)
+    lock._autocommit = autocommit
+    return lock
+
+
+def test_unusual_urls_name_the_same_lock():
+    """A URL only SQLAlchemy can read names the same lock as the plain
+    one of the same database."""
+    plain = locking.lock_for("postgresql://u:pw@h/mistral", "x")
+    unusual = locking.lock_for(
+        "postgresql+psycopg2://u:pw@h/mistral?sslmode=require", "x")
+    assert (plain.key, plain.name) == (unusual.key, unusual.name)
+    a = locking.lock_for("mysql+pymysql://u@h/mistral?charset=utf8", "x")
+    b = locking.lock_for("mariadb+pymysql://u@[::1]:3306/mistral", "x")
+    assert isinstance(a, locking._MysqlLock)
+    assert a.name == b.name == "mistral-db-flows:mistral"
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(locking.LockError) as err:
+        locking.lock_for("oracle://u@h/mistral", "x")
+    assert "cannot lock a oracle database" in str(err.value)
+
+
+def test_lock_for_a_plain_url_does_not_import_sqlalchemy():
+    code = ("import sys; from mistral_db_flows import locking; "
+            "locking.lock_for('postgresql://u@h/m', 'x'); "
+            "locking.lock_for('mysql+pymysql://u@h/m', 'x'); "
+            "locking.lock_for('sqlite:////tmp/m.db', 'x'); "
+            "print('sqlalchemy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], check=True,
+                         capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=ROOT)).stdout
+    assert out.strip() == "False"
+
+
+def test_autocommit_is_switched_on_whatever_the_driver_calls_it():
+    class Method:           # PyMySQL, mysqlclient
+        def __init__(self):
+            self.on = None
+
+        def autocommit(self, value):
+            self.on = value
+
+    class Attribute:        # psycopg2, pg8000
+        autocommit = False
+
+    class Neither:
+        __slots__ = ()
+
+    method, attribute = Method(), Attribute()
+    assert locking._set_autocommit(method) and method.on is True
+    assert locking._set_autocommit(attribute) and attribute.autocommit
+    assert not locking._set_autocommit(Neither())
+
+
+def test_without_autocommit_every_statement_is_ended():
+    """A driver without autocommit: each statement is committed, a
+    failed one rolled back, so the session never idles in a
+    transaction."""
+    conn = FakeConn({"SELECT pg_try": (True,),
+                     "SELECT count": FakeError("server closed")})
+    lock = _with_fake(locking.lock_for("postgresql://u@h/m", "x"), conn,
+                      autocommit=False)
+    assert lock._value("SELECT pg_try_advisory_lock(%s)", (lock.key,))
+    assert conn.log[-1] == "COMMIT"
+    with pytest.raises(locking.LockError) as err:
+        lock.check()
+    assert conn.log[-1] == "ROLLBACK"
+    assert str(err.value) == ("lost the lock on database m: "
+                              "server closed")
+    lock.release()
+    assert conn.log[-1] == "CLOSE" and lock.handle is None
+    with pytest.raises(locking.LockError):
+        lock.check()
+
+
+def test_with_autocommit_nothing_is_committed():
+    conn = FakeConn({"SELECT IS_USED_LOCK": (1,)})
+    lock = _with_fake(locking.lock_for("mysql+pymysql://u@h/m", "x"), conn,
+                      autocommit=True)
+    lock.check()
+    assert "COMMIT" not in conn.log
+
+
+def test_mysql_holder_names_its_pid_when_the_server_shows_it():
+    """The performance schema (on in MySQL, off by default in MariaDB)
+    has the pid the holder's client library sent on connecting."""
+    conn = FakeConn({
+        "SELECT IS_USED_LOCK": (42,),
+        "SELECT attr_value": ("4242",),
+        "SELECT user, host": ("mistral", "10.0.0.5:51000", 7)})
+    lock = _with_fake(locking.lock_for("mysql+pymysql://u@h/m", "x"), conn,
+                      autocommit=True)
+    holder = lock._holder()
+    assert holder == {"connection_id": 42, "pid": 4242, "user": "mistral",
+                      "client": "10.0.0.5:51000", "idle_seconds": 7}
+    text = str(lock._timeout(3, holder))
+    assert "connection id 42, pid 4242, user mistral" in text
+
+
+@pytest.mark.parametrize("attrs", [None, FakeError("no access")])
+def test_mysql_holder_without_performance_schema(attrs):
+    conn = FakeConn({
+        "SELECT IS_USED_LOCK": (42,),
+        "SELECT attr_value": attrs,
+        "SELECT user, host": ("mistral", "10.0.0.5:51000", 7)})
+    lock = _with_fake(locking.lock_for("mysql+pymysql://u@h/m", "x"), conn,
+                      autocommit=True)
+    assert lock._holder() == {"connection_id": 42, "user": "mistral",
+                              "client": "10.0.0.5:51000", "idle_seconds": 7}
+
+
+def test_unreachable_server_is_a_lock_error_without_password():
+    lock = locking.lock_for(
+        "postgresql://u:s3cret@127.0.0.1:1/m", "x")
+    with pytest.raises(locking.LockError) as err:
+        lock.acquire(0)
+    text = str(err.value)
+    assert text.startswith("cannot connect to take the lock on database m:")
+    assert "s3cret" not in text
+    assert lock.handle is None
