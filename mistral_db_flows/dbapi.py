@@ -16,10 +16,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from mistral_db_flows import exceptions
 from mistral_db_flows import migration
+
+
+# Callables ``(handle, statement)`` run after each statement a Handle
+# sends: instrumentation, as SQLAlchemy's ``after_cursor_execute`` event
+# is for its connections (the safety tests' fault plugin uses both to
+# kill a run right after a chosen write).
+AFTER_EXECUTE: list[Callable[["Handle", str], None]] = []
+
+
+def _after(handle: "Handle", statement: str) -> None:
+    for observer in list(AFTER_EXECUTE):
+        observer(handle, statement)
 
 
 @dataclasses.dataclass
@@ -37,6 +49,7 @@ class Handle:
             statement = statement.replace("%s", "?").replace("%%", "%")
         cur = self.conn.cursor()
         cur.execute(statement, tuple(params))
+        _after(self, statement)
         return cur
 
     def executemany(self, statement: str,
@@ -48,6 +61,7 @@ class Handle:
         cur = self.conn.cursor()
         try:
             cur.executemany(statement, [tuple(r) for r in rows])
+            _after(self, statement)
         finally:
             cur.close()
 

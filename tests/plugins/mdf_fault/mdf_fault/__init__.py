@@ -133,12 +133,12 @@ def _counting(database_url: str, faults: list[Fault]) -> Iterator[None]:
         return
     import sqlalchemy as sa
 
+    from mistral_db_flows import dbapi
+
     target = _target_key(database_url)
     seen = [0]
 
-    def after(conn, cursor, statement, parameters, context, executemany):
-        if _target_key(conn.engine.url) != target:
-            return  # the logbook, or anything else
+    def count(statement: str) -> None:
         if not _CHANGE.match(statement or ""):
             return
         seen[0] += 1
@@ -149,11 +149,21 @@ def _counting(database_url: str, faults: list[Fault]) -> Iterator[None]:
                 strike(fault, "after statement %d: %s"
                        % (seen[0], " ".join(statement.split())[:80]))
 
+    def after(conn, cursor, statement, parameters, context, executemany):
+        if _target_key(conn.engine.url) == target:  # not the logbook
+            count(statement)
+
+    def after_plain(handle, statement):
+        # Plain DB-API handles only ever talk to the target database.
+        count(statement)
+
     sa.event.listen(sa.engine.Engine, "after_cursor_execute", after)
+    dbapi.AFTER_EXECUTE.append(after_plain)
     try:
         yield
     finally:
         sa.event.remove(sa.engine.Engine, "after_cursor_execute", after)
+        dbapi.AFTER_EXECUTE.remove(after_plain)
 
 
 def _striking(owner: Any, name: str, faults: list[Fault], where: str, *,
