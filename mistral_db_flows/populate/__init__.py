@@ -10,8 +10,9 @@ nothing. docs/populate.md has the details.
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import TYPE_CHECKING, Iterable, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Union
 
 from mistral_db_flows.populate import errors
 from mistral_db_flows.populate import report
@@ -20,6 +21,8 @@ from mistral_db_flows.populate import spec
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
+
+    from mistral_db_flows import dbapi
 
 # The public names, so callers need only this package.
 PopulateReport = report.PopulateReport
@@ -99,24 +102,25 @@ def load(found: Iterable[sources.Source],
     return result
 
 
-def apply(conn: sa.Connection,
+def apply(handle: dbapi.Handle,
           definitions: dict[str, list[spec.Definition]],
           ) -> report.PopulateReport:
-    """Upsert ``definitions`` using ``conn`` (no transaction handling)."""
+    """Upsert ``definitions`` through ``handle`` (no transaction
+    handling)."""
     from mistral_db_flows.populate import plan
     from mistral_db_flows.populate import store
 
     plans = {}
     for kind, wanted in definitions.items():
-        rows = store.read(conn, kind, [d.name for d in wanted])
+        rows = store.read(handle, kind, [d.name for d in wanted])
         plans[kind] = plan.make(kind, wanted, rows)
     deletes: dict[str, list[str]] = {}
     for kind, p in plans.items():
         if p.gone:
             deletes[kind] = p.keep(store.referenced(
-                conn, [row["id"] for row in p.gone]))
+                handle, [row["id"] for row in p.gone]))
     for kind, p in plans.items():
-        store.write(conn, p, deletes.get(kind, []))
+        store.write(handle, p, deletes.get(kind, []))
     result = report.PopulateReport()
     for kind, p in plans.items():
         setattr(result, "actions" if kind == spec.ACTION else "workflows",
@@ -130,8 +134,6 @@ def still_to_do(connection: Connectable, *, actions: bool = True,
 
     Read-only: ``verify`` uses it after ``populate``.
     """
-    import sqlalchemy as sa
-
     from mistral_db_flows.populate import plan
     from mistral_db_flows.populate import store
 
@@ -139,40 +141,112 @@ def still_to_do(connection: Connectable, *, actions: bool = True,
                                        (spec.WORKFLOW, workflows))
              if wanted]
     definitions = load(collect(kinds), kinds)
-    engine = (sa.create_engine(connection, poolclass=sa.pool.NullPool)
-              if isinstance(connection, str) else None)
-    try:
-        with (engine or connection).connect() as conn:
-            out = []
-            for kind, wanted in definitions.items():
-                rows = store.read(conn, kind, [d.name for d in wanted])
-                changes = plan.make(kind, wanted, rows).changes
-                out += ["%s %s is missing" % (kind, name)
-                        for name in changes.added]
-                out += ["%s %s differs from its definition" % (kind, name)
-                        for name in changes.updated]
-            return out
-    finally:
-        if engine is not None:
-            engine.dispose()
+    out = []
+    with _opened(connection, write=False) as handle:
+        for kind, wanted in definitions.items():
+            rows = store.read(handle, kind, [d.name for d in wanted])
+            changes = plan.make(kind, wanted, rows).changes
+            out += ["%s %s is missing" % (kind, name)
+                    for name in changes.added]
+            out += ["%s %s differs from its definition" % (kind, name)
+                    for name in changes.updated]
+    return out
 
 
 def _with_transaction(connection: Connectable,
                       definitions: dict[str, list[spec.Definition]],
                       ) -> report.PopulateReport:
+    with _opened(connection, write=True) as handle:
+        return apply(handle, definitions)
+
+
+@contextlib.contextmanager
+def _opened(connection: Connectable, *,
+            write: bool) -> Iterator[dbapi.Handle]:
+    """A driver connection for ``connection``, in the right transaction.
+
+    A URL is opened here (no SQLAlchemy) and closed afterwards. An Engine
+    or Connection lends its DB-API connection; a Connection already in a
+    transaction is used as is, the caller commits or rolls back. When
+    populate owns the transaction (``write``), it is one for the whole
+    run, committed on success and rolled back on any error; reading
+    alone (``write=False``) always ends in a rollback.
+    """
+    if isinstance(connection, str):
+        handle = _connect(connection)
+        try:
+            if write:
+                handle.begin()
+            yield handle
+            if write:
+                handle.commit()
+            else:
+                handle.rollback()
+        except BaseException:
+            # Keep the original error when the rollback fails too.
+            with contextlib.suppress(Exception):
+                handle.rollback()
+            raise
+        finally:
+            handle.close()
+        return
     import sqlalchemy as sa
 
-    if isinstance(connection, str):
-        engine = sa.create_engine(connection, poolclass=sa.pool.NullPool)
-        try:
-            with engine.begin() as conn:
-                return apply(conn, definitions)
-        finally:
-            engine.dispose()
     if isinstance(connection, sa.Engine):
-        with connection.begin() as conn:
-            return apply(conn, definitions)
+        with connection.connect() as conn:
+            with _opened(conn, write=write) as handle:
+                yield handle
+        return
+    handle = _lend(connection)
     if connection.in_transaction():
-        return apply(connection, definitions)
-    with connection.begin():
-        return apply(connection, definitions)
+        yield handle
+        return
+    transaction = connection.begin()
+    try:
+        raw = handle.conn.dbapi_connection
+        if write and handle.dialect == "sqlite" \
+                and not getattr(raw, "in_transaction", True):
+            # pysqlite would only begin at the first write: read and
+            # write in the same transaction.
+            handle.begin()
+        yield handle
+    except BaseException:
+        transaction.rollback()
+        raise
+    if write:
+        transaction.commit()
+    else:
+        transaction.rollback()
+
+
+def _connect(url: str) -> dbapi.Handle:
+    """dbapi.connect; a SQLite file that does not exist yet is a
+    database not at head (it is never created by populate)."""
+    from mistral_db_flows import dbapi
+    from mistral_db_flows import exceptions
+    from mistral_db_flows import migration
+
+    try:
+        return dbapi.connect(url)
+    except exceptions.DatabaseUnreachable:
+        parts = migration.parse_url(url)
+        path = parts and parts["dialect"] == "sqlite" and parts["database"]
+        if path and not os.path.exists(path):
+            raise errors.SchemaNotReady(
+                "database file %s does not exist" % path) from None
+        raise
+
+
+def _lend(conn: sa.Connection) -> dbapi.Handle:
+    """A Handle on the DB-API connection behind a SQLAlchemy Connection
+    (never closed by us: it stays the Connection's)."""
+    from mistral_db_flows import dbapi
+
+    dialect = conn.dialect
+    if dialect.paramstyle not in ("qmark", "format", "pyformat"):
+        raise errors.PopulateError(
+            None, "the %s driver's parameter style (%s) is not supported"
+            % (dialect.driver, dialect.paramstyle))
+    name = "mysql" if dialect.name == "mariadb" else dialect.name
+    return dbapi.Handle(conn.connection, name,
+                        qmark=dialect.paramstyle == "qmark")

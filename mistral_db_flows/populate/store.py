@@ -1,146 +1,163 @@
 """Read the rows populate manages, and write a plan in few statements.
 
-Only the columns populate needs are declared here (SQLAlchemy Core, no
-ORM, no reflection): one SELECT per definition table, one more per
-referencing table only when a system workflow has disappeared, then
-executemany INSERT/UPDATE and one DELETE. Nothing is written when the
-plan is empty.
+Plain DB-API through :class:`mistral_db_flows.dbapi.Handle` (importing
+SQLAlchemy would cost a third of what a populate run may take). Only
+the columns populate needs are named here: one SELECT per definition
+table, one more per referencing table only when a system workflow has
+disappeared, then executemany INSERT/UPDATE and one DELETE. Nothing is
+written when the plan is empty.
+
+Values are what SQLAlchemy's types would send and give back: Python
+booleans for ``is_system`` (the drivers store PostgreSQL booleans and
+MySQL/SQLite 1/0), read back as bools; naive UTC datetimes, on SQLite as
+the text SQLAlchemy's DateTime stores there.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime
+import sys
 import uuid
 from typing import Any, Iterator
 
-import sqlalchemy as sa
-
+from mistral_db_flows import dbapi
 from mistral_db_flows.populate import errors
 from mistral_db_flows.populate import plan as plan_mod
 from mistral_db_flows.populate import spec
 
-_META = sa.MetaData()
+_COMMON = ("id", "scope", "project_id", "name", "definition", "spec",
+           "tags", "is_system", "namespace", "workbook_name")
 
-
-def _common(*extra: sa.Column) -> list[sa.Column]:
-    return [
-        sa.Column("id", sa.String(36), primary_key=True),
-        sa.Column("created_at", sa.DateTime),
-        sa.Column("updated_at", sa.DateTime),
-        sa.Column("scope", sa.String(80)),
-        sa.Column("project_id", sa.String(80)),
-        sa.Column("name", sa.String(255)),
-        sa.Column("definition", sa.Text),
-        sa.Column("spec", sa.Text),
-        sa.Column("tags", sa.Text),
-        sa.Column("is_system", sa.Boolean(create_constraint=False)),
-        sa.Column("namespace", sa.String(255)),
-        sa.Column("workbook_name", sa.String(255)),
-        *extra,
-    ]
-
-
-ACTIONS = sa.Table(
-    "action_definitions_v2", _META,
-    *_common(sa.Column("description", sa.Text),
-             sa.Column("input", sa.Text),
-             sa.Column("action_class", sa.String(200)),
-             sa.Column("attributes", sa.Text)))
-WORKFLOWS = sa.Table(
-    "workflow_definitions_v2", _META,
-    *_common(sa.Column("checksum", sa.String(32))))
+TABLES = {spec.ACTION: "action_definitions_v2",
+          spec.WORKFLOW: "workflow_definitions_v2"}
+# What read() returns per kind (no timestamps: populate never compares
+# them).
+COLUMNS = {
+    spec.ACTION: _COMMON + ("description", "input", "action_class",
+                            "attributes"),
+    spec.WORKFLOW: _COMMON + ("checksum",),
+}
 
 # What may point at a workflow definition, and how we name it in reports.
 REFERRERS = [
-    (sa.table("cron_triggers_v2", sa.column("workflow_id")),
-     "cron trigger"),
-    (sa.table("event_triggers_v2", sa.column("workflow_id")),
-     "event trigger"),
-    (sa.table("workflow_executions_v2", sa.column("workflow_id")),
-     "workflow execution"),
+    ("cron_triggers_v2", "cron trigger"),
+    ("event_triggers_v2", "event trigger"),
+    ("workflow_executions_v2", "workflow execution"),
 ]
-
-TABLES = {spec.ACTION: ACTIONS, spec.WORKFLOW: WORKFLOWS}
 
 # Fragments of the drivers' "no such table/column" messages.
 _MISSING = ("no such table", "no such column", "does not exist",
             "doesn't exist", "unknown column", "undefined")
 
+# SQLAlchemy's DateTime on SQLite stores this text; keep rows identical.
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
-def read(conn: sa.Connection, kind: str,
+
+def read(handle: dbapi.Handle, kind: str,
          names: list[str]) -> list[dict[str, Any]]:
     """Rows that could match ``names``; for workflows all system rows."""
-    table = TABLES[kind]
-    same_key = sa.and_(
-        table.c.name.in_(names), table.c.project_id == spec.PROJECT_ID,
-        sa.or_(table.c.namespace == spec.NAMESPACE,
-               table.c.namespace.is_(None)))
+    table, columns = TABLES[kind], COLUMNS[kind]
+    where, params = [], []
+    if names:
+        where.append("(name IN (%s) AND project_id = %%s AND "
+                     "(namespace = %%s OR namespace IS NULL))"
+                     % _marks(names))
+        params += list(names) + [spec.PROJECT_ID, spec.NAMESPACE]
     if kind == spec.WORKFLOW:
-        where = sa.or_(table.c.is_system == sa.true(), same_key)
-    elif names:
-        where = same_key
-    else:
+        where.append("is_system = %s")
+        params.append(True)
+    if not where:
         return []
-    query = sa.select(*[c for c in table.c
-                        if c.name not in ("created_at", "updated_at")])
-    with _schema_errors(table.name):
-        result = conn.execute(query.where(where))
-    return [dict(row._mapping) for row in result]
+    query = "SELECT %s FROM %s WHERE %s" % (
+        ", ".join(columns), table, " OR ".join(where))
+    with _schema_errors(handle, table):
+        found = handle.rows(query, params)
+    result = []
+    for values in found:
+        row = dict(zip(columns, values))
+        if row["is_system"] is not None:
+            # MySQL and SQLite hand booleans back as 1/0.
+            row["is_system"] = bool(row["is_system"])
+        result.append(row)
+    return result
 
 
-def referenced(conn: sa.Connection,
+def referenced(handle: dbapi.Handle,
                ids: list[str]) -> dict[str, list[str]]:
     """For each id in ``ids`` that something refers to, what refers."""
     found: dict[str, list[str]] = {}
     if not ids:
         return found
     for table, label in REFERRERS:
-        query = sa.select(table.c.workflow_id).where(
-            table.c.workflow_id.in_(ids)).distinct()
-        with _schema_errors(table.name):
-            for (workflow_id,) in conn.execute(query):
+        query = ("SELECT DISTINCT workflow_id FROM %s "
+                 "WHERE workflow_id IN (%s)" % (table, _marks(ids)))
+        with _schema_errors(handle, table):
+            for (workflow_id,) in handle.rows(query, ids):
                 found.setdefault(workflow_id, []).append(label)
     return found
 
 
-def write(conn: sa.Connection, plan: plan_mod.Plan,
+def write(handle: dbapi.Handle, plan: plan_mod.Plan,
           delete: list[str]) -> None:
     table = TABLES[plan.kind]
-    now = _now()
+    now = _now(handle.dialect)
     if delete:
-        conn.execute(table.delete().where(table.c.id.in_(delete)))
+        handle.execute("DELETE FROM %s WHERE id IN (%s)"
+                       % (table, _marks(delete)), delete).close()
     if plan.update:
         columns = list(plan.update[0][1].columns)
-        stmt = table.update().where(
-            table.c.id == sa.bindparam("_id")).values(
-                {c: sa.bindparam("_" + c)
-                 for c in columns + ["updated_at"]})
-        conn.execute(stmt, [
-            dict({"_" + c: v for c, v in d.columns.items()},
-                 _id=row_id, _updated_at=now)
-            for row_id, d in plan.update])
+        handle.executemany(
+            "UPDATE %s SET %s WHERE id = %%s" % (table, ", ".join(
+                "%s = %%s" % c for c in columns + ["updated_at"])),
+            [[d.columns[c] for c in columns] + [now, row_id]
+             for row_id, d in plan.update])
     if plan.add:
-        conn.execute(table.insert(), [
-            dict(d.columns, id=str(uuid.uuid4()), created_at=now,
-                 updated_at=None)
-            for d in plan.add])
+        columns = list(plan.add[0].columns)
+        handle.executemany(
+            "INSERT INTO %s (%s) VALUES (%s)" % (
+                table, ", ".join(columns + ["id", "created_at",
+                                            "updated_at"]),
+                _marks(range(len(columns) + 3))),
+            [[d.columns[c] for c in columns]
+             + [str(uuid.uuid4()), now, None]
+             for d in plan.add])
 
 
-def _now() -> datetime.datetime:
+def driver_errors(handle: dbapi.Handle) -> tuple[type, ...]:
+    """The DB-API ``Error`` class of the driver behind ``handle``.
+
+    PEP 249 puts it at the top of the driver's package (sqlite3.Error,
+    psycopg2.Error, pymysql.Error, ...); a connection SQLAlchemy pooled
+    is unwrapped first.
+    """
+    conn = getattr(handle.conn, "dbapi_connection", None) or handle.conn
+    package = sys.modules.get(type(conn).__module__.partition(".")[0])
+    error = getattr(package, "Error", None)
+    if isinstance(error, type) and issubclass(error, Exception):
+        return (error,)
+    return ()
+
+
+def _marks(values) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _now(dialect: str) -> datetime.datetime | str:
     # Naive UTC to the second, as Mistral stores its timestamps.
-    return datetime.datetime.now(datetime.timezone.utc).replace(
+    now = datetime.datetime.now(datetime.timezone.utc).replace(
         tzinfo=None, microsecond=0)
+    return now.strftime(_SQLITE_DATETIME) if dialect == "sqlite" else now
 
 
 @contextlib.contextmanager
-def _schema_errors(table: str) -> Iterator[None]:
-    """Turn "no such table/column" into SchemaNotReady."""
+def _schema_errors(handle: dbapi.Handle, table: str) -> Iterator[None]:
+    """Turn the driver's "no such table/column" into SchemaNotReady."""
     try:
         yield
-    except sa.exc.DBAPIError as exc:
-        text = str(exc.orig).lower()
-        if any(fragment in text for fragment in _MISSING):
+    except driver_errors(handle) as exc:
+        text = str(exc).strip()
+        if any(fragment in text.lower() for fragment in _MISSING):
             raise errors.SchemaNotReady(
                 "table %s is missing or not at head: %s"
-                % (table, str(exc.orig).strip().splitlines()[0])) from exc
+                % (table, (text.splitlines() or [""])[0])) from exc
         raise

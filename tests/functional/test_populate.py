@@ -11,11 +11,13 @@ import datetime
 import json
 import os
 import subprocess
+import sys
 import uuid
 
 import pytest
 import sqlalchemy as sa
 
+from mistral_db_flows import dbapi
 from mistral_db_flows import migration
 from mistral_db_flows import populate
 from mistral_db_flows.populate import errors
@@ -139,11 +141,28 @@ def _rows(eng, table: str, *, ids: bool = False) -> list[dict]:
 
 
 class StatementLog:
-    """Every SQL statement sent on an engine."""
+    """Every SQL statement sent on an engine through SQLAlchemy, and every
+    statement sent through a dbapi.Handle (what populate uses, whether
+    given a URL, an Engine or a Connection)."""
 
-    def __init__(self, eng) -> None:
+    def __init__(self, eng, monkeypatch) -> None:
         self.statements: list[str] = []
-        sa.event.listen(eng, "before_cursor_execute", self._record)
+        if eng is not None:
+            sa.event.listen(eng, "before_cursor_execute", self._record)
+        real_execute = dbapi.Handle.execute
+        real_executemany = dbapi.Handle.executemany
+
+        def execute(handle, statement, params=()):
+            self.statements.append(statement)
+            return real_execute(handle, statement, params)
+
+        def executemany(handle, statement, rows):
+            if rows:
+                self.statements.append(statement)
+            return real_executemany(handle, statement, rows)
+
+        monkeypatch.setattr(dbapi.Handle, "execute", execute)
+        monkeypatch.setattr(dbapi.Handle, "executemany", executemany)
 
     def _record(self, conn, cursor, statement, params, context, many):
         self.statements.append(statement)
@@ -230,7 +249,7 @@ def test_mistral_extra_workflows_equal_upstream(engine, wf_dir):
     json.dumps(result.to_dict())
 
 
-def test_second_run_writes_nothing(engine, wf_dir):
+def test_second_run_writes_nothing(engine, wf_dir, monkeypatch):
     """Run twice: the second run executes no INSERT/UPDATE/DELETE at all,
     every row (ids and timestamps included) is unchanged, and the report
     says everything is unchanged."""
@@ -238,7 +257,7 @@ def test_second_run_writes_nothing(engine, wf_dir):
     populate.populate(engine)
     before = (_rows(engine, "action_definitions_v2", ids=True),
               _rows(engine, "workflow_definitions_v2", ids=True))
-    log = StatementLog(engine)
+    log = StatementLog(engine, monkeypatch)
     result = populate.populate(engine)
     assert log.writes == []
     assert len(log.statements) <= 3
@@ -302,7 +321,8 @@ def test_gone_workflow_removed_user_rows_untouched(engine, wf_dir):
         users_before[1]
 
 
-def test_referenced_workflow_kept_with_warning(engine, wf_dir):
+def test_referenced_workflow_kept_with_warning(engine, wf_dir,
+                                                monkeypatch):
     """A vanished system workflow that a cron trigger, an event trigger
     or an execution refers to is kept, and the report says why."""
     _write(wf_dir / "a.yaml", WF_V1 % "wf_referenced")
@@ -317,7 +337,7 @@ def test_referenced_workflow_kept_with_warning(engine, wf_dir):
                 name="wf_referenced", workflow_name="wf_referenced",
                 workflow_id=wf_id, state="SUCCESS", project_id=PROJECT)
     os.unlink(wf_dir / "a.yaml")
-    log = StatementLog(engine)
+    log = StatementLog(engine, monkeypatch)
     result = populate.populate(engine)
     assert log.writes == []
     assert result.workflows.removed == []
@@ -352,12 +372,13 @@ def test_user_workflow_with_system_name_left_alone(engine, wf_dir):
     ("wf:\n  tasks:\n    t: {action: std.noop}\n",
      "missing required key 'version'"),
 ])
-def test_invalid_file_writes_nothing(engine, wf_dir, bad, problem):
+def test_invalid_file_writes_nothing(engine, wf_dir, bad, problem,
+                                     monkeypatch):
     """One bad file among good ones: PopulateError naming the file and
     the problem, no write statement, the database as it was."""
     _write(wf_dir / "a_good.yaml", WF_V1 % "wf_good")
     _write(wf_dir / "b_bad.yaml", bad)
-    log = StatementLog(engine)
+    log = StatementLog(engine, monkeypatch)
     with pytest.raises(errors.PopulateError) as info:
         populate.populate(engine)
     assert info.value.path == str(wf_dir / "b_bad.yaml")
@@ -422,38 +443,61 @@ def test_populate_actions_only_leaves_workflows(engine, wf_dir):
         == ["wf_x"]
 
 
-def test_failure_while_writing_rolls_back(engine, wf_dir, monkeypatch):
+@pytest.mark.parametrize("via", ["engine", "url"])
+def test_failure_while_writing_rolls_back(engine, head_url, wf_dir,
+                                          monkeypatch, via):
     """A failure after the first write rolls the whole run back: all or
-    nothing."""
+    nothing; a connection populate opened itself is closed."""
     from mistral_db_flows.populate import store
 
     _write(wf_dir / "a.yaml", WF_V1 % "wf_y")
     real_write = store.write
+    calls = []
 
     def failing(conn, plan, delete):
         if plan.kind == "workflow":
             raise RuntimeError("disk full")
         real_write(conn, plan, delete)
+        calls.append("wrote " + plan.kind)
 
+    for method in ("rollback", "close"):
+        def spy(handle, _real=getattr(dbapi.Handle, method), _name=method):
+            calls.append(_name)
+            return _real(handle)
+        monkeypatch.setattr(dbapi.Handle, method, spy)
     monkeypatch.setattr(store, "write", failing)
-    with pytest.raises(RuntimeError):
-        populate.populate(engine)
+    with pytest.raises(RuntimeError, match="disk full"):
+        populate.populate(head_url if via == "url" else engine)
     assert _rows(engine, "action_definitions_v2") == []
+    # The engine's connection is the pool's: SQLAlchemy rolls it back.
+    assert calls == (["wrote action", "rollback", "close"] if via == "url"
+                     else ["wrote action"])
 
 
-def test_database_not_at_head(make_db, backend):
-    """An empty database gives SchemaNotReady, not a driver traceback."""
+@pytest.mark.parametrize("via", ["url", "engine"])
+def test_database_not_at_head(make_db, backend, via):
+    """An empty database gives SchemaNotReady, not a driver traceback,
+    whether populate opened the driver connection or SQLAlchemy lent
+    it; a SQLite file populate is given is never created."""
     url = make_db(backend)
-    with pytest.raises(errors.SchemaNotReady) as info:
-        populate.populate(url)
-    assert "upgrade head" in str(info.value)
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with pytest.raises(errors.SchemaNotReady) as info:
+            populate.populate(url if via == "url" else eng)
+        assert "upgrade head" in str(info.value)
+        with pytest.raises(errors.SchemaNotReady):
+            populate.still_to_do(url if via == "url" else eng)
+    finally:
+        eng.dispose()
+    if backend == "sqlite" and via == "url":
+        assert not os.path.exists(sa.engine.make_url(url).database)
 
 
 @pytest.mark.parametrize("backend_name", [
     pytest.param("postgresql", marks=pytest.mark.postgresql),
     pytest.param("mysql", marks=pytest.mark.mysql)])
 def test_rows_written_by_upstream_are_unchanged(make_db, backend_name,
-                                                tmp_path):
+                                                tmp_path, monkeypatch):
     """After upstream's own upgrade and populate, ours finds the row
     already right and writes nothing. Needs bench/.upstream-venv
     (bench/bench_populate.py creates it)."""
@@ -467,11 +511,15 @@ def test_rows_written_by_upstream_are_unchanged(make_db, backend_name,
                        + command.split(), check=True, capture_output=True)
     eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
-        log = StatementLog(eng)
+        log = StatementLog(eng, monkeypatch)
         result = populate.populate(eng)
         assert result.actions.unchanged == ["std.wait_ssh"]
         assert not result.changed
         assert log.writes == []
+        result = populate.populate(url)  # the plain driver's reading too
+        assert not result.changed
+        assert log.writes == []
+        assert populate.still_to_do(url) == []
     finally:
         eng.dispose()
 
@@ -489,3 +537,129 @@ def test_caller_transaction_is_respected(engine):
     with engine.connect() as conn:
         populate.populate(conn)
     assert len(_rows(engine, "action_definitions_v2")) == 1
+
+
+def _raw_timestamps(eng) -> list[tuple]:
+    """created_at, updated_at as the driver returns them (no SQLAlchemy
+    type processing: on SQLite the stored text)."""
+    with eng.connect() as conn:
+        return [tuple(r) for r in conn.exec_driver_sql(
+            "SELECT created_at, updated_at FROM action_definitions_v2")]
+
+
+@pytest.mark.parametrize("via", ["url", "engine", "connection"])
+def test_rows_and_second_run_by_every_way_in(engine, head_url, wf_dir,
+                                             monkeypatch, via):
+    """Given a URL (plain driver), an Engine or a Connection (its driver
+    connection lent), populate writes upstream's rows with the same
+    column types (is_system a bool, created_at naive UTC to the second,
+    on SQLite the text SQLAlchemy's DateTime stores, updated_at NULL);
+    the second run only reads (two SELECTs) and still_to_do() finds
+    nothing left, without writing."""
+    _mistral_extra(wf_dir)
+
+    def run(function):
+        if via == "url":
+            return function(head_url)
+        if via == "engine":
+            return function(engine)
+        with engine.connect() as conn:
+            return function(conn)
+
+    log = StatementLog(engine, monkeypatch)
+    before = datetime.datetime.utcnow().replace(microsecond=0)
+    result = run(populate.populate)
+    assert result.actions.added == ["std.wait_ssh"]
+    assert sorted(s.split(None, 1)[0] for s in log.writes) == \
+        ["INSERT", "INSERT"]
+    expected = _ref("upstream_populate_with_mistral_extra.json")
+    for table in ("action_definitions_v2", "workflow_definitions_v2"):
+        assert _rows(engine, table) == expected[table]
+    ((created, updated),) = _raw_timestamps(engine)
+    assert updated is None
+    if engine.dialect.name == "sqlite":
+        assert isinstance(created, str)
+        assert created.endswith(".000000") and len(created) == 26
+        created = datetime.datetime.fromisoformat(created)
+    assert isinstance(created, datetime.datetime)
+    assert created.tzinfo is None and created.microsecond == 0
+    assert before <= created <= before + datetime.timedelta(minutes=5)
+    with engine.connect() as conn:  # SQLAlchemy's DateTime reads it
+        assert conn.execute(sa.select(
+            sa.column("created_at", sa.DateTime)).select_from(
+                sa.table("action_definitions_v2"))).scalar_one() == created
+
+    rows = (_rows(engine, "action_definitions_v2", ids=True),
+            _rows(engine, "workflow_definitions_v2", ids=True))
+    log.statements.clear()
+    again = run(populate.populate)
+    assert not again.changed
+    assert log.writes == [] and len(log.statements) == 2
+    assert run(populate.still_to_do) == []
+    assert log.writes == []
+    assert (_rows(engine, "action_definitions_v2", ids=True),
+            _rows(engine, "workflow_definitions_v2", ids=True)) == rows
+
+
+def test_changes_through_a_url(engine, head_url, wf_dir):
+    """Update in place (updated_at set, created_at kept) and delete of a
+    vanished system workflow, through the plain driver connection."""
+    _write(wf_dir / "a.yaml", WF_V1 % "wf_changing")
+    _write(wf_dir / "b.yaml", WF_V1 % "wf_goes")
+    populate.populate(head_url)
+    (old,) = [r for r in _rows(engine, "workflow_definitions_v2", ids=True)
+              if r["name"] == "wf_changing"]
+    _write(wf_dir / "a.yaml",
+           (WF_V1 % "wf_changing").replace("std.noop", "std.echo"))
+    os.unlink(wf_dir / "b.yaml")
+    assert populate.still_to_do(head_url) == [
+        "workflow wf_changing differs from its definition"]
+    result = populate.populate(head_url)
+    assert result.workflows.updated == ["wf_changing"]
+    assert result.workflows.removed == ["wf_goes"]
+    (row,) = _rows(engine, "workflow_definitions_v2", ids=True)
+    assert row["id"] == old["id"] and row["created_at"] == old["created_at"]
+    assert "std.echo" in row["spec"] and row["is_system"] is True
+    with engine.connect() as conn:  # typed: SQLite stores text
+        updated_at = conn.execute(sa.select(
+            sa.column("updated_at", sa.DateTime)).select_from(
+                sa.table("workflow_definitions_v2"))).scalar_one()
+    assert isinstance(updated_at, datetime.datetime)
+    assert updated_at.microsecond == 0 and updated_at.tzinfo is None
+    assert populate.still_to_do(head_url) == []
+
+
+def test_still_to_do_in_caller_transaction(engine, head_url):
+    """still_to_do on a Connection inside the caller's transaction sees
+    its uncommitted rows and leaves the transaction to the caller."""
+    with engine.connect() as conn:
+        conn.begin()
+        populate.populate(conn)
+        assert populate.still_to_do(conn) == []
+        assert conn.in_transaction()
+        conn.rollback()
+    assert populate.still_to_do(head_url) == \
+        ["action std.wait_ssh is missing"]
+    assert populate.still_to_do(engine) == ["action std.wait_ssh is missing"]
+    assert _rows(engine, "action_definitions_v2") == []
+
+
+def test_url_path_never_imports_sqlalchemy(tmp_path):
+    """populate(url) and still_to_do(url) on a SQLite head database run on
+    the plain driver: SQLAlchemy is never imported (it would cost about
+    a tenth of a second)."""
+    url = "sqlite:///%s" % (tmp_path / "head.sqlite")
+    migration.upgrade(url, "head")
+    code = ("import sys\n"
+            "from mistral_db_flows import populate\n"
+            "first = populate.populate(sys.argv[1])\n"
+            "again = populate.populate(sys.argv[1])\n"
+            "todo = populate.still_to_do(sys.argv[1])\n"
+            "assert first.actions.added == ['std.wait_ssh'], first\n"
+            "assert not again.changed and todo == [], (again, todo)\n"
+            "loaded = sorted(m for m in sys.modules\n"
+            "                if m.split('.')[0] == 'sqlalchemy')\n"
+            "assert not loaded, loaded\n"
+            "assert 'sqlalchemy' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code, url], check=True,
+                   cwd=str(tmp_path))

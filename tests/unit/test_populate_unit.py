@@ -278,7 +278,8 @@ def test_report_is_json_serialisable():
 
 def test_import_is_light():
     """Importing and validating pulls in neither SQLAlchemy nor yaql nor
-    mistral-lib (a populate run needs SQLAlchemy only for the writes)."""
+    mistral-lib (a populate run given a URL does not need SQLAlchemy
+    either: see test_url_path_never_imports_sqlalchemy)."""
     code = ("import sys\n"
             "from mistral_db_flows import populate\n"
             "populate.load(populate.collect(['action'], plugins=False),"
@@ -287,3 +288,76 @@ def test_import_is_light():
             " 'mistral') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+_ACTIONS_DDL = (
+    "CREATE TABLE action_definitions_v2 (created_at DATETIME, "
+    "updated_at DATETIME, scope VARCHAR(80), project_id VARCHAR(80), "
+    "id VARCHAR(36) PRIMARY KEY, name VARCHAR(255), definition TEXT, "
+    "spec TEXT, tags TEXT, description TEXT, input TEXT, "
+    "action_class VARCHAR(200), attributes TEXT, is_system BOOLEAN, "
+    "namespace VARCHAR(255), workbook_name VARCHAR(255))")
+
+
+@pytest.fixture
+def memory_handle():
+    from mistral_db_flows import dbapi
+
+    handle = dbapi.connect("sqlite://")
+    yield handle
+    handle.close()
+
+
+def test_store_round_trip_on_plain_sqlite(memory_handle):
+    """store on a bare sqlite3 connection: inserted rows read back equal
+    to their definition (is_system 0 read as False, so nothing to
+    update), timestamps stored as SQLAlchemy's DateTime text, updated_at
+    NULL until an update sets it; an update keeps the id."""
+    from mistral_db_flows.populate import store
+
+    memory_handle.execute(_ACTIONS_DDL).close()
+    (source,) = sources.shipped([spec.ACTION])
+    (wanted,) = spec.actions(source.read(), source.path)
+    first = plan.make(spec.ACTION, [wanted], [])
+    store.write(memory_handle, first, [])
+    (row,) = store.read(memory_handle, spec.ACTION, ["std.wait_ssh"])
+    assert row["is_system"] is False
+    assert {k: v for k, v in row.items() if k != "id"} == \
+        dict(wanted.columns, workbook_name=None)
+    again = plan.make(spec.ACTION, [wanted], [row])
+    assert again.changes.unchanged == ["std.wait_ssh"] and not again.update
+    ((created, updated, typ),) = memory_handle.rows(
+        "SELECT created_at, updated_at, typeof(is_system) "
+        "FROM action_definitions_v2")
+    assert updated is None and typ == "integer"
+    assert len(created) == 26 and created.endswith(".000000")
+    changed = spec.Definition(spec.ACTION, wanted.name, wanted.path,
+                              dict(wanted.columns, description="new"))
+    store.write(memory_handle,
+                plan.make(spec.ACTION, [changed], [row]), [])
+    ((row_id, description, stamp),) = memory_handle.rows(
+        "SELECT id, description, updated_at FROM action_definitions_v2")
+    assert (row_id, description) == (row["id"], "new")
+    assert len(stamp) == 26 and stamp.endswith(".000000")
+
+
+def test_schema_errors_are_tight(memory_handle):
+    """Only the driver's "no such table/column" errors become
+    SchemaNotReady; other driver errors and any other exception pass
+    through unchanged."""
+    import sqlite3
+
+    from mistral_db_flows.populate import store
+
+    assert store.driver_errors(memory_handle) == (sqlite3.Error,)
+    with pytest.raises(errors.SchemaNotReady) as info:
+        store.read(memory_handle, spec.ACTION, ["std.wait_ssh"])
+    assert "action_definitions_v2" in str(info.value)
+    assert "no such table" in str(info.value)
+    assert store.read(memory_handle, spec.ACTION, []) == []
+    with pytest.raises(sqlite3.OperationalError, match="syntax"):
+        with store._schema_errors(memory_handle, "t"):
+            memory_handle.execute("SELEC 1")
+    with pytest.raises(ValueError):
+        with store._schema_errors(memory_handle, "t"):
+            raise ValueError("table t does not exist")
