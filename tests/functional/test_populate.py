@@ -149,20 +149,11 @@ class StatementLog:
         self.statements: list[str] = []
         if eng is not None:
             sa.event.listen(eng, "before_cursor_execute", self._record)
-        real_execute = dbapi.Handle.execute
-        real_executemany = dbapi.Handle.executemany
+        monkeypatch.setattr(dbapi, "AFTER_EXECUTE",
+                            [*dbapi.AFTER_EXECUTE, self._observe])
 
-        def execute(handle, statement, params=()):
-            self.statements.append(statement)
-            return real_execute(handle, statement, params)
-
-        def executemany(handle, statement, rows):
-            if rows:
-                self.statements.append(statement)
-            return real_executemany(handle, statement, rows)
-
-        monkeypatch.setattr(dbapi.Handle, "execute", execute)
-        monkeypatch.setattr(dbapi.Handle, "executemany", executemany)
+    def _observe(self, handle, statement):
+        self.statements.append(statement)
 
     def _record(self, conn, cursor, statement, params, context, many):
         self.statements.append(statement)
