@@ -17,11 +17,12 @@ import dataclasses
 import io
 import json
 import logging
+import os
 import re
 import sys
 import traceback
 import urllib.parse
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from oslo_config import cfg
 
@@ -717,6 +718,32 @@ def main(argv: list[str] | None = None) -> int:
             return COMMANDS[name].run(opts.command, settings, out)
         except (Exception, KeyboardInterrupt) as exc:
             return _handle(exc, name, out)
+
+
+def console_main() -> NoReturn:
+    """The console script: run one command, then leave at once.
+
+    Tearing the interpreter down (freeing the modules of TaskFlow,
+    SQLAlchemy and Alembic) costs 0.13-0.2 s, as much as a whole
+    ``populate``; by the time ``main`` returns, every connection, the
+    lock, the logbook and the backup files are closed, so only the
+    buffered output and the log handlers are left to flush.
+    """
+    try:
+        code: Any = main()
+    except SystemExit as exc:  # argparse's --help and --version
+        code = exc.code
+        if code is not None and not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = EXIT_ERROR
+    code = code or 0
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing to save
+            pass
+    os._exit(code)
 
 
 def _wants_json(argv: list[str]) -> bool:
