@@ -69,7 +69,7 @@ def commands(backend: str) -> dict[str, list[str]]:
     tools = {
         "ours (cli)": [str(bench_startup.ours()), "--config-file", "{conf}",
                        "populate"],
-        "ours (library)": [sys.executable, "-c", LIBRARY, "{url}"],
+        "ours (library)": [str(bench_startup.ours_python()), "-c", LIBRARY, "{url}"],
     }
     if backend in UPSTREAM_BACKENDS:
         tools["upstream"] = [str(bench_startup.ensure_upstream()),

@@ -64,7 +64,7 @@ def variants(backend: str) -> dict[str, dict]:
                                      "--format", "json", "upgrade",
                                      "head"],
                             "tasks": NO_VERIFY},
-        "alembic only": {"argv": [sys.executable, "-c", ALEMBIC_ONLY,
+        "alembic only": {"argv": [str(bench_startup.ours_python()), "-c", ALEMBIC_ONLY,
                                   "{url}"]},
     }
     if backend in UPSTREAM_BACKENDS:

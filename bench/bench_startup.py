@@ -9,6 +9,11 @@ virtualenv, bench/.upstream-venv, created here when missing.
 Usage:
     python3 bench/bench_startup.py [--runs 15] [--backend sqlite|postgresql]
 
+Ours runs from bench/.ours-venv, a plain ``pip install`` of this checkout
+(refreshed each run; ``MDF_BENCH_DEV=1`` uses the running interpreter's
+install instead), so that both tools are installed the way operators
+install them.
+
 Bytecode: PYTHONDONTWRITEBYTECODE is removed from the children's
 environment and each command runs once unmeasured first, so both tools are
 timed with their .pyc files present, as after a normal install.
@@ -44,11 +49,42 @@ def ensure_upstream() -> pathlib.Path:
     return UPSTREAM
 
 
+OURS_VENV = BENCH / ".ours-venv"
+# The drivers are not our dependencies (operators pick them); upstream's
+# venv gets the same two.
+OURS_DRIVERS = ["psycopg2-binary", "PyMySQL"]
+_refreshed: list[bool] = []
+
+
+def ours_python() -> pathlib.Path:
+    """Python of a venv holding a plain (non-editable) install of this
+    checkout, as an operator installs it: no editable-import hooks, no
+    test plugins (which add pre-installed workflows to populate).
+    Reinstalled from the checkout once per bench process.
+    ``MDF_BENCH_DEV=1`` uses the interpreter running the bench instead.
+    """
+    if os.environ.get("MDF_BENCH_DEV"):
+        return pathlib.Path(sys.executable)
+    python = OURS_VENV / "bin" / "python"
+    pip = [str(OURS_VENV / "bin" / "pip"), "install", "-q"]
+    if not python.exists():
+        print("creating %s with this checkout" % OURS_VENV, file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(OURS_VENV)],
+                       check=True)
+        subprocess.run(pip + [str(ROOT)] + OURS_DRIVERS, check=True)
+        _refreshed.append(True)
+    if not _refreshed:
+        subprocess.run(pip + ["--no-deps", "--force-reinstall", str(ROOT)],
+                       check=True)
+        _refreshed.append(True)
+    return python
+
+
 def ours() -> pathlib.Path:
-    """Our console script, from the interpreter running this bench."""
-    candidate = pathlib.Path(sys.executable).parent / "mistral-db-manage"
-    if candidate.exists():
-        return candidate
+    """Our console script (see ``ours_python`` for where it lives)."""
+    script = ours_python().parent / "mistral-db-manage"
+    if script.exists():
+        return script
     found = shutil.which("mistral-db-manage")
     if not found or pathlib.Path(found).resolve() == UPSTREAM.resolve():
         sys.exit("install mistral-db-flows first (pip install -e .)")
