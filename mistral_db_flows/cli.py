@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import sys
+import time
 import traceback
 import urllib.parse
 from typing import Any, Callable, NoReturn
@@ -211,6 +212,24 @@ _EVENTS = {"running": "started", "success": "done", "failure": "failed",
            "revert_failure": "revert failed"}
 
 
+PROGRESS_EVERY = 10.0  # seconds between progress lines off a terminal
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return ("%d %s" if unit == "B" else "%.1f %s") % (count, unit)
+        count /= 1024
+    return "%d B" % count
+
+
 class Output:
     """Where results (stdout) and messages (stderr) go, masked."""
 
@@ -222,6 +241,11 @@ class Output:
         # Results go here; while a command runs, sys.stdout points at
         # stderr so that no library chatter lands in the results.
         self.stdout = sys.stdout
+        # In-step progress: redrawn in place on a terminal; otherwise
+        # a plain line at most every PROGRESS_EVERY seconds per step.
+        self.terminal = _is_terminal(sys.stderr)
+        self._last_progress: dict[str, float] = {}
+        self._progress_shown = False
 
     def add_password_of(self, url: str | None) -> None:
         password = url_password(url)
@@ -245,14 +269,44 @@ class Output:
     def message(self, text: str) -> None:
         sys.stderr.write(self.mask(text) + "\n")
 
-    def progress(self, step: str, event: str, seconds: float | None
-                 ) -> None:
-        """One stderr line per step start and end (never on stdout)."""
+    def progress(self, step: str, event: str, value: Any) -> None:
+        """One stderr line per step start and end (never on stdout);
+        long steps' progress in between."""
+        if event == "progress":
+            self._step_progress(step, value or {})
+            return
+        if self._progress_shown:
+            sys.stderr.write("\r\033[K")
+            self._progress_shown = False
+        # Off a terminal the first progress line comes PROGRESS_EVERY
+        # seconds after the step started: short steps print none.
+        self._last_progress[step] = time.monotonic()
+        seconds = value
         if seconds is None:
             self.message("%s: %s" % (step, _EVENTS.get(event, event)))
         else:
             self.message("%s: %s in %.2f s"
                          % (step, _EVENTS.get(event, event), seconds))
+
+    def _step_progress(self, step: str, details: dict) -> None:
+        done, total = details.get("done"), details.get("total")
+        if done is None:
+            text = "%d%%" % round(100 * (details.get("progress") or 0))
+        elif total:
+            text = "%s of %s (%d%%)" % (_size(done), _size(total),
+                                        min(100, round(100 * done / total)))
+        else:
+            text = "%s so far" % _size(done)
+        text = "%s: %s" % (step, text)
+        if self.terminal:
+            sys.stderr.write("\r\033[K" + self.mask(text))
+            sys.stderr.flush()
+            self._progress_shown = True
+            return
+        now = time.monotonic()
+        if now - self._last_progress.setdefault(step, now) >= PROGRESS_EVERY:
+            self._last_progress[step] = now
+            self.message(text)
 
     def error(self, exc: BaseException, code: int, text: str) -> int:
         text = _one_line(self.mask(text))

@@ -10,6 +10,7 @@ TaskFlow's serial engine and reports every step. No Alembic here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import time
 import warnings
@@ -273,16 +274,49 @@ def build(ctx: BuildContext, names: Sequence[str] | None = None,
     return flow
 
 
-def atom_names(item: Any) -> list[str]:
-    """Atom names of an atom or (nested) flow, in flow order."""
+def atoms(item: Any) -> list[Any]:
+    """The atoms of an atom or (nested) flow, in flow order."""
     from taskflow import flow as tf_flow
 
     if not isinstance(item, tf_flow.Flow):
-        return [item.name]
+        return [item]
     out = []
     for child, _meta in item.iter_nodes():
-        out.extend(atom_names(child))
+        out.extend(atoms(child))
     return out
+
+
+def atom_names(item: Any) -> list[str]:
+    """Atom names of an atom or (nested) flow, in flow order."""
+    return [a.name for a in atoms(item)]
+
+
+def _listen_to_progress(flow: Any, progress: Callable[..., None]
+                        ) -> list[Callable[[], None]]:
+    """Pass the tasks' TaskFlow progress events on to ``progress``.
+
+    A long step (a backup, a restore) notifies ``update_progress`` with
+    its fraction done and, when it knows them, ``done``/``total`` bytes.
+    """
+    from taskflow import task as tf_task
+
+    undo = []
+    for atom in atoms(flow):
+        notifier = getattr(atom, "notifier", None)
+        if notifier is None or not notifier.can_be_registered(
+                tf_task.EVENT_UPDATE_PROGRESS):
+            continue
+
+        def heard(event_type: str, details: dict,
+                  name: str = atom.name) -> None:
+            # The engine itself says 0.0 and 1.0 around every step.
+            if "done" in details or 0 < details.get("progress", 0) < 1:
+                progress(name, "progress", dict(details))
+
+        notifier.register(tf_task.EVENT_UPDATE_PROGRESS, heard)
+        undo.append(functools.partial(notifier.deregister,
+                                      tf_task.EVENT_UPDATE_PROGRESS, heard))
+    return undo
 
 
 # -- running ---------------------------------------------------------------
@@ -343,7 +377,7 @@ def _step_failure(engine: Any, failed: list[str]
 def run(flow: Any, store: dict | None = None,
         fetch: Sequence[str] = ("backup",), *,
         flow_detail: Any = None, backend: Any = None,
-        progress: Callable[[str, str, float | None], None] | None = None
+        progress: Callable[[str, str, Any], None] | None = None
         ) -> Outcome:
     """Run ``flow`` on the serial engine; never raises for a task failure.
 
@@ -351,7 +385,10 @@ def run(flow: Any, store: dict | None = None,
     are absent from ``values`` when not provided). With ``flow_detail``
     and ``backend`` (a TaskFlow persistence backend) every state change
     is saved, so loading the same flow detail again resumes the run.
-    ``progress(step, event, seconds)`` hears each step start and end.
+    ``progress(step, event, value)`` hears each step start and end
+    (``value``: None at a start, the seconds taken at an end) and, for
+    event ``"progress"``, a long step's progress (``value``: a dict with
+    ``progress`` 0..1 and, when known, ``done`` and ``total`` bytes).
     """
     from mistral_db_flows import results
 
@@ -396,11 +433,16 @@ def run(flow: Any, store: dict | None = None,
             failed.append(name)
 
     engine.atom_notifier.register("*", on_change)
+    stop_listening = (_listen_to_progress(flow, progress)
+                      if progress is not None else [])
     cause: BaseException | str | None = None
     try:
         engine.run()
     except Exception as exc:
         cause = _step_failure(engine, failed) or _unwrap(exc)
+    finally:
+        for undo in stop_listening:
+            undo()
     steps = []
     for name in atom_names(flow):
         state = engine.storage.get_atom_state(name)

@@ -1,0 +1,71 @@
+"""In-step progress: from a task's TaskFlow notifications to stderr."""
+from __future__ import annotations
+
+import io
+
+from taskflow import task as tf_task
+from taskflow.patterns import linear_flow
+
+from mistral_db_flows import cli
+from mistral_db_flows import flows
+
+
+class Copying(tf_task.Task):
+    def execute(self):
+        for done in (10, 20):
+            self.notifier.notify(tf_task.EVENT_UPDATE_PROGRESS, {
+                "progress": done / 40, "done": done, "total": 40})
+        return None
+
+
+def test_a_task_s_progress_reaches_the_run_s_listener():
+    heard = []
+    flow = linear_flow.Flow("f").add(Copying("copy"))
+    flows.run(flow, progress=lambda *event: heard.append(event))
+    assert [e for e in heard if e[1] == "progress"] == [
+        ("copy", "progress", {"progress": 0.25, "done": 10, "total": 40}),
+        ("copy", "progress", {"progress": 0.5, "done": 20, "total": 40})]
+    # Listening stops with the run: a second run is heard once.
+    heard.clear()
+    flows.run(flow, progress=lambda *event: heard.append(event))
+    assert len([e for e in heard if e[1] == "progress"]) == 2
+
+
+def _output(monkeypatch, terminal):
+    err = io.StringIO()
+    monkeypatch.setattr(cli.sys, "stderr", err)
+    out = cli.Output("text", False)
+    out.terminal = terminal
+    return out, err
+
+
+def test_a_terminal_redraws_one_progress_line(monkeypatch):
+    out, err = _output(monkeypatch, terminal=True)
+    out.progress("backup", "running", None)
+    out.progress("backup", "progress", {"progress": 0.5,
+                                        "done": 5 * 1024 ** 2,
+                                        "total": 10 * 1024 ** 2})
+    out.progress("backup", "progress", {"progress": 0.0, "done": 2048,
+                                        "total": None})
+    out.progress("backup", "success", 1.5)
+    text = err.getvalue()
+    assert "\r\033[Kbackup: 5.0 MiB of 10.0 MiB (50%)" in text
+    assert "\r\033[Kbackup: 2.0 KiB so far" in text
+    # The line is cleared before the step's last word.
+    assert text.endswith("\r\033[Kbackup: done in 1.50 s\n")
+
+
+def test_off_a_terminal_progress_is_a_line_every_few_seconds(monkeypatch):
+    out, err = _output(monkeypatch, terminal=False)
+    clock = [100.0]
+    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
+    out.progress("restore", "reverting", None)
+    for clock[0] in (101.0, 105.0, 110.5, 115.0, 121.0):
+        out.progress("restore", "progress", {"progress": clock[0] / 200,
+                                             "done": int(clock[0]),
+                                             "total": 200})
+    lines = err.getvalue().splitlines()
+    assert lines == ["restore: reverting",
+                     "restore: 110 B of 200 B (55%)",
+                     "restore: 121 B of 200 B (60%)"]
+    assert "\r" not in err.getvalue()
