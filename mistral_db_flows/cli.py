@@ -533,14 +533,28 @@ def run_status(args: Any, settings: Any, out: Output) -> int:
         out.line("head: %s" % result.head)
         out.line("pending: %s" % (" ".join(result.pending) or "(none)"))
         run = result.interrupted
-        out.line("interrupted run: %s" % (
-            "%s to %s, stopped at step %s (%s); run the same command to "
-            "resume, or `abandon`" % (run["operation"],
-                                      run["target"] or "base",
-                                      run["step"], run["state"])
-            if run else "no"))
+        if run and run.get("in_progress"):
+            out.line("run in progress: %s to %s, at step %s, by %s; wait "
+                     "for it to finish" % (
+                         run["operation"], run["target"] or "base",
+                         run["step"], _holder_text(run.get("holder"))))
+        else:
+            out.line("interrupted run: %s" % (
+                "%s to %s, stopped at step %s (%s); run the same command "
+                "to resume, or `abandon`" % (run["operation"],
+                                             run["target"] or "base",
+                                             run["step"], run["state"])
+                if run else "no"))
         out.line("upgrade needed" if needed else "up to date")
     return EXIT_UPGRADE_NEEDED if needed else EXIT_OK
+
+
+def _holder_text(holder: dict | None) -> str:
+    if not holder:
+        return "another process"
+    from mistral_db_flows import locking
+
+    return locking.describe_holder(holder)
 
 
 def _with_safety(args: Any, settings: Any, out: Output) -> Any:

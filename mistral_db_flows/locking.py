@@ -482,3 +482,18 @@ def hold(url: str, *, timeout: float, owner: str) -> Iterator[_Lock]:
         yield lock
     finally:
         lock.release()
+
+
+def held_by(url: str) -> dict[str, Any] | None:
+    """Who holds the database's lock right now (None: nobody).
+
+    Takes the lock without waiting and gives it back at once; when
+    another run holds it, returns what the backend tells of that run
+    (an empty dict when it tells nothing).
+    """
+    try:
+        with hold(url, timeout=0, owner="status"):
+            return None
+    except LockTimeout as exc:
+        return exc.holder or {}
+

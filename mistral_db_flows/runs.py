@@ -131,18 +131,33 @@ def check_fingerprint(fd: Any, flow: Any, plan: flows.Plan) -> None:
 
 
 def read_interrupted(settings: conf.Settings) -> dict | None:
-    """The interrupted run of this database, without taking the lock.
+    """The run of this database that has not ended, without waiting.
 
     Fast for the default SQLite logbook (read directly, no TaskFlow).
+    A run recorded as running is either still going (another process
+    holds the lock: ``in_progress`` is True and ``holder`` tells who)
+    or was interrupted (nobody holds the lock).
     """
     url = logbook_url(settings)
     identity = persistence.database_identity(settings.database_url)
     if persistence.is_local_file(url):
         meta = persistence.peek_interrupted(url, identity)
-        return _describe_meta(meta, meta.pop("atoms")) if meta else None
-    with persistence.opened(url, settings.database_url) as store:
-        fd = store.interrupted()
-        return describe(fd) if fd is not None else None
+        info = _describe_meta(meta, meta.pop("atoms")) if meta else None
+    else:
+        with persistence.opened(url, settings.database_url) as store:
+            fd = store.interrupted()
+            info = describe(fd) if fd is not None else None
+    if info is None:
+        return None
+    info["in_progress"] = False
+    if info["state"] == persistence.RUNNING:
+        from mistral_db_flows import locking
+
+        holder = locking.held_by(settings.database_url)
+        if holder is not None:
+            info["in_progress"] = True
+            info["holder"] = holder
+    return info
 
 
 def abandon(settings: conf.Settings) -> dict | None:

@@ -58,7 +58,7 @@ def test_lock_timeout_names_the_holder(backend, make_db, tmp_path):
     """A run waiting longer than lock_timeout exits 11 naming the run
     holding the lock (its pid; MariaDB: its session); once that run is
     gone (SIGKILL), the next run gets the lock at once and resumes
-    it."""
+    it. Meanwhile status says whether the run is going or was killed."""
     su.require_fault_plugins()
     url = make_db(backend)
     tool = su.Tool(url, tmp_path)
@@ -77,6 +77,13 @@ def test_lock_timeout_names_the_holder(backend, make_db, tmp_path):
             assert "pid %d" % holder.pid in message, message
         assert "gave up after 1s" in message
         assert su.version(url) == "009"
+        # status tells a run that is still going from an interrupted one.
+        going = tool.run("status")
+        run = going.doc["interrupted"]
+        assert (run["in_progress"], run["step"]) == (True, "migrate_010")
+        assert run["holder"] is not None
+    killed = tool.run("status").doc["interrupted"]
+    assert (killed["in_progress"], killed["step"]) == (False, "migrate_010")
     started = time.monotonic()
     resumed = tool.run("upgrade", "head", lock_timeout=5)
     assert resumed.code == 0, resumed

@@ -69,3 +69,32 @@ def test_off_a_terminal_progress_is_a_line_every_few_seconds(monkeypatch):
                      "restore: 110 B of 200 B (55%)",
                      "restore: 121 B of 200 B (60%)"]
     assert "\r" not in err.getvalue()
+
+
+def _status_text(monkeypatch, interrupted):
+    from mistral_db_flows import results
+
+    class Api:
+        @staticmethod
+        def status(settings):
+            return results.Status(current="009", head="045",
+                                  pending=["010"], interrupted=interrupted)
+
+    monkeypatch.setattr(cli, "_api", lambda: Api)
+    out = cli.Output("text", False)
+    out.stdout = io.StringIO()
+    code = cli.run_status(None, None, out)
+    return code, out.stdout.getvalue()
+
+
+def test_status_tells_a_running_run_from_an_interrupted_one(monkeypatch):
+    run = {"operation": "upgrade", "target": "045", "step": "migrate_010",
+           "state": "running", "in_progress": True,
+           "holder": {"pid": 4242, "host": "db1"}}
+    code, text = _status_text(monkeypatch, run)
+    assert code == cli.EXIT_UPGRADE_NEEDED
+    assert ("run in progress: upgrade to 045, at step migrate_010, by a "
+            "run with pid 4242, host db1; wait for it to finish") in text
+    code, text = _status_text(monkeypatch, dict(run, in_progress=False))
+    assert "interrupted run: upgrade to 045, stopped at step migrate_010 " \
+        "(running); run the same command to resume" in text
