@@ -331,7 +331,8 @@ def _retry_restore(settings: conf.Settings, store: Any, fd: Any,
 
 
 def _run_plan(operation: str, settings: conf.Settings, planner: Any,
-              *, progress: Any = None) -> results.Run:
+              *, progress: Any = None, relative: str | None = None
+              ) -> results.Run:
     """Plan under the lock, resume an interrupted run or start one."""
     from mistral_db_flows import persistence
 
@@ -348,7 +349,8 @@ def _run_plan(operation: str, settings: conf.Settings, planner: Any,
         resumed = fd is not None
         if fd is not None:
             try:
-                plan = runs.resume_plan(fd, operation, plan)
+                plan = runs.resume_plan(fd, operation, plan,
+                                        relative=relative)
             except exceptions.ResumeRefused:
                 if not (fd.meta or {}).get("revert_failed"):
                     raise
@@ -382,7 +384,7 @@ def _run_plan(operation: str, settings: conf.Settings, planner: Any,
                     backup.check_can_backup(settings.database_url,
                                             settings.resolved_backup_dir())
             fd = store.start(operation, runs.fingerprint(flow, plan),
-                             plan=runs.plan_facts(plan))
+                             plan=runs.plan_facts(plan), relative=relative)
         return _execute(flow, settings, store, fd, plan,
                         prior_backup=prior_backup, resumed=resumed,
                         progress=progress)
@@ -405,9 +407,13 @@ def upgrade(settings: conf.Settings, target: str | None = None, *,
         return _offline("upgrade", settings, plan, output)
     # A bad target fails before the database is even asked.
     flows.plan_upgrade(migration.graph(), [], target, delta)
+    # "+N" means N more from where the database is: after a crash the
+    # same command means the interrupted run's target, not N from now.
+    relative = ("+%d" % delta if delta is not None
+                else target if target and target.startswith("+") else None)
     return _run_plan("upgrade", settings,
                      lambda: _upgrade_plan(settings, target, delta),
-                     progress=progress)
+                     progress=progress, relative=relative)
 
 
 def stamp(settings: conf.Settings, revision: str | None, *,

@@ -87,12 +87,14 @@ def _refuse(fd: Any, reason: str) -> exceptions.ResumeRefused:
                                     step=info["step"])
 
 
-def resume_plan(fd: Any, operation: str,
-                requested: flows.Plan) -> flows.Plan:
+def resume_plan(fd: Any, operation: str, requested: flows.Plan, *,
+                relative: str | None = None) -> flows.Plan:
     """The plan of the interrupted run, if this command continues it.
 
     ``requested`` is what the command would do now; its ``start`` is
-    where the database is now.
+    where the database is now. ``relative`` is a relative request
+    (``+2``): the same one continues the interrupted run whatever
+    target it gives from where the database is now.
     """
     meta = fd.meta or {}
     if meta.get("operation") != operation:
@@ -100,7 +102,8 @@ def resume_plan(fd: Any, operation: str,
     stored = meta.get("plan") or {}
     plan = flows.Plan(stored.get("start"), stored.get("target"),
                       tuple(stored.get("pending") or ()))
-    if requested.target != plan.target:
+    same_relative = relative is not None and meta.get("relative") == relative
+    if requested.target != plan.target and not same_relative:
         raise _refuse(fd, "this run asks for %s" % (requested.target
                                                    or "base"))
     path = {plan.start, plan.target, *plan.pending}

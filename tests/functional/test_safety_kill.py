@@ -265,6 +265,25 @@ def test_changed_task_list_is_refused(interrupted):
     assert tool.call("upgrade", "head").code == 0
 
 
+def test_same_relative_upgrade_resumes_to_its_first_target(make_db,
+                                                            tmp_path):
+    """``upgrade +6`` from 008 aims at 014; killed inside 013 (the
+    database at 012), the same ``upgrade +6`` finishes at 014, not 018.
+    Another relative request is refused."""
+    url = make_db("sqlite")
+    su.prepare(url, "008")
+    tool = su.Tool(url, tmp_path)
+    killed = tool.run("upgrade", "+6", fault="inside:migrate_013:kill:3")
+    assert killed.code == -signal.SIGKILL, killed
+    assert su.version(url) == "012"
+    assert "this run asks for" in _refused(tool.call("upgrade", "+5"))
+    resumed = tool.call("upgrade", "+6")
+    assert resumed.code == 0, resumed
+    assert (resumed.doc["resumed"], resumed.doc["end_revision"]) == (
+        True, "014")
+    assert migrate_util.schema_diff(url, "014") == []
+
+
 def test_database_moved_elsewhere_is_refused(interrupted):
     """Someone stamped the database off the run's path: refused."""
     tool = interrupted
