@@ -209,16 +209,22 @@ def test_killed_revert_finishes_when_run_again(backend, case, make_db,
 
 # -- refusals --------------------------------------------------------------
 
-@pytest.fixture
-def interrupted(make_db, tmp_path):
-    """A SQLite database whose upgrade to head was killed inside 013."""
+def _killed_inside_013(make_db, tmp_path, target: str) -> su.Tool:
+    """A SQLite database at 008 whose ``upgrade target`` was killed
+    inside 013 (the database left at 012)."""
     url = make_db("sqlite")
     su.prepare(url, "008")
     tool = su.Tool(url, tmp_path)
-    killed = tool.run("upgrade", "head", fault="inside:migrate_013:kill:3")
+    killed = tool.run("upgrade", target, fault="inside:migrate_013:kill:3")
     assert killed.code == -signal.SIGKILL, killed
     assert su.version(url) == "012"
     return tool
+
+
+@pytest.fixture
+def interrupted(make_db, tmp_path):
+    """A SQLite database whose upgrade to head was killed inside 013."""
+    return _killed_inside_013(make_db, tmp_path, "head")
 
 
 def _refused(done: su.Done) -> str:
@@ -270,18 +276,13 @@ def test_same_relative_upgrade_resumes_to_its_first_target(make_db,
     """``upgrade +6`` from 008 aims at 014; killed inside 013 (the
     database at 012), the same ``upgrade +6`` finishes at 014, not 018.
     Another relative request is refused."""
-    url = make_db("sqlite")
-    su.prepare(url, "008")
-    tool = su.Tool(url, tmp_path)
-    killed = tool.run("upgrade", "+6", fault="inside:migrate_013:kill:3")
-    assert killed.code == -signal.SIGKILL, killed
-    assert su.version(url) == "012"
+    tool = _killed_inside_013(make_db, tmp_path, "+6")
     assert "this run asks for" in _refused(tool.call("upgrade", "+5"))
     resumed = tool.call("upgrade", "+6")
     assert resumed.code == 0, resumed
     assert (resumed.doc["resumed"], resumed.doc["end_revision"]) == (
         True, "014")
-    assert migrate_util.schema_diff(url, "014") == []
+    assert migrate_util.schema_diff(tool.url, "014") == []
 
 
 def test_database_moved_elsewhere_is_refused(interrupted):
