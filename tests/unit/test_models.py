@@ -138,3 +138,23 @@ def test_import_connects_to_nothing():
     out = subprocess.run([sys.executable, "-c", code], check=True,
                          capture_output=True, text=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_expected_schema_is_cached_per_source(tmp_path, monkeypatch):
+    """verify's expected schema: built once, then read from the cache;
+    a cache file that is not JSON is rebuilt, not trusted."""
+    from mistral_db_flows import models
+    from mistral_db_flows.tasks import verify
+
+    built = []
+    real = models.create_and_dump
+    monkeypatch.setattr(models, "create_and_dump",
+                        lambda url: built.append(url) or real(url))
+    first = verify.expected_schema(str(tmp_path))
+    assert verify.expected_schema(str(tmp_path)) == first
+    assert built == ["sqlite://"]
+    [cached] = tmp_path.iterdir()
+    assert oct(cached.stat().st_mode & 0o777) == "0o600"
+    cached.write_text("{not json")
+    assert verify.expected_schema(str(tmp_path)) == first
+    assert len(built) == 2
