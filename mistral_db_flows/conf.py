@@ -83,7 +83,8 @@ db_manage_opts = [_tasks_opt(op) for op in OPERATIONS] + [
         help="What a failed run does to the database."),
     cfg.StrOpt(
         "state_dir",
-        help="Where run state (the TaskFlow logbook) is kept. Unset: "
+        help="Where run state (the TaskFlow logbook, and a cache of the "
+             "schema verify expects) is kept. Unset: "
              "$XDG_STATE_HOME/mistral-db-flows or "
              "~/.local/state/mistral-db-flows."),
     cfg.StrOpt(
