@@ -1,11 +1,14 @@
 """What the backup backends share: URLs, file names, external tools.
 
-Nothing here imports a database driver; SQLAlchemy is only used to parse
-URLs (and imported when first needed).
+Nothing here imports a database driver at import time. Plain URLs (the
+ones :func:`mistral_db_flows.migration.parse_url` splits) are parsed
+without SQLAlchemy and connected to through :mod:`mistral_db_flows.dbapi`;
+SQLAlchemy is imported only for unusual URLs.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import fcntl
 import hashlib
@@ -13,9 +16,11 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
-from typing import IO, Any, Callable, Iterator, Sequence
+import types
+from typing import IO, Any, Callable, Iterator, Mapping, Sequence
 
 from mistral_db_flows import backup_errors
 
@@ -36,8 +41,34 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
 _STDERR_TAIL = 2000
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class PlainUrl:
+    """The parts of a plain URL the backup code reads, under the names
+    of SQLAlchemy's URL (which stands in for anything unusual).
+
+    Never shows the password: not in its repr, nor in ``str``.
+    """
+
+    drivername: str
+    username: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+    host: str | None = None
+    port: int | None = None
+    database: str | None = None
+    query: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({}))
+    text: str = dataclasses.field(default="", repr=False)
+
+    def get_backend_name(self) -> str:
+        return self.drivername.partition("+")[0]
+
+
 def parse(url: str) -> Any:
-    """The SQLAlchemy URL object of ``url``."""
+    """A :class:`PlainUrl` for a plain URL (no SQLAlchemy import), else
+    SQLAlchemy's URL object of ``url``."""
+    plain = _plain(url)
+    if plain is not None:
+        return plain
     from sqlalchemy.engine import url as sa_url
 
     try:
@@ -46,6 +77,94 @@ def parse(url: str) -> Any:
         raise backup_errors.BackupError(
             "cannot parse the database URL: %s" % type(exc).__name__,
             reason="unsupported") from None
+
+
+def _plain(url: str) -> PlainUrl | None:
+    """``url`` split by :func:`migration.parse_url`, or None wherever
+    that could differ from SQLAlchemy's reading (which then decides)."""
+    from mistral_db_flows import migration
+
+    parts = migration.parse_url(url) if isinstance(url, str) else None
+    if parts is None or parts.get("database") is None:
+        return None  # no database named: SQLAlchemy's '' or None
+    scheme, _, rest = url.partition("://")
+    if scheme != scheme.lower():
+        return None  # SQLAlchemy keeps the case in its messages
+    if parts["dialect"] == "sqlite":
+        if "%" in parts["database"]:
+            return None  # SQLAlchemy unquotes SQLite paths
+        return PlainUrl(drivername=scheme, database=parts["database"],
+                        text=url)
+    netloc = rest.partition("/")[0]
+    if parts["user"] is None and "@" in netloc:
+        return None  # an empty user name: SQLAlchemy's ''
+    query = {} if parts["charset"] is None else {"charset": parts["charset"]}
+    return PlainUrl(drivername=scheme, username=parts["user"],
+                    password=parts["password"], host=parts["host"],
+                    port=parts["port"], database=parts["database"],
+                    query=types.MappingProxyType(query), text=url)
+
+
+def url_text(u: Any) -> str:
+    """The URL to connect with (password included: never print it)."""
+    if isinstance(u, PlainUrl):
+        return u.text
+    return u.render_as_string(hide_password=False)
+
+
+def _driver_text(exc: BaseException) -> str:
+    """The driver's own message behind ``dbapi``'s DatabaseUnreachable
+    (SQLAlchemy's wrapper unwrapped), as the backup messages give it."""
+    cause = exc.__context__
+    cause = getattr(cause, "orig", None) or cause
+    if isinstance(cause, Exception):
+        return str(cause)
+    return str(getattr(exc, "reason", exc))
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a DB-API driver's error (PEP 249: each driver
+    package has its own ``Error`` base class)."""
+    package = sys.modules.get(type(exc).__module__.partition(".")[0])
+    base = getattr(package, "Error", None)
+    return isinstance(base, type) and isinstance(exc, base)
+
+
+def driver_error(handle: Any) -> type:
+    """The driver's base error class of a ``dbapi.Handle``."""
+    if handle.engine is not None:
+        return handle.engine.dialect.loaded_dbapi.Error
+    package = type(handle.conn).__module__.partition(".")[0]
+    return sys.modules[package].Error
+
+
+@contextlib.contextmanager
+def connection(u: Any, fail: Callable[[str], Exception]) -> Iterator[Any]:
+    """A plain DB-API connection (``dbapi.Handle``) to ``u``, closed
+    afterwards; a driver error, connecting or later, raises
+    ``fail(the driver's message)`` instead."""
+    from mistral_db_flows import dbapi
+    from mistral_db_flows import exceptions
+
+    try:
+        handle = dbapi.connect(url_text(u))
+    except exceptions.DatabaseUnreachable as exc:
+        raise fail(_driver_text(exc)) from None
+    except Exception as exc:
+        # SQLAlchemy's raw_connection (unusual URLs) lets the driver's
+        # own error through.
+        orig = getattr(exc, "orig", None) or exc
+        if not _is_driver_error(orig):
+            raise
+        raise fail(str(orig)) from None
+    try:
+        error = driver_error(handle)
+        try:
+            yield handle
+        except error as exc:
+            raise fail(str(exc)) from None
+    finally:
+        handle.close()
 
 
 def backend(u: Any) -> str:

@@ -13,6 +13,7 @@ temporary directory, removed afterwards: never on a command line.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -31,6 +32,7 @@ COMPLETED = b"-- Dump completed"
 _MAX_PACKET = "--max-allowed-packet=1G"
 _CHARSET = "--default-character-set=utf8mb4"
 
+# The queries go through mistral_db_flows.dbapi (%s parameter style).
 _SIZES = """
 SELECT COALESCE(SUM(data_length), 0) FROM information_schema.tables
 WHERE table_schema = DATABASE()
@@ -96,19 +98,15 @@ def check(u: Any, directory: str) -> int:
     """Tools present; a lower bound of the backup's size."""
     for names in (DUMP_TOOLS, CLIENT_TOOLS):
         _tool(u, backup_errors.BackupError, "a MySQL/MariaDB backup", names)
-    import sqlalchemy as sa
 
-    engine = sa.create_engine(u, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            data = int(conn.execute(sa.text(_SIZES)).scalar() or 0)
-    except sa.exc.DBAPIError as exc:
-        raise backup_errors.BackupError(
+    def fail(message: str) -> backup_errors.BackupError:
+        return backup_errors.BackupError(
             "cannot measure the database %s before its backup: %s"
-            % (u.database, common.scrub(str(exc.orig), u.password)),
-            reason="unreachable", database=u.database) from None
-    finally:
-        engine.dispose()
+            % (u.database, common.scrub(message, u.password)),
+            reason="unreachable", database=u.database)
+
+    with common.connection(u, fail) as handle:
+        data = int(handle.rows(_SIZES)[0][0] or 0)
     return data // MIN_RATIO
 
 
@@ -124,10 +122,12 @@ def dump(u: Any, fd: int, path: str) -> None:
         if os.path.basename(tool) == "mysqldump" and _is_oracle(tool):
             argv.append("--set-gtid-purged=OFF")
         common.run(argv + ["--", u.database], env=dict(os.environ),
-                   sink=fd, error=backup_errors.BackupError, database=u.database,
-                   what="dump of %s" % u.database, secret=u.password)
+                   sink=fd, error=backup_errors.BackupError,
+                   database=u.database, what="dump of %s" % u.database,
+                   secret=u.password)
 
 
+@functools.lru_cache(maxsize=None)
 def _is_oracle(tool: str) -> bool:
     """Oracle's mysqldump wants --set-gtid-purged=OFF to make a dump
     loadable without SUPER; MariaDB's does not know the option."""
@@ -150,36 +150,30 @@ def check_restore(u: Any, path: str) -> None:
 
 
 def _drop_everything(u: Any) -> None:
-    import sqlalchemy as sa
-
     def q(name: str) -> str:
-        return "`%s`" % name.replace("`", "``")
+        # %s parameter style: a literal % in a statement is written %%.
+        return "`%s`" % name.replace("`", "``").replace("%", "%%")
 
-    engine = sa.create_engine(u, poolclass=sa.pool.NullPool,
-                              isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
-            rows = conn.execute(sa.text(_OBJECTS)).all()
-            views = [q(n) for n, kind in rows if kind == "VIEW"]
-            tables = [q(n) for n, kind in rows if kind != "VIEW"]
-            if views:
-                conn.exec_driver_sql("DROP VIEW IF EXISTS " +
-                                     ", ".join(views))
-            if tables:
-                conn.exec_driver_sql("DROP TABLE IF EXISTS " +
-                                     ", ".join(tables))
-            for name, kind in conn.execute(sa.text(_ROUTINES)).all():
-                conn.exec_driver_sql("DROP %s IF EXISTS %s"
-                                     % (kind, q(name)))
-    except sa.exc.DBAPIError as exc:
-        raise backup_errors.RestoreError(
+    def fail(message: str) -> backup_errors.RestoreError:
+        return backup_errors.RestoreError(
             "could not empty %s before restoring it: %s"
-            % (u.database, common.scrub(str(exc.orig), u.password)),
-            reason="tool-failed", database=u.database,
-            changed=True) from None
-    finally:
-        engine.dispose()
+            % (u.database, common.scrub(message, u.password)),
+            reason="tool-failed", database=u.database, changed=True)
+
+    # DROP commits implicitly; the final commit ends the reads' snapshot.
+    with common.connection(u, fail) as handle:
+        handle.execute("SET FOREIGN_KEY_CHECKS = 0").close()
+        rows = handle.rows(_OBJECTS)
+        views = [q(n) for n, kind in rows if kind == "VIEW"]
+        tables = [q(n) for n, kind in rows if kind != "VIEW"]
+        if views:
+            handle.execute("DROP VIEW IF EXISTS " + ", ".join(views)).close()
+        if tables:
+            handle.execute("DROP TABLE IF EXISTS " +
+                           ", ".join(tables)).close()
+        for name, kind in handle.rows(_ROUTINES):
+            handle.execute("DROP %s IF EXISTS %s" % (kind, q(name))).close()
+        handle.commit()
 
 
 def restore(u: Any, path: str, fd: int) -> None:
@@ -190,7 +184,8 @@ def restore(u: Any, path: str, fd: int) -> None:
     with option_file(u) as options:
         common.run([client, "--defaults-extra-file=" + options,
                     "--batch", _MAX_PACKET, _CHARSET, "--", u.database],
-                   env=dict(os.environ), source=fd, error=backup_errors.RestoreError, database=u.database,
+                   env=dict(os.environ), source=fd,
+                   error=backup_errors.RestoreError, database=u.database,
                    what="loading %s into %s (the database is part-restored;"
                    " run the restore again)" % (path, u.database),
                    secret=u.password, path=path, changed=True)

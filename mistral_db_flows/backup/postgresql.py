@@ -83,13 +83,15 @@ END
 $mdf$
 """
 
+# Sent through mistral_db_flows.dbapi (%s parameter style): a literal %
+# is written %%.
 _SIZES = """
 SELECT current_setting('server_version_num')::int,
        coalesce(sum(pg_table_size(c.oid)), 0)::bigint
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'm', 'p')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg_toast%'
+  AND n.nspname NOT LIKE 'pg_toast%%'
 """
 
 
@@ -123,14 +125,28 @@ def _major(version_text: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+# pg_dump's major version by the tool's path: asked once per process.
+_TOOL_MAJOR: dict[str, int] = {}
+
+
 def check(u: Any, directory: str) -> int:
     """Tools present and recent enough; a lower bound of the size."""
     pg_dump, _, _ = _tools(u, backup_errors.BackupError,
                            "a PostgreSQL backup",
                            ("pg_dump", "pg_restore", "psql"))
-    server, data = _query_sizes(u)
-    tool = _major(subprocess.run([pg_dump, "--version"], check=False,
-                                 capture_output=True, text=True).stdout)
+    probe = None
+    if pg_dump not in _TOOL_MAJOR:
+        # Asked while the server measures the database.
+        probe = subprocess.Popen([pg_dump, "--version"],
+                                 stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+    try:
+        server, data = _query_sizes(u)
+    finally:
+        if probe is not None:
+            _TOOL_MAJOR[pg_dump] = _major(probe.communicate()[0])
+    tool = _TOOL_MAJOR[pg_dump]
     if tool and tool < server // 10000:
         raise backup_errors.BackupError(
             "pg_dump %d cannot dump a PostgreSQL %d server; install the "
@@ -141,19 +157,14 @@ def check(u: Any, directory: str) -> int:
 
 
 def _query_sizes(u: Any) -> tuple[int, int]:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(u, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            server, data = conn.execute(sa.text(_SIZES)).one()
-    except sa.exc.DBAPIError as exc:
-        raise backup_errors.BackupError(
+    def fail(message: str) -> backup_errors.BackupError:
+        return backup_errors.BackupError(
             "cannot measure the database %s before its backup: %s"
-            % (u.database, common.scrub(str(exc.orig).strip(), u.password)),
-            reason="unreachable", database=u.database) from None
-    finally:
-        engine.dispose()
+            % (u.database, common.scrub(message.strip(), u.password)),
+            reason="unreachable", database=u.database)
+
+    with common.connection(u, fail) as handle:
+        server, data = handle.rows(_SIZES)[0]
     return int(server), int(data)
 
 
@@ -162,8 +173,9 @@ def dump(u: Any, fd: int, path: str) -> None:
                       ("pg_dump",))
     common.run([pg_dump, "--format=custom", "--compress=" + COMPRESSION,
                 "--no-password"],
-               env=environment(u), sink=fd, error=backup_errors.BackupError, database=u.database,
-               what="pg_dump of %s" % u.database, secret=u.password)
+               env=environment(u), sink=fd, error=backup_errors.BackupError,
+               database=u.database, what="pg_dump of %s" % u.database,
+               secret=u.password)
 
 
 def check_restore(u: Any, path: str) -> None:

@@ -18,6 +18,7 @@ import os
 from taskflow import task
 
 from mistral_db_flows import backup
+from mistral_db_flows import backup_errors
 
 LOG = logging.getLogger(__name__)
 
@@ -65,10 +66,30 @@ class Backup(task.Task):
 
 
 def missing_sqlite_file(url: str) -> str | None:
-    """The path of a SQLite database file that does not exist yet."""
-    if not url.startswith("sqlite:///"):
+    """The path of a SQLite database file that does not exist yet.
+
+    None for other databases, for in-memory or URI SQLite databases (no
+    file of theirs to name) and for URLs that do not parse (the backup
+    itself then says why).
+    """
+    from mistral_db_flows import migration
+    from mistral_db_flows.backup import common
+
+    parts = migration.parse_url(url)
+    if parts is not None and parts["dialect"] != "sqlite":
         return None
-    path = url[len("sqlite:///"):].split("?", 1)[0]
+    if parts is None and not url.lower().startswith("sqlite"):
+        return None
+    try:
+        # The path as the backup reads it (SQLAlchemy for odd URLs).
+        u = common.parse(url)
+    except backup_errors.BackupError:
+        return None
+    if u.get_backend_name() != "sqlite":
+        return None
+    path = u.database or ""
+    if path in ("", ":memory:") or path.startswith("file:"):
+        return None
     return None if os.path.exists(path) else os.path.abspath(path)
 
 

@@ -561,3 +561,124 @@ def test_sqlite_wal_database_in_an_odd_path(tmp_path):
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+
+
+_NO_SQLALCHEMY = """
+import sys
+from mistral_db_flows import backup
+url, directory = sys.argv[1:]
+backup.check_can_backup(url, directory)
+taken = backup.take(url, directory, label="t")
+backup.restore(url, taken)
+print(len(backup.prune(directory, 1)), "sqlalchemy" in sys.modules)
+"""
+
+
+def test_plain_url_backup_and_restore_need_no_sqlalchemy(db_url, tmp_path):
+    """On a head database, check, take, restore and prune never import
+    SQLAlchemy for a plain URL (its import alone costs ~0.1 s a run)."""
+    import subprocess
+    import sys
+
+    from mistral_db_flows import migration
+
+    migration.upgrade(db_url, "head")
+    before = state(db_url)
+    directory = str(tmp_path / "backups")
+    backup.take(db_url, directory, label="older")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_SQLALCHEMY, db_url, directory],
+        env=dict(os.environ, PYTHONPATH=root), capture_output=True,
+        text=True, check=True).stdout
+    assert out.split() == ["1", "False"]
+    assert state(db_url) == before
+
+
+def test_mysql_odd_objects_created_after_the_backup_go(make_db, tmp_path):
+    """Tables, views and routines created after the backup, named with
+    backquotes, percent signs and spaces, are dropped by the restore."""
+    url = make_db("mysql")
+    seed(url)
+    before = state(url)
+    taken = backup.take(url, str(tmp_path), label="upgrade")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for statement in (  # no parameters: % is sent as it is
+                "CREATE TABLE `odd%s ``x``` (id INT PRIMARY KEY)",
+                "CREATE TABLE `50% done` (id INT PRIMARY KEY)",
+                "CREATE VIEW `view %d` AS SELECT 1 AS one",
+                "CREATE PROCEDURE `proc%` () SELECT 1",
+                "CREATE FUNCTION `fn %%` () RETURNS INT "
+                "DETERMINISTIC RETURN 1"):
+            cursor.execute(statement)
+        raw.commit()
+        cursor.execute("SELECT count(*) FROM information_schema.tables "
+                       "WHERE table_schema = DATABASE() AND "
+                       "table_name LIKE '%\\%%'")
+        assert cursor.fetchone()[0] == 3
+    finally:
+        raw.close()
+        engine.dispose()
+    change(url)
+    backup.restore(url, taken)
+    assert state(url) == before
+
+
+def test_driver_errors_after_connecting_keep_their_messages(
+        make_db, tmp_path, monkeypatch):
+    """A statement the server rejects while measuring (PostgreSQL,
+    MariaDB) or emptying (MariaDB) the database gives the same errors as
+    ever: message, reason, ``changed`` and no password."""
+    from mistral_db_flows.backup import mysql
+    from mistral_db_flows.backup import postgresql
+
+    for kind, module in (("postgresql", postgresql), ("mysql", mysql)):
+        url = make_db(kind)
+        seed(url)
+        database = sa.engine.make_url(url).database
+        monkeypatch.setattr(module, "_SIZES", "SELECT no_such_column")
+        with pytest.raises(backup_errors.BackupError) as err:
+            backup.check_can_backup(url, str(tmp_path / kind))
+        assert err.value.reason == "unreachable"
+        assert str(err.value).startswith(
+            "cannot measure the database %s before its backup: " % database)
+        assert "no_such_column" in str(err.value)
+        monkeypatch.undo()
+    url = make_db("mysql")
+    seed(url)
+    taken = backup.take(url, str(tmp_path / "m"), label="upgrade")
+    monkeypatch.setattr(mysql, "_ROUTINES", "SELECT no_such_column")
+    with pytest.raises(backup_errors.RestoreError) as err:
+        backup.restore(url, taken)
+    assert str(err.value).startswith(
+        "could not empty %s before restoring it: "
+        % sa.engine.make_url(url).database)
+    assert "no_such_column" in str(err.value)
+    assert err.value.reason == "tool-failed" and err.value.changed is True
+    monkeypatch.undo()
+    backup.restore(url, taken)
+
+
+@pytest.mark.parametrize("kind, options", (
+    ("postgresql", "?sslmode=disable&connect_timeout=10"),
+    ("mysql", "?charset=utf8mb4&connect_timeout=10"),
+))
+def test_unusual_urls_still_go_through_sqlalchemy(make_db, tmp_path, kind,
+                                                  options):
+    """A URL with options the plain reading leaves alone is read, and
+    connected to, through SQLAlchemy as before: check, take and restore
+    all work."""
+    url = make_db(kind)
+    seed(url)
+    before = state(url)
+    odd = url + options
+    assert not isinstance(common.parse(odd), common.PlainUrl)
+    backup.check_can_backup(odd, str(tmp_path))
+    taken = backup.take(odd, str(tmp_path), label="upgrade")
+    change(url)
+    backup.restore(odd, taken)
+    assert state(url) == before

@@ -189,3 +189,195 @@ def test_lock_timeout_message_names_the_holder():
     text = str(err)
     assert "mistral" in text and "connection id 42" in text
     assert "30s" in text
+
+
+# -- plain URLs, read without SQLAlchemy ------------------------------------
+
+_PLAIN_URLS = (
+    "postgresql://mistral:pw@db.example:6543/mistral",
+    "postgresql+psycopg2://u%40x:p%2Fw%25%3A@h/d%20b",
+    "postgresql://u:@h/db",
+    "postgresql:///mistral",
+    "postgresql://u:pw@/mistral",
+    "mysql+pymysql://root@127.0.0.1:3306/mistral",
+    "mysql+pymysql://u:p:q@h/m?charset=utf8mb4",
+    "mariadb+pymysql://u:pw@h:3307/mistral",
+    "sqlite:////var/lib/mistral/mistral.sqlite",
+    "sqlite:///relative/mistral.db",
+    "sqlite+pysqlite:////tmp/x.db",
+)
+
+
+@pytest.mark.parametrize("text", _PLAIN_URLS)
+def test_plain_urls_read_as_sqlalchemy_reads_them(text):
+    """A plain URL is split without SQLAlchemy, into exactly what
+    SQLAlchemy's URL gives the backup code: parts, backend, identity,
+    file name and the credentials handed to the tools."""
+    plain, full = common.parse(text), _url(text)
+    assert isinstance(plain, common.PlainUrl)
+    for attr in ("drivername", "username", "password", "host", "port",
+                 "database"):
+        assert getattr(plain, attr) == getattr(full, attr), attr
+    assert dict(plain.query) == dict(full.query)
+    assert plain.get_backend_name() == full.get_backend_name()
+    assert common.backend(plain) == common.backend(full)
+    assert common.identity(plain) == common.identity(full)
+    assert common.file_name(plain, "x", WHEN) == \
+        common.file_name(full, "x", WHEN)
+    assert common.url_text(plain) == text
+    if common.backend(plain) == "postgresql":
+        assert postgresql.environment(plain) == postgresql.environment(full)
+    if common.backend(plain) == "mysql":
+        assert mysql.option_text(plain) == mysql.option_text(full)
+
+
+@pytest.mark.parametrize("text", (
+    "postgresql://u:pw@h/db?sslmode=require",
+    "postgresql://u:pw@[::1]:5432/db",
+    "postgresql://@h/db",
+    "postgresql://u:pw@h/",
+    "mysql://u:pw@h/db",
+    "mysql+pymysql://u:pw@h/db?unix_socket=/run/mysqld.sock",
+    "SQLITE:////tmp/x.db",
+    "sqlite:////tmp/a%20b.db",
+    "sqlite:///x.db?timeout=5",
+    "sqlite://",
+))
+def test_unusual_urls_are_left_to_sqlalchemy(text):
+    """Wherever a plain reading could differ (options, IPv6, empty
+    names, quoted SQLite paths, other drivers), SQLAlchemy reads."""
+    parsed = common.parse(text)
+    assert not isinstance(parsed, common.PlainUrl)
+    assert parsed == _url(text)
+
+
+def test_plain_url_never_shows_the_password():
+    """Neither repr nor str of a parsed URL holds the password."""
+    u = common.parse("postgresql://mistral:hunter2@h/db")
+    assert u.password == "hunter2"
+    assert "hunter2" not in repr(u) and "hunter2" not in str(u)
+    with pytest.raises(AttributeError):
+        u.password = "x"
+
+
+def test_plain_urls_need_no_sqlalchemy():
+    """Parsing, naming and the tools' credentials of plain URLs import
+    no SQLAlchemy (its import costs a tenth of a second per run)."""
+    code = (
+        "import datetime, sys\n"
+        "from mistral_db_flows import backup\n"
+        "from mistral_db_flows.backup import common, mysql, postgresql\n"
+        "from mistral_db_flows.tasks import backup as task\n"
+        "when = datetime.datetime.now(datetime.timezone.utc)\n"
+        "for text in sys.argv[1:]:\n"
+        "    u = common.parse(text)\n"
+        "    common.file_name(u, 'x', when)\n"
+        "    task.missing_sqlite_file(text)\n"
+        "postgresql.environment(common.parse(sys.argv[1]))\n"
+        "mysql.option_text(common.parse(sys.argv[2]))\n"
+        "print('sqlalchemy' in sys.modules)\n")
+    out = subprocess.run(
+        [sys.executable, "-c", code, PG_URL,
+         "mysql+pymysql://u:pw@h/m", "sqlite:////tmp/absent-mdf.sqlite"],
+        capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("text, expected", (
+    ("sqlite:////no/such/dir/m.sqlite", "/no/such/dir/m.sqlite"),
+    ("sqlite+pysqlite:////no/such/dir/m.sqlite", "/no/such/dir/m.sqlite"),
+    ("sqlite:////no/such/a%20b.sqlite", "/no/such/a b.sqlite"),
+    ("sqlite:////no/such/m.sqlite?timeout=5", "/no/such/m.sqlite"),
+    ("sqlite://", None),
+    ("sqlite:///:memory:", None),
+    ("postgresql://u:pw@h/db", None),
+    ("not a url", None),
+))
+def test_missing_sqlite_file_reads_the_path_as_the_backup(text, expected):
+    """The absent file named is the one the backup would have read."""
+    from mistral_db_flows.tasks import backup as backup_task
+
+    assert backup_task.missing_sqlite_file(text) == expected
+
+
+def test_missing_sqlite_file_is_none_when_the_file_exists(tmp_path):
+    from mistral_db_flows.tasks import backup as backup_task
+
+    db = tmp_path / "m.sqlite"
+    assert backup_task.missing_sqlite_file("sqlite:///%s" % db) == str(db)
+    db.write_bytes(b"")
+    assert backup_task.missing_sqlite_file("sqlite:///%s" % db) is None
+
+
+def test_pg_dump_version_is_asked_once_per_process(monkeypatch):
+    """The tool-version check runs ``pg_dump --version`` once, however
+    many checks a process makes."""
+    calls = []
+    real = subprocess.Popen
+
+    def popen(argv, *args, **kwargs):
+        calls.append(list(argv))
+        return real([sys.executable, "-c",
+                     "print('pg_dump (PostgreSQL) 99.1')"], *args, **kwargs)
+
+    monkeypatch.setattr(postgresql, "_TOOL_MAJOR", {})
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(postgresql.subprocess, "Popen", popen)
+    monkeypatch.setattr(postgresql, "_query_sizes",
+                        lambda u: (170004, 12345))
+    u = common.parse(PG_URL)
+    assert postgresql.check(u, "/tmp") == 12345 // postgresql.MIN_RATIO
+    assert postgresql.check(u, "/tmp") == 12345 // postgresql.MIN_RATIO
+    assert calls == [["/usr/bin/pg_dump", "--version"]]
+    monkeypatch.setattr(postgresql, "_TOOL_MAJOR",
+                        {"/usr/bin/pg_dump": 16})
+    with pytest.raises(backup_errors.BackupError) as err:
+        postgresql.check(u, "/tmp")
+    assert err.value.reason == "tool-version"
+    assert "pg_dump 16 cannot dump a PostgreSQL 17 server" in str(err.value)
+
+
+def _refused(kind: str) -> str:
+    """The driver's own message for a refused connection (port 1)."""
+    if kind == "postgresql":
+        import psycopg2 as driver
+
+        args = {"host": "127.0.0.1", "port": 1, "user": "u",
+                "password": "secretpw", "dbname": "db"}
+    else:
+        import pymysql as driver
+
+        args = {"host": "127.0.0.1", "port": 1, "user": "u",
+                "password": "secretpw", "database": "db",
+                "charset": "utf8mb4"}
+    try:
+        driver.connect(**args).close()
+    except driver.Error as exc:
+        return str(exc)
+    raise AssertionError("something answers on port 1")
+
+
+@pytest.mark.parametrize("kind, url", (
+    ("postgresql", "postgresql://u:secretpw@127.0.0.1:1/db"),
+    ("mysql", "mysql+pymysql://u:secretpw@127.0.0.1:1/db"),
+    # unusual URLs: connected to through SQLAlchemy
+    ("postgresql", "postgresql://u:secretpw@127.0.0.1:1/db?sslmode=allow"),
+    ("mysql", "mysql+pymysql://u:secretpw@127.0.0.1:1/db?connect_timeout=5"),
+))
+def test_unreachable_server_is_reported_with_the_driver_message(
+        kind, url, tmp_path, monkeypatch):
+    """A server that refuses the size query's connection gives the same
+    error as before (message, reason, exit code), with the driver's
+    own words and no password, whichever way the URL is read."""
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(postgresql, "_TOOL_MAJOR", {"/usr/bin/pg_dump": 0})
+    with pytest.raises(backup_errors.BackupError) as err:
+        backup.check_can_backup(url, str(tmp_path / "b"))
+    driver = _refused(kind)
+    if kind == "postgresql":
+        driver = driver.strip()
+    assert str(err.value) == (
+        "cannot measure the database db before its backup: %s" % driver)
+    assert err.value.reason == "unreachable" and err.value.exit_code == 8
+    assert err.value.database == "db"
+    assert "secretpw" not in str(err.value)
