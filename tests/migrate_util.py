@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 import re
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from mistral_db_flows import migration
@@ -86,6 +88,20 @@ def offline_statements(url: str, start: str | None, end: str) -> list[str]:
             if not _BOOKKEEPING.search(text):
                 statements.append(text.rstrip(";"))
     return statements
+
+
+def execute(url: str, *statements: str, params: Any = None) -> None:
+    """Statements with bound parameters (``:name``; a dict, or a list of
+    dicts for many rows), all in one transaction."""
+    if not all(isinstance(s, str) for s in statements):
+        raise TypeError("parameters go in params=, not among statements")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement), params or {})
+    finally:
+        engine.dispose()
 
 
 def execute_raw(url: str, statements: list[str]) -> None:

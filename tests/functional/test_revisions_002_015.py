@@ -15,17 +15,10 @@ from mistral_db_flows import exceptions
 from mistral_db_flows import migration
 from tests import migrate_util
 
+# Statements with :name parameters, one transaction.
+_execute = migrate_util.execute
+
 WHEN = "2020-01-02 03:04:05"
-
-
-def _execute(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.begin() as conn:
-            for statement in statements:
-                conn.execute(sa.text(statement))
-    finally:
-        engine.dispose()
 
 
 def _at(make_db, backend: str, revision: str) -> str:

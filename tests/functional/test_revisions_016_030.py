@@ -15,6 +15,9 @@ from mistral_db_flows import migration
 from tests import dbs
 from tests import migrate_util
 
+# Statements with :name parameters, one transaction.
+_execute = migrate_util.execute
+
 REVISIONS = ["%03d" % n for n in range(16, 31)]
 
 # (id, spec, expected type); a dict gives the type per backend.
@@ -46,15 +49,6 @@ SPECS = [
     ("nul-char", '{"workflow": "\\u0000"}',
      {"postgresql": "ACTION", "mysql": "WORKFLOW", "sqlite": "WORKFLOW"}),
 ]
-
-
-def _execute(url: str, statement: str, rows=None) -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text(statement), rows or {})
-    finally:
-        engine.dispose()
 
 
 def _select(url: str, statement: str) -> dict:
@@ -148,8 +142,8 @@ def test_offline_script_015_to_030_gives_reference(backend, make_db):
 
 def _seed_tasks(url: str) -> None:
     _execute(url, "INSERT INTO task_executions_v2 (id, spec) "
-                  "VALUES (:id, :spec)",
-             [{"id": i, "spec": spec} for i, spec, _ in SPECS])
+             "VALUES (:id, :spec)",
+             params=[{"id": i, "spec": spec} for i, spec, _ in SPECS])
 
 
 def _expected_types(backend: str) -> dict:
@@ -208,7 +202,7 @@ def test_019_leaves_key_empty_like_upstream(db_url):
              "INSERT INTO delayed_calls_v2 (id, target_method_name, "
              "execution_time, processing, unique_key) VALUES "
              "('d1', 'm', '2020-01-01 00:00:00', :p, 'k1')",
-             {"p": False})
+             params={"p": False})
     migration.upgrade(db_url, "019")
     table = sa.table("delayed_calls_v2", sa.column("id"), sa.column("key"))
     engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
@@ -246,9 +240,9 @@ def test_029_puts_workbooks_without_namespace_in_namespace_empty(db_url):
     migration.upgrade(db_url, "028")
     _execute(db_url, "INSERT INTO workbooks_v2 (id, name, namespace) "
                      "VALUES (:id, :name, :ns)",
-             [{"id": "b1", "name": "wb1", "ns": None},
-              {"id": "b2", "name": "wb2", "ns": "team"},
-              {"id": "b3", "name": "wb3", "ns": ""}])
+             params=[{"id": "b1", "name": "wb1", "ns": None},
+                     {"id": "b2", "name": "wb2", "ns": "team"},
+                     {"id": "b3", "name": "wb3", "ns": ""}])
     migration.upgrade(db_url, "029")
     migrate_util.set_version(db_url, "028")
     migration.upgrade(db_url, "029")

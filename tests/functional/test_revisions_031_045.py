@@ -19,6 +19,9 @@ from tests import dbs
 from tests import migrate_util
 from tests import reference
 
+# Statements with :name parameters, one transaction.
+_execute = migrate_util.execute
+
 OURS = ["%03d" % n for n in range(31, 46)]
 
 OFFLINE_URLS = {
@@ -39,15 +42,6 @@ def _offline(dialect: str, start: str, end: str) -> str:
     migration.upgrade(OFFLINE_URLS[dialect], "%s:%s" % (start, end),
                       sql=True, output=out)
     return out.getvalue()
-
-
-def _execute(url: str, statement: str, **params) -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text(statement), params)
-    finally:
-        engine.dispose()
 
 
 def _tables(url: str) -> list[str]:
@@ -229,11 +223,12 @@ def test_037_sets_null_action_namespaces_to_empty(db_url):
     """037 really sets namespace '' on existing action definitions."""
     migration.upgrade(db_url, "036")
     for i, name in enumerate(["std.echo", "my.action"]):
-        _execute(db_url,
-                 "INSERT INTO action_definitions_v2 (id, name, project_id,"
-                 " scope, is_system) VALUES (:id, :name, '<default-project>',"
-                 " 'private', :system)",
-                 id="a%d" % i, name=name, system=i == 0)
+        _execute(
+            db_url,
+            "INSERT INTO action_definitions_v2 (id, name, project_id,"
+            " scope, is_system) VALUES (:id, :name, '<default-project>',"
+            " 'private', :system)",
+            params=dict(id="a%d" % i, name=name, system=i == 0))
     migration.upgrade(db_url, "037")
     expected = [("a0", "std.echo", ""), ("a1", "my.action", "")]
     query = ("SELECT id, name, namespace FROM action_definitions_v2 "
@@ -249,10 +244,10 @@ def test_037_new_key_is_per_namespace(db_url):
     migration.upgrade(db_url, "037")
     insert = ("INSERT INTO action_definitions_v2 (id, name, namespace,"
               " project_id) VALUES (:id, 'a', :ns, 'p')")
-    _execute(db_url, insert, id="1", ns="")
-    _execute(db_url, insert, id="2", ns="other")
+    _execute(db_url, insert, params=dict(id="1", ns=""))
+    _execute(db_url, insert, params=dict(id="2", ns="other"))
     with pytest.raises(sa.exc.IntegrityError):
-        _execute(db_url, insert, id="3", ns="other")
+        _execute(db_url, insert, params=dict(id="3", ns="other"))
 
 
 @pytest.mark.slow
@@ -267,8 +262,8 @@ def test_038_deletes_delayed_calls_without_key(db_url):
         ).identifier_preparer.quote("key")
     for id_, key in (("d1", None), ("d2", "k2"), ("d3", None),
                      ("d4", "k4")):
-        _execute(db_url, insert.format(key=quoted), id=id_, key=key,
-                 processing=False)
+        _execute(db_url, insert.format(key=quoted),
+                 params=dict(id=id_, key=key, processing=False))
     migration.upgrade(db_url, "038")
     query = "SELECT id FROM delayed_calls_v2 ORDER BY id"
     assert migrate_util.rows(db_url, query) == [("d2",), ("d4",)]
