@@ -166,13 +166,15 @@ def _through_sqlalchemy(url: str) -> Handle:
             migration.hide_password(url),
             "its driver's parameter style (%s) is not supported"
             % engine.dialect.paramstyle)
+    driver_error = getattr(engine.dialect.loaded_dbapi, "Error", Exception)
     try:
         conn = engine.raw_connection()
-    except sa.exc.DBAPIError as exc:
+    except (sa.exc.DBAPIError, driver_error) as exc:
+        # SQLAlchemy 2.0 wraps the driver's error, 2.1 raises it as is.
         engine.dispose()
         raise exceptions.DatabaseUnreachable(
             migration.hide_password(url),
-            migration.scrub(str(exc.orig), url)) from None
+            migration.scrub(str(getattr(exc, "orig", exc)), url)) from None
     if dialect == "sqlite":
         conn.dbapi_connection.isolation_level = None
     return Handle(conn, dialect, qmark=engine.dialect.paramstyle == "qmark",

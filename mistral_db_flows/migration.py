@@ -240,7 +240,8 @@ def parse_url(url: str) -> dict | None:
         return None
     rest = m.group("rest")
     if dialect == "sqlite":
-        if "?" in rest or (rest and not rest.startswith("/")):
+        # "%XX" in a path: SQLAlchemy unquotes it, so it decides.
+        if "?" in rest or "%" in rest or (rest and not rest.startswith("/")):
             return None
         return {"dialect": "sqlite", "database": rest[1:] or None}
     rest, _, query = rest.partition("?")
