@@ -103,12 +103,12 @@ def _with_driver(settings: conf.Settings) -> conf.Settings:
 
 
 def _build(operation: str, settings: conf.Settings, plan: Any,
-           graph: Any):
+           graph: Any, *, fresh_run: bool = False):
     settings = _with_driver(settings)
     ctx = flows.BuildContext(
         operation=operation, database_url=settings.database_url,
         plan=plan, head=graph.heads[0] if graph.sound else None,
-        settings=settings)
+        settings=settings, fresh_run=fresh_run)
     return flows.build(ctx)
 
 
@@ -369,20 +369,22 @@ def _run_plan(operation: str, settings: conf.Settings, planner: Any,
                                start_revision=plan.start,
                                end_revision=plan.target,
                                target=plan.target)
-        flow = _build(operation, settings, plan, graph)
+        fresh = fd is None
+        if fresh and settings.backup and not prior_backup:
+            from mistral_db_flows import backup
+            from mistral_db_flows.tasks import backup as backup_task
+
+            # A backup that cannot be made is refused before any
+            # change, with the backup's own error.
+            if not backup_task.missing_sqlite_file(settings.database_url):
+                backup.check_can_backup(settings.database_url,
+                                        settings.resolved_backup_dir())
+        # A fresh run's backup starts while the flow is built.
+        flow = _build(operation, settings, plan, graph,
+                      fresh_run=fresh and not prior_backup)
         if fd is not None:
             runs.check_fingerprint(fd, flow, plan)
         else:
-            if settings.backup and not prior_backup:
-                from mistral_db_flows import backup
-                from mistral_db_flows.tasks import backup as backup_task
-
-                # A backup that cannot be made is refused before any
-                # change, with the backup's own error.
-                if not backup_task.missing_sqlite_file(
-                        settings.database_url):
-                    backup.check_can_backup(settings.database_url,
-                                            settings.resolved_backup_dir())
             fd = store.start(operation, runs.fingerprint(flow, plan),
                              plan=runs.plan_facts(plan), relative=relative)
         return _execute(flow, settings, store, fd, plan,

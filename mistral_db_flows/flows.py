@@ -49,6 +49,10 @@ class BuildContext:
     plan: Plan
     head: str | None = None
     settings: conf.Settings | None = None
+    # A new guarded run that will execute the flow right away: a task
+    # may start slow work that needs nothing from the flow (the backup
+    # starts its dump) while the rest is built and loaded.
+    fresh_run: bool = False
 
     @property
     def start(self) -> str | None:

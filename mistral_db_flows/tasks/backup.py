@@ -36,6 +36,21 @@ class Backup(task.Task):
         self._enabled = enabled
         self._restore_on_failure = restore_on_failure
         self._progress = progress
+        self._early: _EarlyBackup | None = None
+
+    def start_early(self) -> None:
+        """Start taking the backup now, in a thread, for ``execute`` to
+        collect: the dump (a separate process for the servers) runs
+        while the rest of the flow is built and the engine loaded, which
+        takes as long as dumping a small database. Only for a new run
+        that will execute this task next; without ``execute`` the backup
+        stays in the directory and is pruned like the others."""
+        if self._enabled and self._early is None \
+                and not missing_sqlite_file(self._database_url):
+            self._early = _EarlyBackup(
+                lambda progress: backup.take(
+                    self._database_url, self._directory, label=self._label,
+                    progress=progress))
 
     def execute(self, prior_backup: dict | None = None) -> dict | None:
         if not self._enabled:
@@ -44,12 +59,23 @@ class Backup(task.Task):
             return None
         if prior_backup:
             return prior_backup
+        if self._early is not None:
+            early, self._early = self._early, None
+            return early.result(self._report)
         missing = missing_sqlite_file(self._database_url)
         if missing:
             # Nothing to copy: "before" is "no database file at all".
             return {"backend": "sqlite", "path": None, "absent": missing}
         return backup.take(self._database_url, self._directory,
-                           label=self._label, progress=self._progress)
+                           label=self._label, progress=self._report)
+
+    def _report(self, done: int, total: int | None) -> None:
+        """The backup module's progress, as TaskFlow task progress."""
+        if self._progress is not None:
+            self._progress(done, total)
+        self.notifier.notify(task.EVENT_UPDATE_PROGRESS, {
+            "progress": min(1.0, done / total) if total else 0.0,
+            "done": done, "total": total})
 
     def revert(self, result, *args, **kwargs) -> None:
         if not self._restore_on_failure or not isinstance(result, dict):
@@ -61,8 +87,44 @@ class Backup(task.Task):
                 except FileNotFoundError:
                     pass
             return None
-        backup.restore(self._database_url, result, progress=self._progress)
+        backup.restore(self._database_url, result, progress=self._report)
         return None
+
+
+class _EarlyBackup:
+    """A backup taken in a thread; ``result`` waits for it, passing its
+    progress on from the calling thread."""
+
+    def __init__(self, take) -> None:
+        import threading
+
+        self._latest: tuple[int, int | None] | None = None
+        self._outcome: dict = {}
+
+        def run() -> None:
+            try:
+                self._outcome["value"] = take(self._note)
+            except BaseException as exc:  # handed to result()
+                self._outcome["error"] = exc
+
+        self._thread = threading.Thread(target=run, name="early-backup",
+                                        daemon=True)
+        self._thread.start()
+
+    def _note(self, done: int, total: int | None) -> None:
+        self._latest = (done, total)
+
+    def result(self, progress) -> dict:
+        while True:
+            self._thread.join(0.5)
+            latest, self._latest = self._latest, None
+            if latest is not None:
+                progress(*latest)
+            if not self._thread.is_alive():
+                break
+        if "error" in self._outcome:
+            raise self._outcome["error"]
+        return self._outcome["value"]
 
 
 def missing_sqlite_file(url: str) -> str | None:
@@ -97,9 +159,12 @@ def factory(ctx) -> list[task.Task]:
     from mistral_db_flows import conf
 
     settings = ctx.settings or conf.Settings(database_url=ctx.database_url)
-    return [Backup(
+    made = Backup(
         ctx.database_url,
         directory=settings.resolved_backup_dir(),
         label=ctx.operation,
         enabled=settings.backup,
-        restore_on_failure=settings.restores_on_failure)]
+        restore_on_failure=settings.restores_on_failure)
+    if getattr(ctx, "fresh_run", False):
+        made.start_early()
+    return [made]
