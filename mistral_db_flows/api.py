@@ -334,9 +334,21 @@ def _run_plan(operation: str, settings: conf.Settings, planner: Any,
               *, progress: Any = None, relative: str | None = None
               ) -> results.Run:
     """Plan under the lock, resume an interrupted run or start one."""
-    from mistral_db_flows import persistence
+    from mistral_db_flows import dbapi
 
     settings = _with_driver(settings)
+    # One connection for the run's row work (version reads, the backup's
+    # measurements, populate, verify); the lock keeps its own.
+    with dbapi.sharing(settings.database_url):
+        return _run_plan_sharing(operation, settings, planner,
+                                 progress=progress, relative=relative)
+
+
+def _run_plan_sharing(operation: str, settings: conf.Settings,
+                      planner: Any, *, progress: Any,
+                      relative: str | None) -> results.Run:
+    from mistral_db_flows import persistence
+
     # Plan first without the lock: a bad URL, an unreachable server or
     # an unknown revision fails with its own error before anything else.
     planner()

@@ -14,9 +14,11 @@ and mysqlclient all take them); :meth:`Handle.execute` turns them into
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from typing import Any, Callable, Sequence
+import threading
+from typing import Any, Callable, Iterator, Sequence
 
 from mistral_db_flows import exceptions
 from mistral_db_flows import migration
@@ -92,13 +94,79 @@ class Handle:
                 self.engine.dispose()
 
 
-def connect(url: str) -> Handle:
-    """Open ``url``; raises BadUrl or DatabaseUnreachable."""
+class _SharedHandle(Handle):
+    """The connection of a :func:`sharing` block: ``close`` only ends
+    the borrower's transaction (a rollback; commit first to keep work),
+    and hands the connection back for the next borrower."""
+
+    def close(self) -> None:
+        try:
+            self.conn.rollback()
+        except Exception:  # broken: the next borrower gets a new one
+            _forget(self)
+            with contextlib.suppress(Exception):
+                Handle.close(self)
+
+    def really_close(self) -> None:
+        Handle.close(self)
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def sharing(url: str) -> Iterator[None]:
+    """In the block, ``connect(url)`` in this thread lends one connection.
+
+    A guarded run reads the version, measures the database, populates and
+    verifies: each opened its own connection, and a MariaDB connection
+    costs 20 ms (PyMySQL sets up TLS for every one). Other threads and
+    ``connect(url, private=True)`` (the run's lock) still get their own.
+    """
+    if getattr(_local, "shared", None) is not None:
+        yield  # already sharing (a nested run): the outer block owns it
+        return
+    _local.shared = {"url": url, "handle": None}
+    try:
+        yield
+    finally:
+        handle = _local.shared["handle"]
+        _local.shared = None
+        if handle is not None:
+            with contextlib.suppress(Exception):
+                handle.really_close()
+
+
+def _lent(url: str) -> Handle | None:
+    shared = getattr(_local, "shared", None)
+    if shared is None or shared["url"] != url:
+        return None
+    if shared["handle"] is None:
+        opened = _open(url)
+        shared["handle"] = _SharedHandle(opened.conn, opened.dialect,
+                                         opened.qmark, opened.engine)
+    return shared["handle"]
+
+
+def _forget(handle: Handle) -> None:
+    shared = getattr(_local, "shared", None)
+    if shared is not None and shared["handle"] is handle:
+        shared["handle"] = None
+
+
+def connect(url: str, *, private: bool = False) -> Handle:
+    """Open ``url`` (or lend the :func:`sharing` block's connection,
+    unless ``private``); raises BadUrl or DatabaseUnreachable."""
+    lent = None if private else _lent(url)
+    return lent if lent is not None else _open(url)
+
+
+def _open(url: str) -> Handle:
     parts = migration.parse_url(url)
     if parts is not None and parts["dialect"] == "sqlite":
         return _sqlite(parts, url)
     if parts is not None:
-        handle = open_server(parts, url)
+        handle = _open_server(parts, url)
         if handle is not None:
             return handle
     return _through_sqlalchemy(url)
@@ -126,6 +194,11 @@ def _sqlite(parts: dict, url: str) -> Handle:
 
 def open_server(parts: dict, url: str) -> Handle | None:
     """psycopg2 or PyMySQL directly; None when the driver is missing."""
+    lent = _lent(url)
+    return lent if lent is not None else _open_server(parts, url)
+
+
+def _open_server(parts: dict, url: str) -> Handle | None:
     postgresql = parts["dialect"] == "postgresql"
     try:
         if postgresql:

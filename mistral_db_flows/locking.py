@@ -130,7 +130,7 @@ class _ServerLock(_Lock):
         from mistral_db_flows import dbapi
 
         try:
-            handle = dbapi.connect(self.url)
+            handle = dbapi.connect(self.url, private=True)
         except exceptions.DatabaseUnreachable as exc:
             raise LockError("cannot connect to take the lock on database "
                             "%s: %s" % (self.database, exc.reason),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import pytest
 
@@ -58,3 +59,62 @@ def test_observers_hear_every_statement(tmp_path):
         handle.close()
     assert heard == ["CREATE TABLE t (a INTEGER)", "INSERT INTO t VALUES (?)",
                      "SELECT a FROM t ORDER BY a"]
+
+
+def test_a_sharing_block_lends_one_connection(tmp_path):
+    path = tmp_path / "shared.sqlite"
+    sqlite3.connect(path).close()
+    url = "sqlite:///%s" % path
+    with dbapi.sharing(url):
+        first = dbapi.connect(url)
+        first.execute("CREATE TABLE t (a INTEGER)").close()
+        first.close()  # hands it back: a rollback, not a close
+        second = dbapi.connect(url)
+        assert second is first
+        assert second.rows("SELECT COUNT(*) FROM t") == [(0,)]
+        second.close()
+        private = dbapi.connect(url, private=True)
+        assert private is not first
+        private.close()
+        elsewhere = []
+        worker = threading.Thread(
+            target=lambda: elsewhere.append(dbapi.connect(url)))
+        worker.start()
+        worker.join()
+        assert elsewhere[0] is not first
+        elsewhere[0].close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        first.rows("SELECT 1")  # closed with the block
+
+
+def test_borrowed_work_not_committed_is_rolled_back(tmp_path):
+    path = tmp_path / "shared.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (a INTEGER)")
+    url = "sqlite:///%s" % path
+    with dbapi.sharing(url):
+        handle = dbapi.connect(url)
+        handle.begin()
+        handle.execute("INSERT INTO t VALUES (1)").close()
+        handle.close()
+        handle = dbapi.connect(url)
+        assert handle.rows("SELECT COUNT(*) FROM t") == [(0,)]
+        handle.close()
+
+
+def test_a_guarded_populate_opens_one_connection(tmp_path, monkeypatch):
+    """Version reads, the backup's measurement, populate and verify all
+    share the run's connection."""
+    from mistral_db_flows import api
+    from mistral_db_flows import conf
+
+    url = "sqlite:///%s" % (tmp_path / "mistral.sqlite")
+    migration.upgrade(url, "head")
+    opened = []
+    real = dbapi._open
+    monkeypatch.setattr(dbapi, "_open",
+                        lambda u: opened.append(u) or real(u))
+    settings = conf.Settings(database_url=url,
+                             state_dir=str(tmp_path / "state"))
+    assert api.populate(settings).state == "populated"
+    assert len(opened) == 1
