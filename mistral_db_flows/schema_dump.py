@@ -71,6 +71,10 @@ _KINDS = ("columns", "pk_constraint", "unique_constraints", "indexes",
           "foreign_keys")
 
 
+def _order(item: dict) -> tuple:
+    return (str(item["name"]), repr(sorted(item.items(), key=str)))
+
+
 def _table(found: dict[str, Any], dialect: sa.engine.Dialect) -> dict:
     pk = found["pk_constraint"] or {}
     uniques = [{"name": u["name"], "columns": list(u["column_names"])}
@@ -97,9 +101,11 @@ def _table(found: dict[str, Any], dialect: sa.engine.Dialect) -> dict:
         "columns": [_column(c, dialect) for c in found["columns"]],
         "primary_key": {"name": pk.get("name"),
                         "columns": list(pk.get("constrained_columns") or [])},
-        "unique_constraints": sorted(uniques, key=lambda u: str(u["name"])),
-        "indexes": sorted(indexes, key=lambda i: str(i["name"])),
-        "foreign_keys": sorted(fks, key=lambda f: str(f["name"])),
+        # Unnamed constraints (SQLite) sort by what they are, so a dump
+        # never depends on the order reflection happens to give.
+        "unique_constraints": sorted(uniques, key=_order),
+        "indexes": sorted(indexes, key=_order),
+        "foreign_keys": sorted(fks, key=_order),
     }
     if "table_options" in found:
         raw = found["table_options"]
