@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import traceback
 import urllib.parse
@@ -213,6 +214,7 @@ _EVENTS = {"running": "started", "success": "done", "failure": "failed",
 
 
 PROGRESS_EVERY = 10.0  # seconds between progress lines off a terminal
+HEARTBEAT_AFTER = 5.0  # a step silent this long shows its running time
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -246,6 +248,12 @@ class Output:
         self.terminal = _is_terminal(sys.stderr)
         self._last_progress: dict[str, float] = {}
         self._progress_shown = False
+        # A step without progress of its own (a long data migration)
+        # still shows it is alive: see _heartbeat.
+        self._running: tuple[str, float] | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def add_password_of(self, url: str | None) -> None:
         password = url_password(url)
@@ -272,21 +280,69 @@ class Output:
     def progress(self, step: str, event: str, value: Any) -> None:
         """One stderr line per step start and end (never on stdout);
         long steps' progress in between."""
-        if event == "progress":
-            self._step_progress(step, value or {})
-            return
+        with self._lock:
+            if event == "progress":
+                self._step_progress(step, value or {})
+                return
+            self._clear_progress()
+            # Off a terminal the first progress line comes
+            # PROGRESS_EVERY seconds after the step started: short steps
+            # print none.
+            now = time.monotonic()
+            self._last_progress[step] = now
+            seconds = value
+            if seconds is None:
+                self._running = (step, now)
+                self._start_ticker()
+                self.message("%s: %s" % (step, _EVENTS.get(event, event)))
+            else:
+                self._running = None
+                self.message("%s: %s in %.2f s"
+                             % (step, _EVENTS.get(event, event), seconds))
+
+    def _clear_progress(self) -> None:
         if self._progress_shown:
             sys.stderr.write("\r\033[K")
             self._progress_shown = False
-        # Off a terminal the first progress line comes PROGRESS_EVERY
-        # seconds after the step started: short steps print none.
-        self._last_progress[step] = time.monotonic()
-        seconds = value
-        if seconds is None:
-            self.message("%s: %s" % (step, _EVENTS.get(event, event)))
-        else:
-            self.message("%s: %s in %.2f s"
-                         % (step, _EVENTS.get(event, event), seconds))
+
+    def _start_ticker(self) -> None:
+        if self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick,
+                                            name="step-heartbeat",
+                                            daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            self._heartbeat(time.monotonic())
+
+    def _heartbeat(self, now: float) -> None:
+        """A running step that reported nothing for a while: say how
+        long it has been running (redrawn on a terminal, else a line
+        every PROGRESS_EVERY seconds)."""
+        with self._lock:
+            if self._running is None:
+                return
+            step, since = self._running
+            if now - self._last_progress.get(step, since) < HEARTBEAT_AFTER:
+                return
+            text = "%s: running for %d s" % (step, now - since)
+            if self.terminal:
+                sys.stderr.write("\r\033[K" + self.mask(text))
+                sys.stderr.flush()
+                self._progress_shown = True
+            elif now - self._last_progress[step] >= PROGRESS_EVERY:
+                self._last_progress[step] = now
+                self.message(text)
+
+    def close(self) -> None:
+        """Stop the heartbeat (the command is over)."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
+        with self._lock:
+            self._clear_progress()
 
     def _step_progress(self, step: str, details: dict) -> None:
         done, total = details.get("done"), details.get("total")
@@ -298,12 +354,13 @@ class Output:
         else:
             text = "%s so far" % _size(done)
         text = "%s: %s" % (step, text)
+        now = time.monotonic()
         if self.terminal:
             sys.stderr.write("\r\033[K" + self.mask(text))
             sys.stderr.flush()
             self._progress_shown = True
+            self._last_progress[step] = now
             return
-        now = time.monotonic()
         if now - self._last_progress.setdefault(step, now) >= PROGRESS_EVERY:
             self._last_progress[step] = now
             self.message(text)
@@ -786,6 +843,8 @@ def main(argv: list[str] | None = None) -> int:
             return COMMANDS[name].run(opts.command, settings, out)
         except (Exception, KeyboardInterrupt) as exc:
             return _handle(exc, name, out)
+        finally:
+            out.close()
 
 
 def console_main() -> NoReturn:

@@ -36,6 +36,8 @@ def _output(monkeypatch, terminal):
     monkeypatch.setattr(cli.sys, "stderr", err)
     out = cli.Output("text", False)
     out.terminal = terminal
+    # The heartbeat is driven by hand here (see _heartbeat tests).
+    monkeypatch.setattr(out, "_start_ticker", lambda: None)
     return out, err
 
 
@@ -98,3 +100,45 @@ def test_status_tells_a_running_run_from_an_interrupted_one(monkeypatch):
     code, text = _status_text(monkeypatch, dict(run, in_progress=False))
     assert "interrupted run: upgrade to 045, stopped at step migrate_010 " \
         "(running); run the same command to resume" in text
+
+
+def test_a_silent_long_step_shows_how_long_it_has_run(monkeypatch):
+    out, err = _output(monkeypatch, terminal=False)
+    clock = [1000.0]
+    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
+    out.progress("migrate_020", "running", None)
+    for now in (1003.0, 1006.0, 1012.0, 1016.0, 1027.0):
+        out._heartbeat(now)
+    clock[0] = 1030.0
+    out.progress("migrate_020", "success", 30.0)
+    out._heartbeat(1040.0)  # ended: nothing more
+    assert err.getvalue().splitlines() == [
+        "migrate_020: started",
+        "migrate_020: running for 12 s",
+        "migrate_020: running for 27 s",
+        "migrate_020: done in 30.00 s"]
+
+
+def test_on_a_terminal_the_heartbeat_is_redrawn_and_cleared(monkeypatch):
+    out, err = _output(monkeypatch, terminal=True)
+    monkeypatch.setattr(cli.time, "monotonic", lambda: 50.0)
+    out.progress("migrate_020", "running", None)
+    out._heartbeat(53.0)
+    out._heartbeat(57.0)
+    out._heartbeat(58.0)
+    out.progress("migrate_020", "success", 8.0)
+    assert err.getvalue() == (
+        "migrate_020: started\n"
+        "\r\033[Kmigrate_020: running for 7 s"
+        "\r\033[Kmigrate_020: running for 8 s"
+        "\r\033[Kmigrate_020: done in 8.00 s\n")
+
+
+def test_the_heartbeat_thread_stops_with_the_command(monkeypatch):
+    err = io.StringIO()
+    monkeypatch.setattr(cli.sys, "stderr", err)
+    out = cli.Output("text", False)
+    out.progress("verify", "running", None)
+    assert out._ticker is not None and out._ticker.is_alive()
+    out.close()
+    assert out._ticker is None
