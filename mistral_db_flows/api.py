@@ -96,7 +96,8 @@ def _with_driver(settings: conf.Settings) -> conf.Settings:
     """Settings whose URL names an installed driver (for every tool)."""
     import dataclasses
 
-    url = migration.effective_url(settings.database_url)
+    url = migration.effective_url(settings.database_url) \
+        or settings.database_url
     if url == settings.database_url:
         return settings
     return dataclasses.replace(settings, database_url=url)

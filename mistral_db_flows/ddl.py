@@ -131,7 +131,7 @@ def _same_generic(a: str, b: str) -> bool:
 
 # -- reflection helpers ----------------------------------------------------
 
-def _columns(insp: sa.Inspector, table: str) -> dict[str, dict]:
+def _columns(insp: sa.Inspector, table: str) -> dict[str, Any]:
     return {c["name"]: c for c in insp.get_columns(table)}
 
 
@@ -143,8 +143,9 @@ def _describe_columns(cols: Mapping[str, dict]) -> str:
 
 
 def _unique_by_name(insp: sa.Inspector, table: str) -> dict[str, list]:
-    found = {u["name"]: list(u["column_names"])
-             for u in insp.get_unique_constraints(table) if u["name"]}
+    found: dict[str, list] = {
+        u["name"]: list(u["column_names"])
+        for u in insp.get_unique_constraints(table) if u["name"]}
     # MySQL also shows unique constraints as unique indexes.
     for i in insp.get_indexes(table):
         if i["unique"] and i["name"] and i["name"] not in found:
@@ -152,11 +153,11 @@ def _unique_by_name(insp: sa.Inspector, table: str) -> dict[str, list]:
     return found
 
 
-def _index_by_name(insp: sa.Inspector, table: str) -> dict[str, dict]:
+def _index_by_name(insp: sa.Inspector, table: str) -> dict[str, Any]:
     return {i["name"]: i for i in insp.get_indexes(table) if i["name"]}
 
 
-def _fk_by_name(insp: sa.Inspector, table: str) -> dict[str, dict]:
+def _fk_by_name(insp: sa.Inspector, table: str) -> dict[str, Any]:
     return {f["name"]: f for f in insp.get_foreign_keys(table) if f["name"]}
 
 
@@ -272,9 +273,10 @@ def alter_column(table: str, column: str, *, existing_type: Any,
 
 # -- indexes and constraints -------------------------------------------------
 
-def create_index(index: str | PerDialect, table: str, columns: list[str],
-                 unique: bool = False, **kw: Any) -> None:
-    index = name(index)
+def create_index(index_name: str | PerDialect, table: str,
+                 columns: list[str], unique: bool = False,
+                 **kw: Any) -> None:
+    index: str = name(index_name)
     insp = _inspector()
     if insp is not None:
         have = _index_by_name(insp, table).get(index)
@@ -291,17 +293,17 @@ def create_index(index: str | PerDialect, table: str, columns: list[str],
     op.create_index(index, table, columns, unique=unique, **kw)
 
 
-def drop_index(index: str | PerDialect, table: str) -> None:
-    index = name(index)
+def drop_index(index_name: str | PerDialect, table: str) -> None:
+    index: str = name(index_name)
     insp = _inspector()
     if insp is not None and index not in _index_by_name(insp, table):
         return
     op.drop_index(index, table_name=table)
 
 
-def create_unique(constraint: str | PerDialect, table: str,
+def create_unique(constraint_name: str | PerDialect, table: str,
                   columns: list[str]) -> None:
-    constraint = name(constraint)
+    constraint: str = name(constraint_name)
     insp = _inspector()
     if insp is not None:
         have = _unique_by_name(insp, table).get(constraint)
@@ -319,7 +321,7 @@ def create_unique(constraint: str | PerDialect, table: str,
         op.create_unique_constraint(constraint, table, columns)
 
 
-def drop_unique(constraint: str | PerDialect, table: str, *,
+def drop_unique(constraint_name: str | PerDialect, table: str, *,
                 columns: list[str] | None = None) -> None:
     """Drop a unique constraint if it is there.
 
@@ -327,7 +329,7 @@ def drop_unique(constraint: str | PerDialect, table: str, *,
     where a revision replaces a constraint by one of the same name (MySQL
     reuses "name"), a re-run must not drop the replacement.
     """
-    constraint = name(constraint)
+    constraint: str = name(constraint_name)
     insp = _inspector()
     if insp is not None:
         have = _unique_by_name(insp, table).get(constraint)
@@ -341,11 +343,11 @@ def drop_unique(constraint: str | PerDialect, table: str, *,
         op.drop_constraint(constraint, table, type_="unique")
 
 
-def create_foreign_key(constraint: str | PerDialect | None, table: str,
+def create_foreign_key(constraint_name: str | PerDialect | None, table: str,
                        columns: list[str], referred_table: str,
                        referred_columns: list[str],
                        ondelete: str | None = None) -> None:
-    constraint = name(constraint)
+    constraint: str | None = name(constraint_name)
     insp = _inspector()
     if insp is not None and constraint is None:
         # Unnamed: the backend names it (MySQL also names the implicit
@@ -355,7 +357,7 @@ def create_foreign_key(constraint: str | PerDialect | None, table: str,
             if (list(fk["constrained_columns"]) == list(columns)
                     and fk["referred_table"] == referred_table):
                 return
-    elif insp is not None:
+    elif insp is not None and constraint is not None:
         have = _fk_by_name(insp, table).get(constraint)
         if have is not None:
             if (list(have["constrained_columns"]) != list(columns)
@@ -377,8 +379,9 @@ def create_foreign_key(constraint: str | PerDialect | None, table: str,
                               referred_columns, ondelete=ondelete)
 
 
-def drop_foreign_key(constraint: str | PerDialect, table: str) -> None:
-    constraint = name(constraint)
+def drop_foreign_key(constraint_name: str | PerDialect,
+                     table: str) -> None:
+    constraint: str = name(constraint_name)
     insp = _inspector()
     if insp is not None and constraint not in _fk_by_name(insp, table):
         return

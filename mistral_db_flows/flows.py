@@ -304,7 +304,7 @@ def _listen_to_progress(flow: Any, progress: Callable[..., None]
     """
     from taskflow import task as tf_task
 
-    undo = []
+    undo: list[Callable[[], None]] = []
     for atom in atoms(flow):
         notifier = getattr(atom, "notifier", None)
         if notifier is None or not notifier.can_be_registered(

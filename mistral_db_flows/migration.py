@@ -336,7 +336,7 @@ _DRIVERS = {"postgresql": (("psycopg", "psycopg"), ("psycopg2", "psycopg2")),
 def effective_url(url: str | None) -> str | None:
     """``url`` with an installed driver named when it names none."""
     m = _URL.match(url or "")
-    if not m or m.group("driver"):
+    if url is None or not m or m.group("driver"):
         return url
     dialect = m.group("dialect")
     choices = _DRIVERS.get(dialect.lower(), ())
@@ -351,7 +351,7 @@ def engine(url: str):
     import sqlalchemy as sa
 
     try:
-        parsed = sa.engine.make_url(effective_url(url))
+        parsed = sa.engine.make_url(effective_url(url) or url)
         return sa.create_engine(parsed, poolclass=sa.pool.NullPool)
     except sa.exc.NoSuchModuleError as exc:
         raise exceptions.BadUrl(hide_password(url),
@@ -586,4 +586,6 @@ def new_revision(message: str, rev_id: str, *, autogenerate: bool = False,
         clear_caches()
     if isinstance(script, list):  # only with multiple heads (refused)
         script = script[0]
+    if script is None:
+        raise exceptions.MistralDbError("alembic wrote no revision file")
     return script.path

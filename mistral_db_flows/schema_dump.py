@@ -118,7 +118,7 @@ def dump_connection(conn: sa.Connection) -> dict:
     insp = sa.inspect(conn)
     names = sorted(n for n in insp.get_table_names()
                    if n not in IGNORED_TABLES)
-    kinds = _KINDS
+    kinds: tuple[str, ...] = _KINDS
     if conn.dialect.name in ("mysql", "mariadb"):
         kinds += ("table_options",)
     by_kind = {}

@@ -42,6 +42,7 @@ class SqliteLogbookBackend(path_based.PathBasedBackend):
         self.filename = os.path.abspath(conf["filename"])
         self.lock = threading.RLock()
         self.db = open_file(self.filename)
+        self._closed = False
         self._connection: SqliteLogbookConnection | None = None
 
     def get_connection(self) -> "SqliteLogbookConnection":
@@ -50,9 +51,9 @@ class SqliteLogbookBackend(path_based.PathBasedBackend):
         return self._connection
 
     def close(self) -> None:
-        if self.db is not None:
+        if not self._closed:
             self.db.close()
-            self.db = None
+            self._closed = True
 
 
 class SqliteLogbookConnection(path_based.PathBasedConnection):

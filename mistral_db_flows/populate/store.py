@@ -57,7 +57,8 @@ def read(handle: dbapi.Handle, kind: str,
          names: list[str]) -> list[dict[str, Any]]:
     """Rows that could match ``names``; for workflows all system rows."""
     table, columns = TABLES[kind], COLUMNS[kind]
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if names:
         where.append("(name IN (%s) AND project_id = %%s AND "
                      "(namespace = %%s OR namespace IS NULL))"
@@ -123,7 +124,7 @@ def write(handle: dbapi.Handle, plan: plan_mod.Plan,
              for d in plan.add])
 
 
-def driver_errors(handle: dbapi.Handle) -> tuple[type, ...]:
+def driver_errors(handle: dbapi.Handle) -> tuple[type[Exception], ...]:
     """The DB-API ``Error`` class of the driver behind ``handle``.
 
     PEP 249 puts it at the top of the driver's package (sqlite3.Error,

@@ -41,7 +41,10 @@ def expected_schema(cache_dir: str | None = None) -> dict:
         return models.create_and_dump("sqlite://")
     digest = hashlib.sha256(sqlalchemy.__version__.encode())
     for name in ("models", "schema_dump"):
-        origin = importlib.util.find_spec("mistral_db_flows." + name).origin
+        found = importlib.util.find_spec("mistral_db_flows." + name)
+        origin = found.origin if found is not None else None
+        if origin is None:  # not from files: nothing to key a cache on
+            return expected_schema(None)
         with open(origin, "rb") as source:
             digest.update(source.read())
     path = os.path.join(cache_dir, "models-%s.json" % digest.hexdigest()[:16])
