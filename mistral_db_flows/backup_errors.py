@@ -4,9 +4,11 @@ They live apart from ``exceptions`` so the backup package stays
 self-contained; both subclass the one error family. Facts are keyword
 attributes: ``reason`` is a short machine-readable word (``tool-missing``,
 ``no-space``, ``no-permission``, ``tool-failed``, ``mismatch``,
-``unusable-backup``, ``unsupported``), ``database`` names the database
-without credentials, plus whatever else the raiser knows (``tool``,
-``path``, ``needed``, ``free``...). Messages never hold a password.
+``unusable-backup``, ``unsupported``, ``lock-timeout``), ``database``
+names the database without credentials, plus whatever else the raiser
+knows (``tool``, ``path``, ``needed``, ``free``; for ``lock-timeout``
+``table`` (None when the server did not say) and ``lock_wait``, the
+seconds waited...). Messages never hold a password.
 """
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ One small interface over three backends, picked by the URL's dialect:
 * ``take(url, directory, label=...)``: a consistent snapshot of schema
   and data into a 0600 file; returns a JSON-serialisable description;
 * ``restore(url, backup)``: make the database exactly the backup again,
-  dropping whatever was created since;
+  dropping whatever was created since (waiting at most ``lock_wait``
+  seconds for a lock another session holds);
 * ``prune(directory, keep)``: keep the newest ``keep`` backups of each
   database.
 
@@ -85,25 +86,35 @@ def take(url: str, directory: str, *, label: str,
 
 
 def restore(url: str, backup: dict[str, Any], *,
-            progress: common.Progress | None = None) -> None:
+            progress: common.Progress | None = None,
+            lock_wait: float = common.DEFAULT_LOCK_WAIT) -> None:
     """Make the database exactly what ``backup`` holds.
 
     Objects created after the backup (tables, columns, views...) are
     gone afterwards. Everything that can be checked without touching the
     database is checked first; a ``RestoreError`` with ``changed=False``
     means the database was left alone.
+
+    On PostgreSQL and MariaDB/MySQL no lock another session holds (an
+    open transaction that read a table, e.g. of a Mistral service still
+    running) is waited for longer than ``lock_wait`` seconds: the
+    restore then raises ``RestoreError`` with reason ``lock-timeout``
+    (PostgreSQL rolls everything back; MariaDB may be part-restored,
+    see ``changed``).
     """
     u, kind, module = _backend(url)
     database = common.database_name(u)
     path = str(backup.get("path", ""))
     _check_matches(backup, kind, database, path)
     module.check_restore(u, path)
+    # SQLite's restore waits as its own module decides.
+    bounded = {} if kind == "sqlite" else {"lock_wait": lock_wait}
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
         with common.watch(progress,
                           lambda: os.lseek(fd, 0, os.SEEK_CUR), size):
-            module.restore(u, path, fd)
+            module.restore(u, path, fd, **bounded)
     finally:
         os.close(fd)
     if progress is not None:

@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import fcntl
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -39,6 +40,12 @@ PARTIAL_RE = re.compile(r"^(?P<final>.+)\.(?P<pid>\d+)\.partial$")
 STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
 _STDERR_TAIL = 2000
+
+# How long a restore waits, by default, for a lock another session holds
+# on something it must drop or load: the run lock's default wait
+# (``conf.DEFAULT_LOCK_TIMEOUT``, not imported: it would bring
+# oslo.config into the backup package).
+DEFAULT_LOCK_WAIT = 300.0
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -130,7 +137,7 @@ def _is_driver_error(exc: BaseException) -> bool:
     return isinstance(base, type) and isinstance(exc, base)
 
 
-def driver_error(handle: Any) -> type:
+def driver_error(handle: Any) -> type[Exception]:
     """The driver's base error class of a ``dbapi.Handle``."""
     if handle.engine is not None:
         return handle.engine.dialect.loaded_dbapi.Error
@@ -293,6 +300,7 @@ def tail(stream: IO[bytes], secret: str | None) -> str:
 def run(argv: Sequence[str], *, env: dict[str, str],
         source: int | None = None, sink: int | None = None,
         error: type, database: str, what: str, secret: str | None,
+        classify: Callable[[str], Exception | None] | None = None,
         **facts: Any) -> None:
     """Run one tool, pumping the file ``source`` into its stdin and its
     stdout into the file ``sink`` (else /dev/null).
@@ -300,7 +308,9 @@ def run(argv: Sequence[str], *, env: dict[str, str],
     The tool only ever sees pipes we own: if we die, even by SIGKILL, it
     reads end-of-file or gets SIGPIPE and stops, instead of going on
     loading or dumping behind a resumed run's back. A non-zero exit
-    raises ``error`` naming the tool and the end of its stderr.
+    raises ``error`` naming the tool and the end of its stderr, unless
+    ``classify(the end of its stderr)`` returns an error to raise
+    instead.
     """
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
@@ -327,10 +337,46 @@ def run(argv: Sequence[str], *, env: dict[str, str],
                 proc.kill()
                 proc.wait()
         if code != 0:
+            stderr = tail(err, secret)
+            known = classify(stderr) if classify is not None else None
+            if known is not None:
+                raise known
             raise error("%s failed: %s exited with %d: %s"
                         % (what, os.path.basename(argv[0]), code,
-                           tail(err, secret) or "(no message)"),
+                           stderr or "(no message)"),
                         reason="tool-failed", database=database, **facts)
+
+
+def lock_wait_limit(lock_wait: float, *, unit: float, most: int) -> int:
+    """``lock_wait`` seconds as a whole number of ``unit`` seconds, at
+    least 1 (a server's 0 may mean "wait forever") and at most ``most``
+    (the server's maximum)."""
+    wait = float(lock_wait)
+    if math.isnan(wait):
+        raise ValueError("lock_wait must be a number of seconds, got %r"
+                         % (lock_wait,))
+    if wait >= most * unit:
+        return most
+    return max(1, math.ceil(wait / unit - 1e-9))
+
+
+def lock_timeout_error(database: str, path: str, waited: float, *,
+                       table: str | None, changed: bool, outcome: str,
+                       kind: str = "table") -> backup_errors.RestoreError:
+    """The restore gave up waiting for a lock another session holds.
+
+    ``outcome`` says what state that left the database in; ``table``
+    names what was locked (a ``kind``: table, view...) when the server
+    said which.
+    """
+    where = "%s %s" % (kind, table) if table else "one of its tables"
+    return backup_errors.RestoreError(
+        "restoring %s from %s gave up after waiting %gs for a lock "
+        "another session holds on %s; %s. Stop the Mistral services "
+        "using the database, then run the same command again to finish "
+        "the restore" % (database, path, waited, where, outcome),
+        reason="lock-timeout", database=database, path=path,
+        changed=changed, table=table, lock_wait=waited)
 
 
 _CHUNK = 1 << 20

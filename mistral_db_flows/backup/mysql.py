@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -149,7 +150,31 @@ def check_restore(u: Any, path: str) -> None:
                 database=u.database, path=path)
 
 
-def _drop_everything(u: Any) -> None:
+# ER_LOCK_WAIT_TIMEOUT: a metadata lock (lock_wait_timeout) or an InnoDB
+# row lock (innodb_lock_wait_timeout) waited for too long.
+LOCK_WAIT_TIMEOUT = 1205
+# Both variables' largest value (MySQL's lock_wait_timeout), seconds.
+_MAX_LOCK_WAIT = 31536000
+_LOCK_WAITS = ("@@SESSION.lock_wait_timeout",
+               "@@SESSION.innodb_lock_wait_timeout")
+
+
+def _set_lock_waits(metadata: int, rows: int) -> str:
+    """The statement setting the session's lock waits (seconds)."""
+    return "SET " + ", ".join("%s = %d" % (name, int(value)) for name, value
+                              in zip(_LOCK_WAITS, (metadata, rows)))
+
+
+def _drop_everything(u: Any, path: str = "",
+                     lock_wait: float = common.DEFAULT_LOCK_WAIT) -> None:
+    """Drop every table, then every view and routine.
+
+    Tables go first, in one statement: MariaDB and MySQL take the
+    metadata locks of all its tables before dropping any, so a lock
+    another session holds (an open transaction that read a table) stops
+    the restore there, after at most ``lock_wait`` seconds, with the
+    database unchanged.
+    """
     def q(name: str) -> str:
         # %s parameter style: a literal % in a statement is written %%.
         return "`%s`" % name.replace("`", "``").replace("%", "%%")
@@ -160,32 +185,75 @@ def _drop_everything(u: Any) -> None:
             % (u.database, common.scrub(message, u.password)),
             reason="tool-failed", database=u.database, changed=True)
 
+    seconds = common.lock_wait_limit(lock_wait, unit=1, most=_MAX_LOCK_WAIT)
+    dropped = False
+
+    def drop(handle: Any, statement: str) -> None:
+        nonlocal dropped
+        try:
+            handle.execute(statement).close()
+        except common.driver_error(handle) as exc:
+            if not exc.args or exc.args[0] != LOCK_WAIT_TIMEOUT:
+                raise
+            raise common.lock_timeout_error(
+                u.database, path, seconds, table=None, changed=dropped,
+                outcome="the database is part-restored (its tables were "
+                "dropped, nothing loaded yet)" if dropped else
+                "nothing was dropped, the database is unchanged") from None
+        dropped = True
+
     # DROP commits implicitly; the final commit ends the reads' snapshot.
     with common.connection(u, fail) as handle:
-        handle.execute("SET FOREIGN_KEY_CHECKS = 0").close()
-        rows = handle.rows(_OBJECTS)
-        views = [q(n) for n, kind in rows if kind == "VIEW"]
-        tables = [q(n) for n, kind in rows if kind != "VIEW"]
-        if views:
-            handle.execute("DROP VIEW IF EXISTS " + ", ".join(views)).close()
-        if tables:
-            handle.execute("DROP TABLE IF EXISTS " +
-                           ", ".join(tables)).close()
-        for name, kind in handle.rows(_ROUTINES):
-            handle.execute("DROP %s IF EXISTS %s" % (kind, q(name))).close()
-        handle.commit()
+        # The connection may be the run's shared one: its own lock
+        # waits are put back afterwards.
+        before = handle.rows("SELECT " + ", ".join(_LOCK_WAITS))[0]
+        handle.execute(_set_lock_waits(seconds, seconds)).close()
+        try:
+            handle.execute("SET FOREIGN_KEY_CHECKS = 0").close()
+            rows = handle.rows(_OBJECTS)
+            views = [q(n) for n, kind in rows if kind == "VIEW"]
+            tables = [q(n) for n, kind in rows if kind != "VIEW"]
+            if tables:
+                drop(handle, "DROP TABLE IF EXISTS " + ", ".join(tables))
+            if views:
+                drop(handle, "DROP VIEW IF EXISTS " + ", ".join(views))
+            for name, kind in handle.rows(_ROUTINES):
+                drop(handle, "DROP %s IF EXISTS %s" % (kind, q(name)))
+            handle.commit()
+        finally:
+            with contextlib.suppress(Exception):
+                handle.execute(_set_lock_waits(*before)).close()
 
 
-def restore(u: Any, path: str, fd: int) -> None:
-    """Empty the database, then load the dump read from ``fd``."""
+def restore(u: Any, path: str, fd: int, *,
+            lock_wait: float = common.DEFAULT_LOCK_WAIT) -> None:
+    """Empty the database, then load the dump read from ``fd``.
+
+    Both sessions wait at most ``lock_wait`` seconds for a lock
+    (``lock_wait_timeout`` for metadata locks, ``innodb_lock_wait_timeout``
+    for rows); a lock another session holds raises ``RestoreError`` with
+    reason ``lock-timeout``.
+    """
     client = _tool(u, backup_errors.RestoreError, "a MySQL/MariaDB restore",
                    CLIENT_TOOLS)
-    _drop_everything(u)
+    seconds = common.lock_wait_limit(lock_wait, unit=1, most=_MAX_LOCK_WAIT)
+    _drop_everything(u, path, lock_wait)
+
+    def classify(stderr: str) -> backup_errors.RestoreError | None:
+        if re.search(r"\bERROR %d\b" % LOCK_WAIT_TIMEOUT, stderr) is None:
+            return None
+        return common.lock_timeout_error(
+            u.database, path, seconds, table=None, changed=True,
+            outcome="the database is part-restored (MariaDB and MySQL "
+            "cannot restore in one transaction)")
+
     with option_file(u) as options:
         common.run([client, "--defaults-extra-file=" + options,
+                    "--init-command=" + _set_lock_waits(seconds, seconds),
                     "--batch", _MAX_PACKET, _CHARSET, "--", u.database],
                    env=dict(os.environ), source=fd,
                    error=backup_errors.RestoreError, database=u.database,
                    what="loading %s into %s (the database is part-restored;"
                    " run the restore again)" % (path, u.database),
-                   secret=u.password, path=path, changed=True)
+                   secret=u.password, classify=classify, path=path,
+                   changed=True)

@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import tempfile
-from typing import Any
+from typing import Any, Callable
 
 from mistral_db_flows import backup_errors
 from mistral_db_flows.backup import common
@@ -36,11 +36,30 @@ _LIBPQ_QUERY = {"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT",
 # extension. The statements are all computed before the first drop, so
 # a CASCADE cannot leave a name pointing at a dropped object; IF EXISTS
 # skips what an earlier CASCADE already removed.
+#
+# Every table is locked first, one by one in name order: a lock another
+# session holds (an open transaction that read a table) then stops the
+# restore at that table's LOCK, which the error names (a DROP ... CASCADE
+# would wait on whichever table a foreign key or view leads it to). A
+# wait longer than lock_timeout is re-raised as LOCK_TIMEOUT_MARK plus
+# the statement that waited; the transaction then rolls back.
+LOCK_TIMEOUT_MARK = "mdf-lock-timeout: "
 DROP_PUBLIC = r"""
 DO $mdf$
 DECLARE
   statement text;
 BEGIN
+  FOREACH statement IN ARRAY ARRAY(
+    SELECT format('LOCK TABLE %I.%I IN ACCESS EXCLUSIVE MODE',
+                  n.nspname, c.relname)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+      AND (c.tableoid, c.oid) NOT IN (
+        SELECT classid, objid FROM pg_depend WHERE deptype = 'e')
+    ORDER BY c.relname)
+  LOOP
+    EXECUTE statement;
+  END LOOP;
   FOREACH statement IN ARRAY ARRAY(
     WITH extension_member AS (
       SELECT classid, objid FROM pg_depend WHERE deptype = 'e')
@@ -79,6 +98,9 @@ BEGIN
   LOOP
     EXECUTE statement;
   END LOOP;
+EXCEPTION WHEN lock_not_available THEN
+  RAISE EXCEPTION USING ERRCODE = 'lock_not_available',
+    MESSAGE = '""" + LOCK_TIMEOUT_MARK + r"""' || statement;
 END
 $mdf$
 """
@@ -188,7 +210,8 @@ def check_restore(u: Any, path: str) -> None:
                path=path, changed=False)
 
 
-def restore(u: Any, path: str, fd: int) -> None:
+def restore(u: Any, path: str, fd: int, *,
+            lock_wait: float = common.DEFAULT_LOCK_WAIT) -> None:
     """Drop the public schema's objects and load the archive, in one
     transaction; ``fd`` is the open archive (read as pg_restore's
     stdin so the caller can follow its position).
@@ -197,9 +220,17 @@ def restore(u: Any, path: str, fd: int) -> None:
     committed only once pg_restore has succeeded. (psql's own
     --single-transaction would commit whatever arrived, even a script
     cut short by a pg_restore failure.)
+
+    No lock is waited for longer than ``lock_wait`` seconds
+    (``lock_timeout``, set before the drops and again after the header
+    of pg_restore's script, which sets it to 0): a lock another session
+    holds rolls the whole restore back and raises ``RestoreError`` with
+    reason ``lock-timeout``.
     """
     pg_restore, psql = _tools(u, backup_errors.RestoreError,
                               "a PostgreSQL restore", ("pg_restore", "psql"))
+    limit = common.lock_wait_limit(lock_wait, unit=0.001,
+                                   most=_MAX_LOCK_TIMEOUT_MS)
     env = environment(u)
     with tempfile.TemporaryFile() as reader_err, \
             tempfile.TemporaryFile() as writer_err:
@@ -212,7 +243,7 @@ def restore(u: Any, path: str, fd: int) -> None:
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
             stderr=writer_err, env=env)
         try:
-            _feed(reader, writer)
+            _feed(reader, writer, limit)
         finally:
             for proc in (reader, writer):
                 if proc.poll() is None:
@@ -224,6 +255,15 @@ def restore(u: Any, path: str, fd: int) -> None:
             for name, proc, err in (("pg_restore", reader, reader_err),
                                     ("psql", writer, writer_err))
             if proc.returncode != 0]
+        locked = (lock_timeout(common.tail(writer_err, u.password))
+                  if writer.returncode != 0 else None)
+    if locked is not None:
+        # psql stopped at the wait (pg_restore then lost its reader).
+        kind, name = locked
+        raise common.lock_timeout_error(
+            u.database, path, limit / 1000, table=name, kind=kind,
+            changed=False, outcome="the database is unchanged (the "
+            "transaction was rolled back)")
     if failed:
         raise backup_errors.RestoreError(
             "restoring %s from %s failed, the database is unchanged (the "
@@ -233,13 +273,71 @@ def restore(u: Any, path: str, fd: int) -> None:
             changed=False)
 
 
-_BEGIN = ("BEGIN;\nSET client_min_messages = warning;\n%s;\n"
-          % DROP_PUBLIC.strip()).encode()
+# lock_timeout's largest value, in milliseconds.
+_MAX_LOCK_TIMEOUT_MS = 2 ** 31 - 1
+_MARKED = re.compile(
+    re.escape(LOCK_TIMEOUT_MARK)
+    + r"(?:LOCK (?P<lock>TABLE)|DROP (?P<drop>[A-Z ]+?) IF EXISTS) "
+    r"(?P<name>.+?)(?: IN ACCESS EXCLUSIVE MODE| CASCADE)?$", re.M)
+# Outside our drops (in pg_restore's script) only the server's own
+# words tell; they are English unless the server's lc_messages differ.
+_UNMARKED = "canceling statement due to lock timeout"
 
 
-def _feed(reader: subprocess.Popen, writer: subprocess.Popen) -> None:
-    """BEGIN + drops, then pg_restore's script, then COMMIT only if
-    pg_restore succeeded; psql rolls back at end of input otherwise.
+def lock_timeout(stderr: str) -> tuple[str, str | None] | None:
+    """``(kind, name)`` of what psql's error says a lock wait timed out
+    on (name None when it does not say), or None for other errors."""
+    match = _MARKED.search(stderr)
+    if match:
+        name = match["name"]
+        if name.startswith("public."):
+            name = name[len("public."):]
+        kind = (match["lock"] or match["drop"]).lower()
+        return kind, name
+    if _UNMARKED in stderr:
+        return "table", None
+    return None
+
+
+def _begin(limit_ms: int) -> bytes:
+    return ("BEGIN;\nSET lock_timeout = %d;\nSET client_min_messages = "
+            "warning;\n%s;\n" % (limit_ms, DROP_PUBLIC.strip())).encode()
+
+
+# The lines of the header of pg_restore's script (comments, psql's
+# \restrict, one-line SETs), which sets lock_timeout = 0 among others.
+_HEADER_LINE = re.compile(
+    rb"(?:--.*|\\.*|SET [^;]*;|SELECT pg_catalog\.set_config\([^;]*;)?")
+_HEADER_MAX = 1 << 16
+
+
+def split_header(read: Callable[[], bytes]) -> tuple[bytes, bytes]:
+    """Read the start of pg_restore's script with ``read``: its header
+    (whole lines), and what was read beyond it.
+
+    The header ends at the first line that is not a comment, a psql
+    meta-command or a one-line SET (or after 64 KiB, or at the end).
+    """
+    data = b""
+    end = 0
+    while True:
+        newline = data.find(b"\n", end)
+        if newline < 0:
+            chunk = b"" if len(data) >= _HEADER_MAX else read()
+            if not chunk:
+                return data[:end], data[end:]
+            data += chunk
+            continue
+        if not _HEADER_LINE.fullmatch(data[end:newline]):
+            return data[:end], data[end:]
+        end = newline + 1
+
+
+def _feed(reader: subprocess.Popen, writer: subprocess.Popen,
+          limit_ms: int) -> None:
+    """BEGIN + drops, then pg_restore's script (our lock_timeout again
+    after its header), then COMMIT only if pg_restore succeeded; psql
+    rolls back at end of input otherwise.
 
     Both tools see only pipes we own: should we die, pg_restore gets
     SIGPIPE and psql end-of-file without COMMIT, so the transaction
@@ -250,7 +348,10 @@ def _feed(reader: subprocess.Popen, writer: subprocess.Popen) -> None:
     common.widen(source)
     common.widen(sink)
     try:
-        common.write_all(sink, _BEGIN)
+        common.write_all(sink, _begin(limit_ms))
+        header, rest = split_header(lambda: os.read(source, 1 << 16))
+        common.write_all(sink, header + b"SET lock_timeout = %d;\n"
+                         % limit_ms + rest)
         common.pump(source, sink)
         if reader.wait() == 0:
             common.write_all(sink, b"COMMIT;\n")

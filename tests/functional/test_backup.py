@@ -682,3 +682,154 @@ def test_unusual_urls_still_go_through_sqlalchemy(make_db, tmp_path, kind,
     change(url)
     backup.restore(odd, taken)
     assert state(url) == before
+
+
+# -- a lock another session holds -------------------------------------------
+
+class _Holder:
+    """A second session in an open transaction that read ``table``
+    (PostgreSQL: an AccessShareLock; MariaDB: a metadata lock), as a
+    Mistral service still running would hold it."""
+
+    def __init__(self, url: str, table: str) -> None:
+        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        self.conn = self.engine.connect()
+        self.transaction = self.conn.begin()
+        self.conn.execute(sa.text("SELECT * FROM %s" % table)).all()
+
+    def release(self) -> None:
+        self.transaction.rollback()
+        self.conn.close()
+        self.engine.dispose()
+
+
+def _restore_while_locked(url: str, table: str, lock_wait: float,
+                          directory) -> tuple:
+    """Back the seeded ``url`` up, change it, and restore it while
+    another session holds a lock on ``table``: the restore must give up
+    after about ``lock_wait`` seconds, saying what to do, with the
+    database as the change left it. Returns the error, the backup and
+    the state before the change."""
+    import time
+
+    before = state(url)
+    taken = backup.take(url, str(directory), label="upgrade")
+    change(url)
+    changed = state(url)
+    holder = _Holder(url, table)
+    try:
+        started = time.monotonic()
+        with pytest.raises(backup_errors.RestoreError) as err:
+            backup.restore(url, taken, lock_wait=lock_wait)
+        elapsed = time.monotonic() - started
+        assert state(url) == changed
+    finally:
+        holder.release()
+    assert lock_wait <= elapsed < lock_wait + 6, elapsed
+    text = str(err.value)
+    assert "\n" not in text
+    assert sa.engine.make_url(url).database in text
+    assert "waiting %gs for a lock another session holds" % lock_wait in text
+    assert text.endswith("Stop the Mistral services using the database, "
+                         "then run the same command again to finish the "
+                         "restore")
+    assert err.value.reason == "lock-timeout" and err.value.exit_code == 9
+    assert err.value.changed is False and err.value.path == taken["path"]
+    return err.value, taken, before
+
+
+def test_postgresql_restore_gives_up_on_a_held_lock(make_db, tmp_path):
+    """A session holding a lock on a table makes the restore give up
+    after lock_wait seconds, naming the table, with the database exactly
+    as it was (one transaction); once the lock is gone the restore
+    succeeds. The password never shows."""
+    plain = make_db("postgresql")
+    # The test server trusts local connections: the password is sent
+    # but not needed, so it must simply never show up.
+    url = sa.engine.make_url(plain).set(password=SECRET).render_as_string(
+        hide_password=False)
+    seed(url)
+    error, taken, before = _restore_while_locked(
+        url, "workflow_executions_v2", 2, tmp_path)
+    assert error.table == "workflow_executions_v2" and error.lock_wait == 2
+    assert "holds on table workflow_executions_v2; the database is " \
+        "unchanged (the transaction was rolled back)." in str(error)
+    assert SECRET not in str(error)
+    backup.restore(url, taken, lock_wait=2)
+    assert state(url) == before
+
+
+def test_postgresql_lock_wait_also_bounds_pg_restores_script(make_db,
+                                                              tmp_path):
+    """pg_restore's script sets lock_timeout = 0 in its header; ours is
+    set again after it, so a lock on a table only that script drops (in
+    another schema) also ends the wait, and rolls everything back."""
+    url = make_db("postgresql")
+    seed(url)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA extra"))
+        conn.execute(sa.text("CREATE TABLE extra.notes (id INTEGER)"))
+    engine.dispose()
+    error, taken, before = _restore_while_locked(url, "extra.notes", 1.5,
+                                                 tmp_path)
+    assert error.table is None and "one of its tables" in str(error)
+    backup.restore(url, taken)
+    assert state(url) == before
+
+
+def test_mysql_restore_gives_up_on_a_held_metadata_lock(make_db, tmp_path):
+    """On MariaDB a session's metadata lock on a table makes the restore
+    give up after lock_wait seconds before anything is dropped (the
+    tables are dropped in one statement, which takes all their locks
+    first); once the lock is gone the restore succeeds."""
+    url = make_db("mysql")
+    seed(url)
+    error, taken, before = _restore_while_locked(
+        url, "workflow_executions_v2", 2, tmp_path)
+    assert error.table is None and error.lock_wait == 2
+    assert "nothing was dropped, the database is unchanged" in str(error)
+    backup.restore(url, taken, lock_wait=2)
+    assert state(url) == before
+    assert _other_sessions(url) == 0
+
+
+def test_mysql_lock_held_while_loading_is_said_part_restored(
+        make_db, tmp_path, monkeypatch):
+    """A lock taken once the tables were dropped (a session using a
+    table of the name the dump loads) ends the client's wait too: the
+    database is part-restored and says so; the next restore finishes."""
+    from mistral_db_flows.backup import mysql
+
+    url = make_db("mysql")
+    seed(url)
+    before = state(url)
+    taken = backup.take(url, str(tmp_path), label="upgrade")
+    change(url)
+    holders = []
+    drop = mysql._drop_everything
+
+    def drop_then_lock(*args):
+        drop(*args)
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE named_locks (id INTEGER)"))
+        engine.dispose()
+        holders.append(_Holder(url, "named_locks"))
+
+    monkeypatch.setattr(mysql, "_drop_everything", drop_then_lock)
+    try:
+        with pytest.raises(backup_errors.RestoreError) as err:
+            backup.restore(url, taken, lock_wait=1)
+    finally:
+        for holder in holders:
+            holder.release()
+    monkeypatch.undo()
+    assert err.value.reason == "lock-timeout" and err.value.changed is True
+    assert "waiting 1s for a lock another session holds on one of its " \
+        "tables; the database is part-restored (MariaDB and MySQL " \
+        "cannot restore in one transaction)." in str(err.value)
+    assert str(err.value).endswith("run the same command again to finish "
+                                   "the restore")
+    backup.restore(url, taken)
+    assert state(url) == before

@@ -381,3 +381,258 @@ def test_unreachable_server_is_reported_with_the_driver_message(
     assert err.value.reason == "unreachable" and err.value.exit_code == 8
     assert err.value.database == "db"
     assert "secretpw" not in str(err.value)
+
+
+# -- bounded lock waits of a restore ------------------------------------------
+
+def test_restore_waits_the_run_locks_default():
+    """restore's lock_wait defaults to the run lock's default timeout
+    (300 s), without importing the configuration module."""
+    import inspect
+
+    from mistral_db_flows import conf
+
+    assert common.DEFAULT_LOCK_WAIT == conf.DEFAULT_LOCK_TIMEOUT == 300
+    for function in (backup.restore, postgresql.restore, mysql.restore):
+        default = inspect.signature(function).parameters["lock_wait"]
+        assert default.default == 300
+        assert default.kind is inspect.Parameter.KEYWORD_ONLY
+
+
+@pytest.mark.parametrize("seconds, unit, most, expected", (
+    (2, 0.001, 2 ** 31 - 1, 2000),
+    (1.1, 0.001, 2 ** 31 - 1, 1100),
+    (0.0004, 0.001, 2 ** 31 - 1, 1),
+    (0, 0.001, 2 ** 31 - 1, 1),       # lock_timeout = 0 would wait forever
+    (-5, 1, 31536000, 1),
+    (2.5, 1, 31536000, 3),
+    (300, 1, 31536000, 300),
+    (float("inf"), 1, 31536000, 31536000),
+    (1e12, 0.001, 2 ** 31 - 1, 2 ** 31 - 1),
+))
+def test_lock_wait_limit(seconds, unit, most, expected):
+    """Seconds become the server's whole units, never 0 (which means
+    "no limit" to PostgreSQL) nor more than the server takes."""
+    assert common.lock_wait_limit(seconds, unit=unit, most=most) == expected
+
+
+def test_lock_wait_limit_refuses_nan():
+    with pytest.raises(ValueError):
+        common.lock_wait_limit(float("nan"), unit=1, most=10)
+
+
+def test_lock_timeout_message_says_what_to_do():
+    """One line: database, backup, what is locked, how long we waited,
+    what state the database is in and what to do."""
+    err = common.lock_timeout_error(
+        "mistral", "/b/m.pgdump", 300.0, table="workflow_executions_v2",
+        changed=False, outcome="the database is unchanged")
+    assert str(err) == (
+        "restoring mistral from /b/m.pgdump gave up after waiting 300s "
+        "for a lock another session holds on table workflow_executions_v2;"
+        " the database is unchanged. Stop the Mistral services using the "
+        "database, then run the same command again to finish the restore")
+    assert (err.reason, err.database, err.path, err.changed, err.table,
+            err.lock_wait, err.exit_code) == (
+        "lock-timeout", "mistral", "/b/m.pgdump", False,
+        "workflow_executions_v2", 300.0, 9)
+    unnamed = common.lock_timeout_error(
+        "mistral", "/b/m.sql", 2.5, table=None, changed=True,
+        outcome="the database is part-restored")
+    assert "waiting 2.5s for a lock another session holds on one of its " \
+        "tables; the database is part-restored. Stop" in str(unnamed)
+    assert unnamed.table is None and unnamed.changed is True
+
+
+_PG_SCRIPT = (
+    b"--\n-- PostgreSQL database dump\n--\n\n"
+    b"\\restrict 710uTalbcXdjSIWTMTu5EGAxjTaltJAVRWzXhV\n\n"
+    b"-- Dumped from database version 15.20\n\n"
+    b"SET statement_timeout = 0;\nSET lock_timeout = 0;\n"
+    b"SET idle_in_transaction_session_timeout = 0;\n"
+    b"SET client_encoding = 'UTF8';\n"
+    b"SELECT pg_catalog.set_config('search_path', '', false);\n"
+    b"SET row_security = off;\n\n")
+_PG_BODY = (b"ALTER TABLE IF EXISTS ONLY public.b DROP CONSTRAINT IF EXISTS "
+            b"b_id_fkey;\nDROP TABLE IF EXISTS public.b;\n--\n"
+            b"-- Name: b; Type: TABLE\n--\n\nCREATE TABLE public.b (\n"
+            b"    id integer\n);\n")
+
+
+def _reader(data: bytes, size: int):
+    chunks = [data[i:i + size] for i in range(0, len(data), size)]
+    return lambda: chunks.pop(0) if chunks else b""
+
+
+@pytest.mark.parametrize("size", (1, 7, 4096))
+def test_pg_restore_script_header_is_found(size):
+    """The header of pg_restore's script (comments, \\restrict, one-line
+    SETs) ends before its first statement, however the pipe cuts it."""
+    header, rest = postgresql.split_header(_reader(_PG_SCRIPT + _PG_BODY,
+                                                   size))
+    assert header == _PG_SCRIPT
+    assert rest.startswith(b"ALTER TABLE") and _PG_BODY.startswith(rest)
+
+
+def test_pg_restore_script_header_edge_cases(monkeypatch):
+    """No header, nothing at all, only a header, an unfinished last
+    line, and a header longer than the limit."""
+    header, rest = postgresql.split_header(_reader(_PG_BODY, 5))
+    assert header == b"" and rest.startswith(b"ALTER TABLE IF EXISTS ONLY "
+                                             b"public.b DROP CONSTRAINT IF "
+                                             b"EXISTS b_id_fkey;\n")
+    assert _PG_BODY.startswith(rest)
+    assert postgresql.split_header(_reader(b"", 5)) == (b"", b"")
+    assert postgresql.split_header(_reader(_PG_SCRIPT, 5)) == \
+        (_PG_SCRIPT, b"")
+    assert postgresql.split_header(_reader(b"SET a = 1;\nSET b", 5)) == \
+        (b"SET a = 1;\n", b"SET b")
+    monkeypatch.setattr(postgresql, "_HEADER_MAX", 20)
+    header, rest = postgresql.split_header(_reader(b"-- x\n" * 10, 3))
+    read = header + rest
+    assert (b"-- x\n" * 10).startswith(read) and 20 <= len(read) < 23
+    assert header.endswith(b"\n") and b"\n" not in rest
+
+
+def test_pg_restore_sets_lock_timeout_before_the_drops_and_after_the_header(
+        monkeypatch):
+    """The script psql gets: BEGIN, our lock_timeout, the drops; then
+    pg_restore's header (lock_timeout = 0), our lock_timeout again, the
+    rest; COMMIT once pg_restore succeeded."""
+    sent = []
+
+    class Proc:
+        def __init__(self, data: bytes) -> None:
+            r, w = os.pipe()
+            os.write(w, data)
+            os.close(w)
+            self.stdout = os.fdopen(r, "rb")
+            self.stdin = None
+
+        def wait(self) -> int:
+            return 0
+
+    class Sink:
+        def __init__(self) -> None:
+            self.r, w = os.pipe()
+            self.stdin = os.fdopen(w, "wb")
+
+        def wait(self) -> int:
+            return 0
+
+    reader, writer = Proc(_PG_SCRIPT + _PG_BODY), Sink()
+    import threading
+
+    collector = threading.Thread(
+        target=lambda: sent.append(os.fdopen(writer.r, "rb").read()))
+    collector.start()
+    postgresql._feed(reader, writer, 2500)
+    collector.join()
+    script = sent[0]
+    assert script.startswith(b"BEGIN;\nSET lock_timeout = 2500;\n")
+    assert script.index(b"LOCK TABLE") < script.index(b"DROP %s IF EXISTS")
+    assert (_PG_SCRIPT + b"SET lock_timeout = 2500;\n" + _PG_BODY
+            + b"COMMIT;\n") in script
+
+
+@pytest.mark.parametrize("stderr, expected", (
+    ("psql:<stdin>:90: ERROR:  mdf-lock-timeout: LOCK TABLE "
+     "public.workflow_executions_v2 IN ACCESS EXCLUSIVE MODE\n"
+     "CONTEXT:  PL/pgSQL function inline_code_block line 62 at RAISE",
+     ("table", "workflow_executions_v2")),
+    ('psql:<stdin>:90: ERROR:  mdf-lock-timeout: LOCK TABLE '
+     'public."Odd Name" IN ACCESS EXCLUSIVE MODE',
+     ("table", '"Odd Name"')),
+    ("ERROR:  mdf-lock-timeout: DROP VIEW IF EXISTS public.running CASCADE",
+     ("view", "running")),
+    ("ERROR:  mdf-lock-timeout: DROP MATERIALIZED VIEW IF EXISTS "
+     "other.m CASCADE", ("materialized view", "other.m")),
+    ("psql:<stdin>:120: ERROR:  canceling statement due to lock timeout",
+     ("table", None)),
+    ("psql:<stdin>:7: ERROR:  relation \"x\" does not exist", None),
+    ("", None),
+))
+def test_pg_lock_timeout_is_recognised(stderr, expected):
+    """Our drops' marked error names what waited; the server's own
+    message (pg_restore's script) only says a lock timed out."""
+    assert postgresql.lock_timeout(stderr) == expected
+    assert postgresql.LOCK_TIMEOUT_MARK in postgresql.DROP_PUBLIC
+
+
+def _fake_client(tmp_path, name: str, stderr: str) -> str:
+    """A client that reads its input, notes its argv, fails with
+    ``stderr``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    tool = bin_dir / name
+    tool.write_text(
+        "#!%s\nimport json, sys\nsys.stdin.buffer.read()\n"
+        "open(%r, 'w').write(json.dumps(sys.argv[1:]))\n"
+        "sys.stderr.write(%r)\nsys.exit(1)\n"
+        % (sys.executable, str(tmp_path / "argv.json"), stderr))
+    tool.chmod(0o755)
+    return str(bin_dir)
+
+
+@pytest.mark.parametrize("stderr, reason", (
+    ("ERROR 1205 (HY000) at line 42: Lock wait timeout exceeded; try "
+     "restarting transaction\n", "lock-timeout"),
+    ("ERROR 1064 (42000) at line 3: You have an error\n", "tool-failed"),
+))
+def test_mysql_load_waits_bounded(tmp_path, monkeypatch, stderr, reason):
+    """The client loading the dump bounds its lock waits
+    (--init-command); a lock wait that times out there says so (the
+    database is part-restored), other errors keep their message."""
+    import json
+
+    calls = []
+    monkeypatch.setattr(mysql, "_drop_everything",
+                        lambda *args: calls.append(args))
+    monkeypatch.setenv("PATH", _fake_client(tmp_path, "mariadb", stderr))
+    dump = tmp_path / "m.sql"
+    dump.write_bytes(b"SELECT 1;\n-- Dump completed\n")
+    u = common.parse("mysql+pymysql://u:secretpw@h/mistral")
+    fd = os.open(dump, os.O_RDONLY)
+    try:
+        with pytest.raises(backup_errors.RestoreError) as err:
+            mysql.restore(u, str(dump), fd, lock_wait=2.5)
+    finally:
+        os.close(fd)
+    assert calls == [(u, str(dump), 2.5)]
+    argv = json.loads((tmp_path / "argv.json").read_text())
+    assert ("--init-command=SET @@SESSION.lock_wait_timeout = 3, "
+            "@@SESSION.innodb_lock_wait_timeout = 3") in argv
+    assert argv[0].startswith("--defaults-extra-file=")
+    assert "secretpw" not in " ".join(argv) + str(err.value)
+    assert err.value.reason == reason and err.value.changed is True
+    if reason == "lock-timeout":
+        assert str(err.value).startswith(
+            "restoring mistral from %s gave up after waiting 3s for a lock "
+            "another session holds on one of its tables; the database is "
+            "part-restored" % dump)
+        assert err.value.lock_wait == 3 and err.value.table is None
+    else:
+        assert str(err.value).startswith(
+            "loading %s into mistral (the database is part-restored; run "
+            "the restore again) failed: mariadb exited with 1: ERROR 1064"
+            % dump)
+
+
+def test_sqlite_restore_takes_lock_wait(tmp_path):
+    """lock_wait is accepted for every backend (SQLite restores as
+    before)."""
+    import sqlite3
+
+    db = tmp_path / "m.sqlite"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    url = "sqlite:///%s" % db
+    taken = backup.take(url, str(tmp_path / "b"), label="x")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    conn.close()
+    backup.restore(url, taken, lock_wait=1)
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    conn.close()
