@@ -315,7 +315,8 @@ def _retry_restore(settings: conf.Settings, store: Any, fd: Any,
     meta = fd.meta or {}
     taken = meta.get("backup") or {}
     step = runs.describe(fd)["step"] or "backup"
-    backup.restore(settings.database_url, taken)
+    backup.restore(settings.database_url, taken,
+                   lock_wait=settings.lock_timeout)
     store.set_state(fd, persistence.REVERTED)
     after = migration.read_version(settings.database_url)
     plan = meta.get("plan") or {}

@@ -98,7 +98,9 @@ db_manage_opts = [_tasks_opt(op) for op in OPERATIONS] + [
         default=DEFAULT_LOCK_TIMEOUT,
         min=0,
         help="Seconds to wait for another run on the same database to "
-             "finish before giving up with exit code 11."),
+             "finish before giving up with exit code 11; also how long a "
+             "restore waits for locks other sessions (e.g. running Mistral "
+             "services) hold before giving up with exit code 9."),
 ]
 
 

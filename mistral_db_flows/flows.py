@@ -295,20 +295,27 @@ def atom_names(item: Any) -> list[str]:
     return [a.name for a in atoms(item)]
 
 
+# A task's own progress event, heard by flows.run's listener only. A
+# task reporting from another thread (the backup's progress thread)
+# uses it instead of TaskFlow's update_progress, whose engine callback
+# writes the logbook: that must stay on the engine's thread.
+STEP_PROGRESS = "mdf.step_progress"
+
+
 def _listen_to_progress(flow: Any, progress: Callable[..., None]
                         ) -> list[Callable[[], None]]:
-    """Pass the tasks' TaskFlow progress events on to ``progress``.
+    """Pass the tasks' progress events on to ``progress``.
 
-    A long step (a backup, a restore) notifies ``update_progress`` with
-    its fraction done and, when it knows them, ``done``/``total`` bytes.
+    A long step (a backup, a restore) notifies its fraction done and,
+    when it knows them, ``done``/``total`` bytes: as STEP_PROGRESS, or
+    as TaskFlow's ``update_progress``.
     """
     from taskflow import task as tf_task
 
     undo: list[Callable[[], None]] = []
     for atom in atoms(flow):
         notifier = getattr(atom, "notifier", None)
-        if notifier is None or not notifier.can_be_registered(
-                tf_task.EVENT_UPDATE_PROGRESS):
+        if notifier is None:
             continue
 
         def heard(event_type: str, details: dict,
@@ -317,9 +324,11 @@ def _listen_to_progress(flow: Any, progress: Callable[..., None]
             if "done" in details or 0 < details.get("progress", 0) < 1:
                 progress(name, "progress", dict(details))
 
-        notifier.register(tf_task.EVENT_UPDATE_PROGRESS, heard)
-        undo.append(functools.partial(notifier.deregister,
-                                      tf_task.EVENT_UPDATE_PROGRESS, heard))
+        for event in (tf_task.EVENT_UPDATE_PROGRESS, STEP_PROGRESS):
+            if notifier.can_be_registered(event):
+                notifier.register(event, heard)
+                undo.append(functools.partial(notifier.deregister, event,
+                                              heard))
     return undo
 
 

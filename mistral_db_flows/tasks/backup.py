@@ -19,6 +19,7 @@ from taskflow import task
 
 from mistral_db_flows import backup
 from mistral_db_flows import backup_errors
+from mistral_db_flows import flows
 
 LOG = logging.getLogger(__name__)
 
@@ -26,9 +27,12 @@ LOG = logging.getLogger(__name__)
 class Backup(task.Task):
     """Provides ``backup``: the backup taken (None: none taken)."""
 
+    # Progress comes from the backup's own thread: see STEP_PROGRESS.
+    TASK_EVENTS = task.Task.TASK_EVENTS + (flows.STEP_PROGRESS,)
+
     def __init__(self, database_url: str, *, directory: str, label: str,
                  enabled: bool = True, restore_on_failure: bool = True,
-                 progress=None) -> None:
+                 progress=None, lock_wait: float | None = None) -> None:
         super().__init__(name="backup", provides="backup")
         self._database_url = database_url
         self._directory = directory
@@ -36,6 +40,8 @@ class Backup(task.Task):
         self._enabled = enabled
         self._restore_on_failure = restore_on_failure
         self._progress = progress
+        # How long a restore may wait for other sessions' locks.
+        self._lock_wait = lock_wait
         self._early: _EarlyBackup | None = None
 
     def start_early(self) -> None:
@@ -70,10 +76,10 @@ class Backup(task.Task):
                            label=self._label, progress=self._report)
 
     def _report(self, done: int, total: int | None) -> None:
-        """The backup module's progress, as TaskFlow task progress."""
+        """The backup module's progress (from its own thread)."""
         if self._progress is not None:
             self._progress(done, total)
-        self.notifier.notify(task.EVENT_UPDATE_PROGRESS, {
+        self.notifier.notify(flows.STEP_PROGRESS, {
             "progress": min(1.0, done / total) if total else 0.0,
             "done": done, "total": total})
 
@@ -87,7 +93,10 @@ class Backup(task.Task):
                 except FileNotFoundError:
                     pass
             return None
-        backup.restore(self._database_url, result, progress=self._report)
+        options = {} if self._lock_wait is None else {
+            "lock_wait": self._lock_wait}
+        backup.restore(self._database_url, result, progress=self._report,
+                       **options)
         return None
 
 
@@ -164,7 +173,8 @@ def factory(ctx) -> list[task.Task]:
         directory=settings.resolved_backup_dir(),
         label=ctx.operation,
         enabled=settings.backup,
-        restore_on_failure=settings.restores_on_failure)
+        restore_on_failure=settings.restores_on_failure,
+        lock_wait=settings.lock_timeout)
     if getattr(ctx, "fresh_run", False):
         made.start_early()
     return [made]

@@ -18,6 +18,29 @@ class Copying(tf_task.Task):
         return None
 
 
+class CopyingInAThread(tf_task.Task):
+    TASK_EVENTS = tf_task.Task.TASK_EVENTS + (flows.STEP_PROGRESS,)
+
+    def execute(self):
+        import threading
+
+        worker = threading.Thread(target=lambda: self.notifier.notify(
+            flows.STEP_PROGRESS, {"progress": 0.5, "done": 5, "total": 10}))
+        worker.start()
+        worker.join()
+
+
+def test_progress_from_a_task_s_own_thread_reaches_the_listener():
+    """STEP_PROGRESS is for reports from other threads: only flows.run's
+    listener hears it (TaskFlow's engine, which would save it in the
+    logbook from that thread, does not subscribe)."""
+    heard = []
+    flow = linear_flow.Flow("f").add(CopyingInAThread("copy"))
+    flows.run(flow, progress=lambda *event: heard.append(event))
+    assert [e for e in heard if e[1] == "progress"] == [
+        ("copy", "progress", {"progress": 0.5, "done": 5, "total": 10})]
+
+
 def test_a_task_s_progress_reaches_the_run_s_listener():
     heard = []
     flow = linear_flow.Flow("f").add(Copying("copy"))
