@@ -107,8 +107,7 @@ def restore(url: str, backup: dict[str, Any], *,
     path = str(backup.get("path", ""))
     _check_matches(backup, kind, database, path)
     module.check_restore(u, path)
-    # SQLite's restore waits as its own module decides.
-    bounded = {} if kind == "sqlite" else {"lock_wait": lock_wait}
+    bounded = {"lock_wait": lock_wait}
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size

@@ -50,13 +50,19 @@ def _read_only(path: str) -> str:
     return "file:%s?mode=ro" % urllib.parse.quote(path)
 
 
-def _copy(source: str, target: str, *, into_backup: bool) -> None:
+class _GaveUp(Exception):
+    """The copy waited for another connection's lock too long."""
+
+
+def _copy(source: str, target: str, *, into_backup: bool,
+          lock_wait: float | None = None) -> None:
     src = sqlite3.connect(source if into_backup else _read_only(source),
                           uri=not into_backup)
     try:
         dst = sqlite3.connect(target)
         try:
-            src.backup(dst, pages=_PAGES_PER_STEP)
+            src.backup(dst, pages=_PAGES_PER_STEP,
+                       progress=_deadline(lock_wait))
             if into_backup:
                 # A copy of a WAL database is a WAL database: reading it
                 # would leave -wal/-shm files beside the backup.
@@ -65,6 +71,23 @@ def _copy(source: str, target: str, *, into_backup: bool) -> None:
             dst.close()
     finally:
         src.close()
+
+
+def _deadline(lock_wait: float | None):
+    """A backup() progress callback that gives up on a busy database
+    after ``lock_wait`` seconds (Python's backup() retries forever)."""
+    if lock_wait is None:
+        return None
+    import time
+
+    deadline = time.monotonic() + max(0.0, lock_wait)
+
+    def step(status: int, remaining: int, total: int) -> None:
+        if status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) \
+                and time.monotonic() > deadline:
+            raise _GaveUp()
+
+    return step
 
 
 def dump(u: Any, fd: int, path: str) -> None:
@@ -82,12 +105,20 @@ def dump(u: Any, fd: int, path: str) -> None:
             reason="tool-failed", database=source) from None
 
 
-def restore(u: Any, path: str, fd: int) -> None:
+def restore(u: Any, path: str, fd: int, *,
+            lock_wait: float | None = None) -> None:
     """Copy the backup's pages over the database (SQLite reads the
-    backup by name; ``fd`` is unused)."""
+    backup by name; ``fd`` is unused). With ``lock_wait``, a database
+    another connection keeps busy for longer fails the restore before
+    any page was written (the copy takes the write lock at its first
+    step and keeps it to the end)."""
     target = common.sqlite_path(u)
     try:
-        _copy(path, target, into_backup=False)
+        _copy(path, target, into_backup=False, lock_wait=lock_wait)
+    except _GaveUp:
+        raise common.lock_timeout_error(
+            target, path, lock_wait or 0.0, table=None, changed=False,
+            outcome="the database is unchanged") from None
     except sqlite3.Error as exc:
         raise backup_errors.RestoreError(
             "SQLite restore of %s from %s failed: %s" % (target, path, exc),

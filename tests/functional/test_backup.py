@@ -833,3 +833,38 @@ def test_mysql_lock_held_while_loading_is_said_part_restored(
                                    "the restore")
     backup.restore(url, taken)
     assert state(url) == before
+
+
+def test_sqlite_restore_gives_up_on_a_busy_database(tmp_path):
+    """Another connection's open read transaction keeps SQLite's backup
+    API retrying forever: the restore gives up after lock_wait, with the
+    database untouched, and succeeds once the reader is gone."""
+    import sqlite3 as sqlite
+    import time
+
+    db = tmp_path / "busy.sqlite"
+    url = "sqlite:///%s" % db
+    with sqlite.connect(db) as conn:
+        conn.execute("CREATE TABLE t (a INTEGER)")
+        conn.execute("INSERT INTO t VALUES (1)")
+    taken = backup.take(url, str(tmp_path / "backups"), label="test")
+    with sqlite.connect(db) as conn:
+        conn.execute("INSERT INTO t VALUES (2)")
+    reader = sqlite.connect(db, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT * FROM t").fetchall()
+    started = time.monotonic()
+    try:
+        with pytest.raises(backup_errors.RestoreError) as info:
+            backup.restore(url, taken, lock_wait=1)
+    finally:
+        reader.execute("ROLLBACK")
+        reader.close()
+    assert time.monotonic() - started < 15
+    assert (info.value.reason, info.value.changed) == ("lock-timeout", False)
+    with sqlite.connect(db) as conn:
+        assert conn.execute("SELECT a FROM t ORDER BY a").fetchall() == [
+            (1,), (2,)]
+    backup.restore(url, taken, lock_wait=1)
+    with sqlite.connect(db) as conn:
+        assert conn.execute("SELECT a FROM t").fetchall() == [(1,)]
