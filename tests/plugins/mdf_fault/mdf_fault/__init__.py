@@ -215,9 +215,10 @@ def _copy_back_slowly(faults: list[Fault]):
     pages = max(f.n for f in faults)
     original = sqlite_backup._copy
 
-    def copy(source, target, *, into_backup):
+    def copy(source, target, *, into_backup, **options):
         if into_backup:
-            return original(source, target, into_backup=into_backup)
+            return original(source, target, into_backup=into_backup,
+                            **options)
         src = sqlite3.connect("file:%s?mode=ro" % source, uri=True)
         dst = sqlite3.connect(target)
         done = [0]
