@@ -22,6 +22,7 @@ import datetime
 import importlib
 import os
 import shutil
+import time
 from typing import Any, Iterable, NoReturn
 
 from mistral_db_flows import backup_errors
@@ -69,9 +70,11 @@ def take(url: str, directory: str, *, label: str,
     path = common.prepare_directory(directory, database=database)
     created = datetime.datetime.now(datetime.timezone.utc)
     final = os.path.join(path, common.file_name(u, label, created))
+    started = time.monotonic()
     with common.new_file(final) as (fd, partial):
         with common.watch(progress, lambda: os.fstat(fd).st_size, None):
             module.dump(u, fd, partial)
+    seconds = round(time.monotonic() - started, 3)
     size = os.path.getsize(final)
     if progress is not None:
         progress(size, size)
@@ -82,6 +85,9 @@ def take(url: str, directory: str, *, label: str,
         "size": size,
         "database": database,
         "label": label,
+        # How long taking it took (with a head start, the step itself
+        # may only have waited for the end of it).
+        "seconds": seconds,
     }
 
 

@@ -247,7 +247,9 @@ def test_backup_description_is_json_and_names_no_credentials(db_url,
     directory = tmp_path / "new" / "backups"
     taken = backup.take(url, str(directory), label="upgrade to 045")
     assert json.loads(json.dumps(taken)) == taken
-    assert set(taken) >= {"backend", "path", "created", "size", "database"}
+    assert set(taken) >= {"backend", "path", "created", "size", "database",
+                          "seconds"}
+    assert 0 <= taken["seconds"] < 600
     assert taken["backend"] == _backend_of(db_url)
     assert os.path.dirname(taken["path"]) == str(directory)
     assert stat.S_IMODE(os.stat(taken["path"]).st_mode) == 0o600
