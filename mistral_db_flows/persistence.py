@@ -198,7 +198,9 @@ class RunStore:
         conn.upgrade()
         uuid_ = book_uuid(self.identity)
         try:
-            self._book = conn.get_logbook(uuid_)
+            # Lazy: a book keeps every run of the database; only the
+            # interrupted one is ever read whole (see interrupted()).
+            self._book = conn.get_logbook(uuid_, lazy=True)
         except Exception:  # taskflow raises NotFound
             self._book = models.LogBook(self.identity, uuid=uuid_)
             conn.save_logbook(self._book)
@@ -215,15 +217,19 @@ class RunStore:
     def _save(self) -> None:
         self._backend.get_connection().save_logbook(self._book)
 
-    def runs(self) -> list[Any]:
-        return list(self._book)
+    def runs(self, *, lazy: bool = False) -> list[Any]:
+        """Every recorded run of the database (``lazy``: without steps)."""
+        return list(self._backend.get_connection().get_flows_for_book(
+            self._book.uuid, lazy=lazy))
 
     def interrupted(self) -> Any:
-        """The newest run that did not end, or None."""
-        found = [fd for fd in self._book
+        """The newest run that did not end (with its steps), or None."""
+        found = [fd for fd in self.runs(lazy=True)
                  if (fd.meta or {}).get("mdf_state") in RESUMABLE]
-        found.sort(key=lambda fd: (fd.meta or {}).get("started", 0))
-        return found[-1] if found else None
+        if not found:
+            return None
+        newest = max(found, key=lambda fd: (fd.meta or {}).get("started", 0))
+        return self._backend.get_connection().get_flow_details(newest.uuid)
 
     def start(self, operation: str, fingerprint: dict,
               **facts: Any) -> Any:

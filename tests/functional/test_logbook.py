@@ -134,3 +134,32 @@ def test_a_file_without_our_table_has_no_interrupted_run(tmp_path):
     path = tmp_path / "logbook.sqlite"
     logbook_file.open_file(str(path)).close()
     assert persistence.peek_interrupted(str(path), "db") is None
+
+
+def test_a_store_reads_only_the_interrupted_run_whole(tmp_path):
+    """Opening the logbook reads each run's record, not its steps; the
+    interrupted run comes back with its steps."""
+    path = str(tmp_path / "logbook.sqlite")
+    store = persistence.RunStore(path, "db").open()
+    try:
+        for n in range(3):
+            fd = store.start("upgrade", {"tasks": ["backup"]}, n=n)
+            store.set_state(fd, persistence.FINISHED)
+        running = store.start("upgrade", {"tasks": ["backup"]}, n=3)
+        ad = models.TaskDetail("backup", uuid="backup-of-run-3")
+        ad.state = states.RUNNING
+        running.add(ad)
+        store._backend.get_connection().update_flow_details(running)
+    finally:
+        store.close()
+
+    store = persistence.RunStore(path, "db").open()
+    try:
+        assert len(list(store._book)) == 0  # nothing loaded up front
+        assert [len(list(fd)) for fd in store.runs(lazy=True)] == [0] * 4
+        found = store.interrupted()
+        assert found.meta["n"] == 3
+        assert [(a.name, a.state) for a in found] == [
+            ("backup", states.RUNNING)]
+    finally:
+        store.close()
