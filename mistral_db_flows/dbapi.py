@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 import threading
 from typing import Any, Callable, Iterator, Sequence
 
@@ -73,6 +74,23 @@ class Handle:
             return list(cur.fetchall())
         finally:
             cur.close()
+
+    def driver_errors(self) -> tuple[type[Exception], ...]:
+        """The driver's DB-API ``Error`` class (empty when unknown).
+
+        PEP 249 puts it at the top of the driver's package (sqlite3.Error,
+        psycopg2.Error, pymysql.Error, ...); a connection SQLAlchemy
+        pooled is unwrapped first.
+        """
+        if self.engine is not None:
+            error = getattr(self.engine.dialect.loaded_dbapi, "Error", None)
+        else:
+            raw = getattr(self.conn, "dbapi_connection", None) or self.conn
+            package = sys.modules.get(type(raw).__module__.partition(".")[0])
+            error = getattr(package, "Error", None)
+        if isinstance(error, type) and issubclass(error, Exception):
+            return (error,)
+        return ()
 
     def begin(self) -> None:
         """Start a transaction (the server drivers start one implicitly

@@ -139,8 +139,7 @@ class _ServerLock(_Lock):
         # Through SQLAlchemy, conn is a pool proxy around the driver's.
         raw = getattr(handle.conn, "dbapi_connection", None)
         raw = handle.conn if raw is None else raw
-        error = getattr(raw, "Error", None)
-        self._errors = (error,) if isinstance(error, type) else (Exception,)
+        self._errors = handle.driver_errors() or (Exception,)
         self._autocommit = _set_autocommit(raw)
         return handle
 

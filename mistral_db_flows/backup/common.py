@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import types
@@ -129,22 +128,6 @@ def _driver_text(exc: BaseException) -> str:
     return str(getattr(exc, "reason", exc))
 
 
-def _is_driver_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is a DB-API driver's error (PEP 249: each driver
-    package has its own ``Error`` base class)."""
-    package = sys.modules.get(type(exc).__module__.partition(".")[0])
-    base = getattr(package, "Error", None)
-    return isinstance(base, type) and isinstance(exc, base)
-
-
-def driver_error(handle: Any) -> type[Exception]:
-    """The driver's base error class of a ``dbapi.Handle``."""
-    if handle.engine is not None:
-        return handle.engine.dialect.loaded_dbapi.Error
-    package = type(handle.conn).__module__.partition(".")[0]
-    return sys.modules[package].Error
-
-
 @contextlib.contextmanager
 def connection(u: Any, fail: Callable[[str], Exception]) -> Iterator[Any]:
     """A plain DB-API connection (``dbapi.Handle``) to ``u``, closed
@@ -157,18 +140,10 @@ def connection(u: Any, fail: Callable[[str], Exception]) -> Iterator[Any]:
         handle = dbapi.connect(url_text(u))
     except exceptions.DatabaseUnreachable as exc:
         raise fail(_driver_text(exc)) from None
-    except Exception as exc:
-        # SQLAlchemy's raw_connection (unusual URLs) lets the driver's
-        # own error through.
-        orig = getattr(exc, "orig", None) or exc
-        if not _is_driver_error(orig):
-            raise
-        raise fail(str(orig)) from None
     try:
-        error = driver_error(handle)
         try:
             yield handle
-        except error as exc:
+        except handle.driver_errors() as exc:
             raise fail(str(exc)) from None
     finally:
         handle.close()

@@ -192,7 +192,7 @@ def _drop_everything(u: Any, path: str = "",
         nonlocal dropped
         try:
             handle.execute(statement).close()
-        except common.driver_error(handle) as exc:
+        except handle.driver_errors() as exc:
             if not exc.args or exc.args[0] != LOCK_WAIT_TIMEOUT:
                 raise
             raise common.lock_timeout_error(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import sys
 import uuid
 from typing import Any, Iterator
 
@@ -124,21 +123,6 @@ def write(handle: dbapi.Handle, plan: plan_mod.Plan,
              for d in plan.add])
 
 
-def driver_errors(handle: dbapi.Handle) -> tuple[type[Exception], ...]:
-    """The DB-API ``Error`` class of the driver behind ``handle``.
-
-    PEP 249 puts it at the top of the driver's package (sqlite3.Error,
-    psycopg2.Error, pymysql.Error, ...); a connection SQLAlchemy pooled
-    is unwrapped first.
-    """
-    conn = getattr(handle.conn, "dbapi_connection", None) or handle.conn
-    package = sys.modules.get(type(conn).__module__.partition(".")[0])
-    error = getattr(package, "Error", None)
-    if isinstance(error, type) and issubclass(error, Exception):
-        return (error,)
-    return ()
-
-
 def _marks(values) -> str:
     return ", ".join(["%s"] * len(values))
 
@@ -155,7 +139,7 @@ def _schema_errors(handle: dbapi.Handle, table: str) -> Iterator[None]:
     """Turn the driver's "no such table/column" into SchemaNotReady."""
     try:
         yield
-    except driver_errors(handle) as exc:
+    except handle.driver_errors() as exc:
         text = str(exc).strip()
         if any(fragment in text.lower() for fragment in _MISSING):
             raise errors.SchemaNotReady(

@@ -349,7 +349,7 @@ def test_schema_errors_are_tight(memory_handle):
 
     from mistral_db_flows.populate import store
 
-    assert store.driver_errors(memory_handle) == (sqlite3.Error,)
+    assert memory_handle.driver_errors() == (sqlite3.Error,)
     with pytest.raises(errors.SchemaNotReady) as info:
         store.read(memory_handle, spec.ACTION, ["std.wait_ssh"])
     assert "action_definitions_v2" in str(info.value)
