@@ -39,8 +39,6 @@ import bench_startup  # noqa: E402  (shared venv/process helpers)
 LIBRARY = ("import sys\n"
            "from mistral_db_flows import populate\n"
            "populate.populate(sys.argv[1])\n")
-# Upstream cannot migrate SQLite past 002, so it has no SQLite column.
-UPSTREAM_BACKENDS = ("postgresql", "mysql")
 
 
 def head_database(backend: str, workdir: pathlib.Path) -> str:
@@ -71,7 +69,7 @@ def commands(backend: str) -> dict[str, list[str]]:
                        "populate"],
         "ours (library)": [str(bench_startup.ours_python()), "-c", LIBRARY, "{url}"],
     }
-    if backend in UPSTREAM_BACKENDS:
+    if backend in bench_startup.UPSTREAM_BACKENDS:
         tools["upstream"] = [str(bench_startup.ensure_upstream()),
                              "--config-file", "{conf}", "populate"]
     return tools

@@ -48,7 +48,6 @@ import bench_startup  # noqa: E402  (shared venv/process helpers)
 ALEMBIC_ONLY = ("import sys\n"
                 "from mistral_db_flows import migration\n"
                 "migration.upgrade(sys.argv[1], 'head')\n")
-UPSTREAM_BACKENDS = ("postgresql", "mysql")
 NO_VERIFY = "backup, check_branches, migrate"
 
 
@@ -67,7 +66,7 @@ def variants(backend: str) -> dict[str, dict]:
         "alembic only": {"argv": [str(bench_startup.ours_python()), "-c", ALEMBIC_ONLY,
                                   "{url}"]},
     }
-    if backend in UPSTREAM_BACKENDS:
+    if backend in bench_startup.UPSTREAM_BACKENDS:
         out["upstream"] = {"argv": [str(bench_startup.ensure_upstream()),
                                     "--config-file", "{conf}", "upgrade",
                                     "head"]}

@@ -35,6 +35,8 @@ ROOT = BENCH.parent
 UPSTREAM_VENV = BENCH / ".upstream-venv"
 UPSTREAM = UPSTREAM_VENV / "bin" / "mistral-db-manage"
 UPSTREAM_PACKAGES = ["mistral==23.0.0", "psycopg2-binary", "PyMySQL"]
+# Upstream cannot migrate SQLite past 002, so it has no SQLite column.
+UPSTREAM_BACKENDS = ("postgresql", "mysql")
 
 
 def ensure_upstream() -> pathlib.Path:

@@ -32,6 +32,7 @@ from mistral_db_flows.logbook_file import children
 from mistral_db_flows.logbook_file import item
 from mistral_db_flows.logbook_file import open_file
 
+
 class SqliteLogbookBackend(path_based.PathBasedBackend):
     """``conf``: ``{"filename": <path of the SQLite file>}``."""
 
