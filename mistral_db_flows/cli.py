@@ -328,12 +328,9 @@ class Output:
                 return
             text = "%s: running for %d s" % (step, now - since)
             if self.terminal:
-                sys.stderr.write("\r\033[K" + self.mask(text))
-                sys.stderr.flush()
-                self._progress_shown = True
-            elif now - self._last_progress[step] >= PROGRESS_EVERY:
-                self._last_progress[step] = now
-                self.message(text)
+                self._redraw(text)
+            else:
+                self._now_and_then(step, text, now)
 
     def close(self) -> None:
         """Stop the heartbeat (the command is over)."""
@@ -356,11 +353,19 @@ class Output:
         text = "%s: %s" % (step, text)
         now = time.monotonic()
         if self.terminal:
-            sys.stderr.write("\r\033[K" + self.mask(text))
-            sys.stderr.flush()
-            self._progress_shown = True
+            self._redraw(text)
             self._last_progress[step] = now
-            return
+        else:
+            self._now_and_then(step, text, now)
+
+    def _redraw(self, text: str) -> None:
+        """The terminal's progress line, drawn over the last one."""
+        sys.stderr.write("\r\033[K" + self.mask(text))
+        sys.stderr.flush()
+        self._progress_shown = True
+
+    def _now_and_then(self, step: str, text: str, now: float) -> None:
+        """Off a terminal: a line at most every PROGRESS_EVERY seconds."""
         if now - self._last_progress.setdefault(step, now) >= PROGRESS_EVERY:
             self._last_progress[step] = now
             self.message(text)
