@@ -48,8 +48,7 @@ class Handle:
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement; returns the cursor."""
-        if self.qmark:
-            statement = statement.replace("%s", "?").replace("%%", "%")
+        statement = self._native(statement)
         cur = self.conn.cursor()
         cur.execute(statement, tuple(params))
         _after(self, statement)
@@ -59,14 +58,19 @@ class Handle:
                     rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
-        if self.qmark:
-            statement = statement.replace("%s", "?").replace("%%", "%")
+        statement = self._native(statement)
         cur = self.conn.cursor()
         try:
             cur.executemany(statement, [tuple(r) for r in rows])
             _after(self, statement)
         finally:
             cur.close()
+
+    def _native(self, statement: str) -> str:
+        """``statement`` in the driver's placeholder style."""
+        if self.qmark:
+            return statement.replace("%s", "?").replace("%%", "%")
+        return statement
 
     def rows(self, statement: str, params: Sequence[Any] = ()) -> list:
         cur = self.execute(statement, params)
