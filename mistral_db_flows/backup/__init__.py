@@ -113,13 +113,12 @@ def restore(url: str, backup: dict[str, Any], *,
     path = str(backup.get("path", ""))
     _check_matches(backup, kind, database, path)
     module.check_restore(u, path)
-    bounded = {"lock_wait": lock_wait}
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
         with common.watch(progress,
                           lambda: os.lseek(fd, 0, os.SEEK_CUR), size):
-            module.restore(u, path, fd, **bounded)
+            module.restore(u, path, fd, lock_wait=lock_wait)
     finally:
         os.close(fd)
     if progress is not None:

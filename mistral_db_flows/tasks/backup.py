@@ -32,7 +32,8 @@ class Backup(task.Task):
 
     def __init__(self, database_url: str, *, directory: str, label: str,
                  enabled: bool = True, restore_on_failure: bool = True,
-                 progress=None, lock_wait: float | None = None) -> None:
+                 progress=None,
+                 lock_wait: float = backup.common.DEFAULT_LOCK_WAIT) -> None:
         super().__init__(name="backup", provides="backup")
         self._database_url = database_url
         self._directory = directory
@@ -93,10 +94,8 @@ class Backup(task.Task):
                 except FileNotFoundError:
                     pass
             return None
-        options = {} if self._lock_wait is None else {
-            "lock_wait": self._lock_wait}
         backup.restore(self._database_url, result, progress=self._report,
-                       **options)
+                       lock_wait=self._lock_wait)
         return None
 
 
