@@ -16,6 +16,8 @@ import os
 import uuid
 from typing import Any, Iterator
 
+from mistral_db_flows import identity
+
 # Values of flow_detail.meta["mdf_state"].
 RUNNING = "running"      # in progress, or the process died
 STOPPED = "stopped"      # failed with --on-failure stop: resumable
@@ -27,37 +29,6 @@ RESUMABLE = frozenset({RUNNING, STOPPED})
 
 _NAMESPACE = uuid.UUID("5c0f3f4e-7a57-4f6e-9a61-6d6973747261")
 LOGBOOK_FILE = "logbook.sqlite"
-
-
-def database_identity(url: str) -> str:
-    """A stable name for the target database, without credentials."""
-    from mistral_db_flows import migration
-
-    # The light parser first: `status` must not import SQLAlchemy.
-    parts = migration.parse_url(url)
-    if parts is not None:
-        backend, host, port = (parts["dialect"], parts.get("host"),
-                               parts.get("port"))
-        database = parts.get("database")
-    else:
-        import sqlalchemy as sa
-
-        u = sa.engine.make_url(url)
-        backend, host, port = u.get_backend_name(), u.host, u.port
-        database = u.database
-        if backend == "mariadb":
-            backend = "mysql"
-    if backend == "sqlite":
-        path = database or ":memory:"
-        if path != ":memory:":
-            path = os.path.realpath(path)
-        return "sqlite://%s" % path
-    port = port or _DEFAULT_PORTS.get(backend, "")
-    return "%s://%s:%s/%s" % (backend, host or "localhost", port,
-                              database or "")
-
-
-_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 
 
 def default_logbook_url(state_dir: str) -> str:
@@ -116,11 +87,11 @@ def check_separate(logbook_url: str, target_url: str) -> None:
     if is_local_file(logbook_url):
         logbook = "sqlite://%s" % os.path.realpath(logbook_url)
     else:
-        logbook = database_identity(logbook_url)
-    if logbook == database_identity(target_url):
+        logbook = identity.database_identity(logbook_url)
+    if logbook == identity.database_identity(target_url):
         raise exceptions.ConfigError(
             "the logbook connection must not be the Mistral database "
-            "itself (%s)" % database_identity(target_url))
+            "itself (%s)" % identity.database_identity(target_url))
 
 
 def _backend_class():
@@ -260,7 +231,7 @@ class RunStore:
 @contextlib.contextmanager
 def opened(logbook_url: str, target_url: str) -> Iterator[RunStore]:
     check_separate(logbook_url, target_url)
-    store = RunStore(logbook_url, database_identity(target_url)).open()
+    store = RunStore(logbook_url, identity.database_identity(target_url)).open()
     try:
         yield store
     finally:

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 from mistral_db_flows import conf
 from mistral_db_flows import exceptions
 from mistral_db_flows import flows
+from mistral_db_flows import identity
 from mistral_db_flows import persistence
 
 
@@ -142,7 +143,7 @@ def read_interrupted(settings: conf.Settings) -> dict | None:
     or was interrupted (nobody holds the lock).
     """
     url = logbook_url(settings)
-    identity = persistence.database_identity(settings.database_url)
+    identity = identity.database_identity(settings.database_url)
     if persistence.is_local_file(url):
         meta = persistence.peek_interrupted(url, identity)
         info = _describe_meta(meta, meta.pop("atoms")) if meta else None
