@@ -31,6 +31,7 @@ from oslo_config import cfg
 import mistral_db_flows
 from mistral_db_flows import conf
 from mistral_db_flows import exceptions
+from mistral_db_flows import states
 
 PROG = "mistral-db-manage"
 FORMATS = ("text", "json")
@@ -505,7 +506,7 @@ def _finish_run(result: Any, out: Output, sql: str | None = None) -> int:
     for line in _populate_lines(result):
         out.message(line)
     out.message(_summary(result))
-    if result.state == "failed":  # the api raises instead; be safe
+    if result.state == states.RunState.FAILED:  # the api raises instead
         out.message("%s: error: %s failed; see the messages above"
                     % (PROG, result.operation))
         return exceptions.StepFailed.exit_code
