@@ -582,12 +582,9 @@ def run_check_migration(args: Any, settings: Any, out: Output) -> int:
 
 def run_status(args: Any, settings: Any, out: Output) -> int:
     result = _api().status(settings)
-    # An interrupted run also needs `upgrade` (to resume it).
-    needed = bool(result.pending) or bool(result.interrupted)
+    needed = result.upgrade_needed
     if out.json:
-        doc = _dict(result)
-        doc["upgrade_needed"] = needed
-        out.document(doc)
+        out.document(_dict(result))
     else:
         current = result.current
         if isinstance(current, (list, tuple)):

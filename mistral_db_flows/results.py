@@ -156,7 +156,9 @@ class Status(_Result):
 
     @property
     def upgrade_needed(self) -> bool:
-        return bool(self.pending)
+        """Revisions are pending, or an interrupted run (whatever its
+        operation) waits for the command that resumes it."""
+        return bool(self.pending) or bool(self.interrupted)
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()

@@ -82,3 +82,20 @@ def test_json_of_a_run_is_what_plain_strings_gave():
         assert dump(with_enums) == dump(with_strings)
         assert json.dumps(with_enums.to_dict()) == json.dumps(
             with_strings.to_dict())
+
+
+@pytest.mark.parametrize("pending, interrupted, needed", [
+    ([], None, False),
+    (["045"], None, True),
+    ([], {"operation": "upgrade", "target": "045", "step": "migrate_031",
+          "state": states.RunState.RUNNING}, True),
+    ([], {"operation": "populate", "target": "045", "step": "populate",
+          "state": states.RunState.STOPPED}, True)])
+def test_an_interrupted_run_needs_the_command_again(pending, interrupted,
+                                                    needed):
+    """upgrade_needed also when nothing is pending but a run (of any
+    operation) is interrupted: running the command again resumes it."""
+    status = results.Status("045" if not pending else "044", "045",
+                            pending, interrupted)
+    assert status.upgrade_needed is needed
+    assert status.to_dict()["upgrade_needed"] is needed
