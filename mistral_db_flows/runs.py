@@ -153,9 +153,9 @@ def read_interrupted(settings: conf.Settings) -> dict | None:
     or was interrupted (nobody holds the lock).
     """
     url = logbook_url(settings)
+    database = identity.database_identity(settings.database_url)
     if logbook.is_local_file(url):
-        meta = records.peek_interrupted(url, logbook.book_uuid(
-            identity.database_identity(settings.database_url)))
+        meta = records.peek_interrupted(url, logbook.book_uuid(database))
         info = _describe_meta(meta, meta.pop("atoms")) if meta else None
     else:
         with logbook.opened(url, settings.database_url) as store:
