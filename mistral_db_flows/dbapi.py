@@ -121,7 +121,7 @@ class _LentHandle(Handle):
     """The handle a :class:`RunConnection` lends: ``close`` only ends the
     borrower's transaction (a rollback; commit first to keep work)."""
 
-    owner: "RunConnection | None" = None
+    owner: RunConnection | None = None
 
     def close(self) -> None:
         try:
