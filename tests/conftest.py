@@ -8,6 +8,7 @@ prove all three backends.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 
 import pytest
 
@@ -30,8 +31,19 @@ def _marks(backend: str):
             "mysql": [pytest.mark.mysql]}.get(backend, [])
 
 
-def backend_params():
-    return [pytest.param(b, id=b, marks=_marks(b)) for b in dbs.BACKENDS]
+def backend_params(quick: Collection[str] = dbs.BACKENDS) -> list:
+    """Params for the ``backend`` fixture (``indirect=True``).
+
+    Backends not in ``quick`` are marked slow: for a test whose property
+    a cheaper quick test already checks on those servers, the quick
+    subset keeps only the variants in ``quick``.
+    """
+    return [pytest.param(b, id=b, marks=_marks(b) + (
+        [] if b in quick else [pytest.mark.slow])) for b in dbs.BACKENDS]
+
+
+# The quick subset runs these on SQLite only; CI runs every backend.
+SQLITE_QUICK = backend_params(["sqlite"])
 
 
 @pytest.fixture(params=backend_params())

@@ -1,14 +1,16 @@
-"""Access to the upstream reference facts in ../shared/reference."""
+"""Access to upstream Mistral's reference facts in tests/reference_data.
+
+The data lives in the repository so that a plain clone can run its tests;
+``tests/reference_data/README.md`` says where it came from and how to
+regenerate it.
+"""
 from __future__ import annotations
 
 import functools
 import json
-import os
 import pathlib
 
-REFERENCE_DIR = pathlib.Path(os.environ.get(
-    "MDF_REFERENCE_DIR",
-    pathlib.Path(__file__).resolve().parents[2] / "shared" / "reference"))
+REFERENCE_DIR = pathlib.Path(__file__).resolve().parent / "reference_data"
 
 REVISIONS = ["%03d" % n for n in range(1, 46)]
 HEAD = REVISIONS[-1]

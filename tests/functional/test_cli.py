@@ -17,6 +17,7 @@ import pytest
 from mistral_db_flows import cli
 from mistral_db_flows import migration
 from mistral_db_flows import revisions
+from tests import conftest
 
 HEAD = "045"
 SCRIPT = shutil.which("mistral-db-manage",
@@ -51,6 +52,13 @@ def mdm(capsys, db_url, conf_for):
     return run
 
 
+# Slow on MariaDB: how the CLI resolves +1/--delta/head and prints
+# current does not depend on the server; PostgreSQL (where upstream's
+# session was recorded) and SQLite stay quick.
+SQLITE_PG_QUICK = conftest.backend_params(["sqlite", "postgresql"])
+
+
+@pytest.mark.parametrize("backend", SQLITE_PG_QUICK, indirect=True)
 def test_upgrade_walk_like_upstream(mdm):
     """The reference session: 030, +1, --delta 2, head, head again.
 
@@ -70,6 +78,7 @@ def test_upgrade_walk_like_upstream(mdm):
     assert out == "" and "unchanged" in err
 
 
+@pytest.mark.parametrize("backend", SQLITE_PG_QUICK, indirect=True)
 def test_stamp_and_status(mdm):
     """stamp moves the pointer only; status exits 10 below head, 0 at it."""
     mdm("upgrade", "head")
@@ -85,6 +94,10 @@ def test_stamp_and_status(mdm):
     assert json.loads(mdm("--format", "json", "status")[0])["pending"] == []
 
 
+# Servers slow: populate and verify on each server are quick in
+# test_api (populate flows) and test_schema_history (verify ends every
+# guarded upgrade).
+@pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
 def test_populate_verify_check(mdm):
     """populate, populate_actions, verify and check_migration succeed."""
     mdm("upgrade", "head")
@@ -96,6 +109,8 @@ def test_populate_verify_check(mdm):
     assert HEAD in mdm("check_migration")[0]
 
 
+# Servers slow: the documents' shapes do not depend on the backend.
+@pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
 def test_json_documents(mdm):
     """--format json: one parseable document with the documented keys."""
     run = json.loads(mdm("--format", "json", "upgrade", "head")[0])
@@ -132,6 +147,9 @@ def test_history_and_branches(mdm):
     assert mdm("branches") == ("", "")
 
 
+# Servers slow: reading the revision on each server is quick in
+# test_current_imports_no_taskflow_or_alembic.
+@pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
 def test_current_verbose(mdm, db_url):
     """current --verbose (upstream refuses it) names parent and URL."""
     mdm("upgrade", "030")
@@ -230,6 +248,9 @@ def test_revision_writes_into_the_source_tree(mdm, source_tree):
     assert "046" in err and len(err.splitlines()) == 1
 
 
+# Servers slow: autogenerate against each server is quick in
+# test_models.test_autogenerate_finds_nothing_on_models_database.
+@pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
 def test_revision_autogenerate_needs_head(mdm, source_tree):
     """--autogenerate compares with a database that must be at head."""
     mdm("upgrade", "030")

@@ -1,7 +1,7 @@
 """populate on real databases at head (SQLite, PostgreSQL, MariaDB).
 
 Rows are compared with what upstream Mistral 23.0.0 writes
-(../shared/reference/populate). Workflow plugins are played by the
+(tests/reference_data/populate). Workflow plugins are played by the
 test plugin in tests/plugins/mdf_test_workflows, steered through
 environment variables (see its docstring).
 """
@@ -193,6 +193,9 @@ def _wf_id(eng, name: str) -> str:
             {"n": name}).scalar_one()
 
 
+# Servers slow: test_mistral_extra_workflows_equal_upstream (quick, every
+# backend) compares the same std.wait_ssh row with upstream's there.
+@pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
 def test_fresh_head_rows_equal_upstream(db_url):
     """On a fresh head database (our own migrations) populate leaves
     exactly upstream's rows: std.wait_ssh equal in every column but id and

@@ -129,6 +129,9 @@ def test_each_revision_completes_after_a_crash_at_any_statement(
     assert {k: v for k, v in failures.items() if v} == {}
 
 
+# Slow: 015..030's offline SQL also runs through a client on both
+# servers in test_offline_sql's head script (quick).
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["postgresql", "mysql"])
 def test_offline_script_015_to_030_gives_reference(backend, make_db):
     """The offline script for 015:030, applied by hand, gives 030."""

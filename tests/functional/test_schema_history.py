@@ -10,10 +10,14 @@ import pytest
 from mistral_db_flows import api
 from mistral_db_flows import conf
 from mistral_db_flows import migration
+from tests import conftest
 from tests import migrate_util
 from tests import reference
 
 
+# Servers slow: test_guarded_upgrade_head_matches_reference runs the
+# same revisions to the same head on every backend, quick.
+@pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
 def test_upgrade_head_matches_reference(db_url):
     """upgrade head from empty equals the reference head schema."""
     migration.upgrade(db_url, "head")
@@ -21,6 +25,9 @@ def test_upgrade_head_matches_reference(db_url):
     assert migrate_util.schema_diff(db_url, reference.HEAD) == []
 
 
+# Servers slow: re-running a finished revision on each server is quick
+# in test_rerun.test_rerun_of_a_finished_revision_is_a_no_op.
+@pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
 def test_upgrade_head_twice_changes_nothing(db_url):
     """A second upgrade head is a no-op, not an error."""
     migration.upgrade(db_url, "head")

@@ -1,0 +1,81 @@
+"""A clone runs its tests the way the README says, and CI runs the same.
+
+The README's test commands are what ``.ci/run`` runs; everything the tests
+read is inside the repository; the parallel run set in ``setup.cfg`` comes
+with the ``test`` extra that the README installs.
+"""
+from __future__ import annotations
+
+import configparser
+import pathlib
+import shlex
+
+from tests import reference
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _readme_command(fragment: str) -> str:
+    """The one command line of the README's code blocks holding
+    ``fragment``."""
+    lines = [line.strip() for line in
+             (ROOT / "README.md").read_text().splitlines()
+             if line.startswith("    ") and fragment in line]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def _ci_lines() -> list[str]:
+    return [line.strip() for line in
+            (ROOT / ".ci" / "run").read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _pip_install_args(command: str) -> list[str]:
+    words = shlex.split(command)
+    args = words[words.index("install") + 1:]
+    return [a for a in args if a != "-q"]
+
+
+def test_ci_installs_what_the_readme_installs():
+    """The README's test install is one line that installs every test
+    plugin package, and CI installs exactly the same (quietly)."""
+    install, test = _readme_command("&& python3 -m pytest").split(" && ")
+    assert test == "python3 -m pytest"
+    readme = _pip_install_args(install)
+    plugins = sorted("tests/plugins/%s" % p.name
+                     for p in (ROOT / "tests" / "plugins").iterdir()
+                     if (p / "pyproject.toml").exists())
+    assert plugins and sorted(
+        a for a in readme if a.startswith("tests/plugins/")) == plugins
+    ci = [_pip_install_args(line) for line in _ci_lines()
+          if line.startswith("python3 -m pip install")
+          and "--upgrade" not in line]
+    assert ci == [readme]
+
+
+def test_ci_runs_the_readme_full_matrix_command():
+    """The full matrix is the README's command, word for word."""
+    command = _readme_command('-m "slow or not slow"')
+    assert command in _ci_lines()
+
+
+def test_parallel_run_comes_with_the_test_extra():
+    """``-n`` in addopts needs pytest-xdist, which the test extra has."""
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    addopts = shlex.split(cfg["tool:pytest"]["addopts"])
+    assert "-n" in addopts and "not slow" in addopts
+    extra = cfg["options.extras_require"]["test"].split()
+    assert any(req.startswith("pytest-xdist") for req in extra)
+
+
+def test_reference_data_is_in_the_repository():
+    """The upstream facts are read from the clone itself, and every
+    revision's dump is there for both servers."""
+    assert ROOT in reference.REFERENCE_DIR.parents
+    assert (reference.REFERENCE_DIR / "README.md").exists()
+    for dialect, name in (("pg", "postgresql"), ("mysql", "mysql")):
+        for revision in reference.REVISIONS:
+            dump = reference.schema(dialect, revision)
+            assert dump["dialect"] == name and dump["tables"], revision
