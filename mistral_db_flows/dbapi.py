@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import os
 import sys
 import threading
 from typing import Any, Callable, Iterator, Sequence
 
 from mistral_db_flows import exceptions
-from mistral_db_flows import migration
+from mistral_db_flows import urls
 
 
 # Callables ``(handle, statement)`` run after each statement a Handle
@@ -183,74 +184,82 @@ def connect(url: str, *, private: bool = False) -> Handle:
     return lent if lent is not None else _open(url)
 
 
+def parse(url: str) -> urls.Url:
+    """``url`` read (see ``urls``); a URL that cannot be is BadUrl."""
+    try:
+        return urls.parse(url)
+    except urls.UrlError as exc:
+        raise exceptions.BadUrl(exc.url, exc.reason) from None
+
+
 def _open(url: str) -> Handle:
-    parts = migration.parse_url(url)
-    if parts is not None and parts["dialect"] == "sqlite":
-        return _sqlite(parts, url)
-    if parts is not None:
-        handle = _open_server(parts, url)
+    parsed = parse(url)
+    direct = parsed.direct()
+    if direct is not None and parsed.backend == "sqlite":
+        return _sqlite(parsed, url)
+    if direct is not None:
+        handle = _open_server(parsed, url)
         if handle is not None:
             return handle
     return _through_sqlalchemy(url)
 
 
-def _sqlite(parts: dict, url: str) -> Handle:
+def _sqlite(parsed: urls.Url, url: str) -> Handle:
     import sqlite3
-    from urllib import parse
+    from urllib import parse as url_parse
 
-    path = parts.get("database")
-    if path in (None, ":memory:"):
+    path = parsed.database
+    if path in (None, "", ":memory:"):
         conn = sqlite3.connect(":memory:", isolation_level=None)
         return Handle(conn, "sqlite", qmark=True)
     try:
         # mode=rw: never create a database file by reading it.
         conn = sqlite3.connect(
-            "file:%s?mode=rw" % parse.quote(os.path.abspath(path)),
+            "file:%s?mode=rw" % url_parse.quote(os.path.abspath(path)),
             uri=True, isolation_level=None, timeout=30,
             check_same_thread=False)
     except sqlite3.Error as exc:
         raise exceptions.DatabaseUnreachable(
-            migration.hide_password(url), "%s (%s)" % (exc, path)) from None
+            urls.masked(url), "%s (%s)" % (exc, path)) from None
     return Handle(conn, "sqlite", qmark=True)
 
 
-def open_server(parts: dict, url: str) -> Handle | None:
-    """psycopg2 or PyMySQL directly; None when the driver is missing."""
+def open_server(url: str) -> Handle | None:
+    """psycopg2 or PyMySQL directly; None when SQLAlchemy must open
+    ``url`` (another driver, options only it translates, the driver
+    missing)."""
     lent = _lent(url)
-    return lent if lent is not None else _open_server(parts, url)
+    if lent is not None:
+        return lent
+    parsed = parse(url)
+    if parsed.backend == "sqlite" or parsed.direct() is None:
+        return None
+    return _open_server(parsed, url)
 
 
-def _open_server(parts: dict, url: str) -> Handle | None:
-    postgresql = parts["dialect"] == "postgresql"
+def _open_server(parsed: urls.Url, url: str) -> Handle | None:
+    direct = parsed.direct()
+    assert direct is not None
+    module, kwargs = direct
     try:
-        if postgresql:
-            import psycopg2 as driver
-        else:
-            import pymysql as driver
+        driver = importlib.import_module(module)
     except ImportError:
         return None
-    names = (("host", "host"), ("port", "port"), ("user", "user"),
-             ("password", "password"),
-             ("dbname" if postgresql else "database", "database"),
-             ("charset", "charset"))
-    kwargs = {arg: parts[key] for arg, key in names
-              if parts.get(key) is not None}
-    if not postgresql:
-        kwargs.setdefault("charset", "utf8mb4")
     try:
         conn = driver.connect(**kwargs)
     except driver.Error as exc:
         # PyMySQL's message is its second argument (the first a code).
-        reason = exc.args[1] if not postgresql and len(exc.args) > 1 \
+        reason = exc.args[1] if module == "pymysql" and len(exc.args) > 1 \
             else exc
         raise exceptions.DatabaseUnreachable(
-            migration.hide_password(url),
-            migration.scrub(str(reason), url)) from None
-    return Handle(conn, parts["dialect"], qmark=False)
+            urls.masked(url), urls.first_line(reason, url)) from None
+    return Handle(conn, parsed.backend, qmark=False)
 
 
 def _through_sqlalchemy(url: str) -> Handle:
     import sqlalchemy as sa
+
+    from mistral_db_flows import migration
 
     engine = migration.engine(url)
     dialect = engine.dialect.name
@@ -258,7 +267,7 @@ def _through_sqlalchemy(url: str) -> Handle:
     if engine.dialect.paramstyle not in ("qmark", "format", "pyformat"):
         engine.dispose()
         raise exceptions.BadUrl(
-            migration.hide_password(url),
+            urls.masked(url),
             "its driver's parameter style (%s) is not supported"
             % engine.dialect.paramstyle)
     driver_error = getattr(engine.dialect.loaded_dbapi, "Error", Exception)
@@ -268,8 +277,8 @@ def _through_sqlalchemy(url: str) -> Handle:
         # SQLAlchemy 2.0 wraps the driver's error, 2.1 raises it as is.
         engine.dispose()
         raise exceptions.DatabaseUnreachable(
-            migration.hide_password(url),
-            migration.scrub(str(getattr(exc, "orig", exc)), url)) from None
+            urls.masked(url),
+            urls.first_line(getattr(exc, "orig", exc), url)) from None
     if dialect == "sqlite":
         conn.dbapi_connection.isolation_level = None
     return Handle(conn, dialect, qmark=engine.dialect.paramstyle == "qmark",

@@ -22,6 +22,7 @@ import re
 from typing import Any, TextIO
 
 from mistral_db_flows import exceptions
+from mistral_db_flows import urls
 
 MIGRATIONS_PACKAGE = "mistral_db_flows.migrations"
 
@@ -189,94 +190,18 @@ def graph(location: str | None = None) -> Graph:
 
 # -- the stamped revision, without SQLAlchemy ------------------------------
 
-def hide_password(url: str) -> str:
-    """The URL as it may appear in messages: password replaced by ***."""
-    try:
-        import sqlalchemy as sa
-
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not parseable: scrub whatever looks like one
-        return re.sub(r"(://[^/?#@]*?:)[^/?#]*@", r"\1***@", url)
-
-
-def scrub(message: str, url: str) -> str:
-    """The first line of a driver message, minus any password in it."""
-    line = (str(message).strip().splitlines() or ["unknown error"])[0]
-    fast = parse_url(url)
-    secrets = set()
-    if fast and fast.get("password"):
-        secrets.add(fast["password"])
-    m = re.search(r"://[^/?#@]*?:([^/?#]*)@", url)
-    if m and m.group(1):
-        secrets.add(m.group(1))
-    for secret in sorted(secrets, key=len, reverse=True):
-        line = line.replace(secret, "***")
-    return line
-
-
-_URL = re.compile(r"^(?P<dialect>[A-Za-z0-9]+)(?:\+(?P<driver>\w+))?"
-                  r"://(?P<rest>.*)$", re.S)
-_NETLOC = re.compile(r"^(?:(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@)?"
-                     r"(?P<host>[^:@/\[\]]*)(?::(?P<port>\d+))?$")
-_FAST_DRIVERS = {("sqlite", None), ("sqlite", "pysqlite"),
-                 ("postgresql", None), ("postgresql", "psycopg2"),
-                 ("mysql", "pymysql"), ("mariadb", "pymysql")}
-
-
-def parse_url(url: str) -> dict | None:
-    """Split a plain URL for the DB-API driver; None when unsure.
-
-    Anything unusual (query options other than charset, IPv6 hosts,
-    other drivers) goes to SQLAlchemy, which also reports bad URLs.
-    """
-    from urllib import parse
-
-    m = _URL.match(url or "")
-    if not m:
-        return None
-    dialect = m.group("dialect").lower()
-    driver = m.group("driver")
-    if (dialect, driver) not in _FAST_DRIVERS:
-        return None
-    rest = m.group("rest")
-    if dialect == "sqlite":
-        # "%XX" in a path: SQLAlchemy unquotes it, so it decides.
-        if "?" in rest or "%" in rest or (rest and not rest.startswith("/")):
-            return None
-        return {"dialect": "sqlite", "database": rest[1:] or None}
-    rest, _, query = rest.partition("?")
-    options = parse.parse_qs(query, keep_blank_values=True)
-    if set(options) - ({"charset"} if dialect != "postgresql" else set()):
-        return None
-    netloc, _, database = rest.partition("/")
-    n = _NETLOC.match(netloc)
-    if not n or "/" in database:
-        return None
-
-    def unquote(value: str | None) -> str | None:
-        return parse.unquote(value) if value is not None else None
-
-    return {"dialect": "mysql" if dialect == "mariadb" else dialect,
-            "user": unquote(n.group("user")) or None,
-            "password": unquote(n.group("password")),
-            "host": n.group("host") or None,
-            "port": int(n.group("port")) if n.group("port") else None,
-            "database": unquote(database) or None,
-            "charset": (options.get("charset") or [None])[0]}
-
-
-def _read_sqlite(parts: dict, url: str) -> list[str] | None:
+def _read_sqlite(parsed: urls.Url, url: str) -> list[str] | None:
     import sqlite3
     from urllib import parse
 
-    path = parts["database"]
-    if path in (None, ":memory:"):
+    path = parsed.database
+    if path in (None, "", ":memory:"):
         return []
     if not os.path.exists(path):
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise exceptions.DatabaseUnreachable(
-                hide_password(url), "folder %s does not exist" % folder)
+                urls.masked(url), "folder %s does not exist" % folder)
         # Reading must not create the file (sqlite3 would).
         return []
     try:
@@ -293,7 +218,7 @@ def _read_sqlite(parts: dict, url: str) -> list[str] | None:
             return []
         return None
     except sqlite3.DatabaseError as exc:
-        raise exceptions.DatabaseUnreachable(hide_password(url),
+        raise exceptions.DatabaseUnreachable(urls.masked(url),
                                              str(exc)) from None
     finally:
         conn.close()
@@ -309,15 +234,15 @@ VERSION_TABLE_EXISTS = {
 }
 
 
-def _read_server(parts: dict, url: str) -> list[str] | None:
+def _read_server(url: str) -> list[str] | None:
     """PostgreSQL or MySQL through psycopg2 / PyMySQL (None: no driver)."""
     from mistral_db_flows import dbapi
 
-    handle = dbapi.open_server(parts, url)
+    handle = dbapi.open_server(url)
     if handle is None:
         return None
     try:
-        if not handle.rows(VERSION_TABLE_EXISTS[parts["dialect"]])[0][0]:
+        if not handle.rows(VERSION_TABLE_EXISTS[handle.dialect])[0][0]:
             return []
         return [r[0] for r in handle.rows(
             "SELECT version_num FROM alembic_version")]
@@ -325,45 +250,27 @@ def _read_server(parts: dict, url: str) -> list[str] | None:
         handle.close()
 
 
-# A URL without a driver means SQLAlchemy's default driver, which is not
-# always installed (SQLAlchemy 2.1 moved PostgreSQL's to psycopg 3, while
-# Mistral's configs were written for psycopg2): take the first installed.
-_DRIVERS = {"postgresql": (("psycopg", "psycopg"), ("psycopg2", "psycopg2")),
-            "mysql": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql")),
-            "mariadb": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql"))}
-
-
-def effective_url(url: str | None) -> str | None:
-    """``url`` with an installed driver named when it names none."""
-    m = _URL.match(url or "")
-    if url is None or not m or m.group("driver"):
-        return url
-    dialect = m.group("dialect")
-    choices = _DRIVERS.get(dialect.lower(), ())
-    for module, driver in choices:
-        if importlib.util.find_spec(module) is not None:
-            return "%s+%s%s" % (dialect, driver, url[len(dialect):])
-    return url
-
-
 def engine(url: str):
     """A SQLAlchemy engine (no pool); bad URLs raise BadUrl."""
     import sqlalchemy as sa
 
+    from mistral_db_flows import dbapi
+
+    parsed = dbapi.parse(url).with_installed_driver()
     try:
-        parsed = sa.engine.make_url(effective_url(url) or url)
-        return sa.create_engine(parsed, poolclass=sa.pool.NullPool)
+        return sa.create_engine(parsed.to_sqlalchemy(),
+                                poolclass=sa.pool.NullPool)
     except sa.exc.NoSuchModuleError as exc:
-        raise exceptions.BadUrl(hide_password(url),
+        raise exceptions.BadUrl(parsed.render(),
                                 "unknown database dialect or driver (%s)"
                                 % exc) from None
     except ImportError as exc:
-        raise exceptions.BadUrl(hide_password(url),
+        raise exceptions.BadUrl(parsed.render(),
                                 "its driver is not installed (%s)"
                                 % exc) from None
     except (sa.exc.ArgumentError, ValueError) as exc:
-        raise exceptions.BadUrl(hide_password(url),
-                                scrub(str(exc), url)) from None
+        raise exceptions.BadUrl(parsed.render(),
+                                urls.first_line(exc, url)) from None
 
 
 def connect(url: str):
@@ -376,7 +283,7 @@ def connect(url: str):
     except sa.exc.DBAPIError as exc:
         eng.dispose()
         raise exceptions.DatabaseUnreachable(
-            hide_password(url), scrub(str(exc.orig), url)) from None
+            urls.masked(url), urls.first_line(exc.orig, url)) from None
 
 
 # One open connection per database for the migrate steps of a run:
@@ -419,7 +326,7 @@ def _read_sqlalchemy(url: str) -> list[str]:
     except sa.exc.DBAPIError as exc:
         # e.g. a SQLite "database" that is some other file.
         raise exceptions.DatabaseUnreachable(
-            hide_password(url), scrub(str(exc.orig), url)) from None
+            urls.masked(url), urls.first_line(exc.orig, url)) from None
     finally:
         conn.close()
         conn.engine.dispose()
@@ -431,13 +338,16 @@ def read_version(url: str) -> list[str]:
     Uses the bare driver when the URL is plain, SQLAlchemy otherwise.
     Raises BadUrl or DatabaseUnreachable.
     """
-    parts = parse_url(url)
+    from mistral_db_flows import dbapi
+
+    parsed = dbapi.parse(url)
+    direct = parsed.direct()
     found = None
-    if parts is not None:
-        if parts["dialect"] == "sqlite":
-            found = _read_sqlite(parts, url)
+    if direct is not None:
+        if parsed.backend == "sqlite":
+            found = _read_sqlite(parsed, url)
         else:
-            found = _read_server(parts, url)
+            found = _read_server(url)
     if found is None:
         found = _read_sqlalchemy(url)
     return sorted(found)
@@ -459,7 +369,14 @@ def make_config(url: str | None = None, *, connection: Any = None,
     cfg = alembic_config.Config(output_buffer=output,
                                 stdout=output or io.StringIO())
     cfg.set_main_option("script_location", script_location())
-    cfg.attributes["url"] = effective_url(url)
+    cfg.attributes["url"] = None
+    if url is not None:
+        from mistral_db_flows import dbapi
+
+        # A URL object, not text: SQLAlchemy would read the text again,
+        # its own way (see urls).
+        cfg.attributes["url"] = \
+            dbapi.parse(url).with_installed_driver().to_sqlalchemy()
     if connection is not None:
         cfg.attributes["connection"] = connection
     if target_metadata is not None:
@@ -581,7 +498,7 @@ def new_revision(message: str, rev_id: str, *, autogenerate: bool = False,
                                   autogenerate=autogenerate, rev_id=rev_id)
     except alembic_exc.CommandError as exc:
         raise exceptions.MistralDbError(
-            "revision: %s" % scrub(str(exc), url or "")) from None
+            "revision: %s" % urls.first_line(exc, url)) from None
     finally:
         clear_caches()
     if isinstance(script, list):  # only with multiple heads (refused)

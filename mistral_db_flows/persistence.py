@@ -1,7 +1,9 @@
 """The TaskFlow logbook: where runs are recorded so a crashed run resumes.
 
 One logbook per target database, keyed by the database's identity
-(backend, host, port, database name; never user or password). By default
+(``mistral_db_flows.identity``: asked of the server, never user or
+password; runs recorded by earlier builds under the identity they read
+from the URL's spelling are found too). By default
 the logbook lives in a SQLite file in the state directory, written by our
 light backend (``mistral_db_flows.sqlite_logbook``); with
 ``logbook_connection`` it is TaskFlow's SQL backend in any database
@@ -45,7 +47,17 @@ def book_uuid(identity: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, identity))
 
 
-def peek_interrupted(path: str, identity: str) -> dict | None:
+def book_uuids(identity: str, legacy: str | None = None) -> list[str]:
+    """The database's book, then the one an earlier build kept its runs
+    in (named by the ``legacy`` identity), if that is another."""
+    uuids = [book_uuid(identity)]
+    if legacy is not None and book_uuid(legacy) not in uuids:
+        uuids.append(book_uuid(legacy))
+    return uuids
+
+
+def peek_interrupted(path: str, identity: str,
+                     legacy: str | None = None) -> dict | None:
     """Read the local logbook's interrupted run without TaskFlow.
 
     ``status`` must stay fast; TaskFlow costs a third of a second to
@@ -60,7 +72,8 @@ def peek_interrupted(path: str, identity: str) -> dict | None:
     conn = kv.open_file(path, readonly=True)
     try:
         found = []
-        for fd_uuid in kv.children(conn, "/books/%s" % book_uuid(identity)):
+        for fd_uuid in [fd for book in book_uuids(identity, legacy)
+                        for fd in kv.children(conn, "/books/%s" % book)]:
             meta = kv.item(conn, "/flow_details/%s" % fd_uuid).get("meta")
             meta = meta or {}
             if meta.get("mdf_state") in RESUMABLE:
@@ -80,18 +93,21 @@ def peek_interrupted(path: str, identity: str) -> dict | None:
         conn.close()
 
 
-def check_separate(logbook_url: str, target_url: str) -> None:
+def check_separate(logbook_url: str, target_identity: str) -> None:
     """Refuse a logbook inside the target database."""
     from mistral_db_flows import exceptions
 
     if is_local_file(logbook_url):
         logbook = "sqlite://%s" % os.path.realpath(logbook_url)
     else:
-        logbook = identity.database_identity(logbook_url)
-    if logbook == identity.database_identity(target_url):
+        try:
+            logbook = identity.of_url(logbook_url)
+        except exceptions.DatabaseUnreachable:
+            return  # opening it fails next, with TaskFlow's own error
+    if logbook == target_identity:
         raise exceptions.ConfigError(
             "the logbook connection must not be the Mistral database "
-            "itself (%s)" % identity.database_identity(target_url))
+            "itself (%s)" % target_identity)
 
 
 def _backend_class():
@@ -123,10 +139,13 @@ def _engine(logbook_url: str) -> Any:
     """
     import sqlalchemy as sa
 
-    if not logbook_url.startswith("sqlite"):
-        return sa.create_engine(logbook_url, pool_pre_ping=True)
+    from mistral_db_flows import dbapi
+
+    parsed = dbapi.parse(logbook_url)
+    if parsed.backend != "sqlite":
+        return sa.create_engine(parsed.to_sqlalchemy(), pool_pre_ping=True)
     engine = sa.create_engine(
-        logbook_url, poolclass=sa.pool.StaticPool,
+        parsed.to_sqlalchemy(), poolclass=sa.pool.StaticPool,
         connect_args={"check_same_thread": False, "timeout": 30})
 
     @sa.event.listens_for(engine, "connect")
@@ -142,11 +161,16 @@ def _engine(logbook_url: str) -> Any:
 class RunStore:
     """Runs of one target database in a logbook."""
 
-    def __init__(self, logbook_url: str, identity: str) -> None:
+    def __init__(self, logbook_url: str, identity: str,
+                 legacy: str | None = None) -> None:
         self.logbook_url = logbook_url
         self.identity = identity
+        # Runs an earlier build recorded under the identity it read
+        # from the URL: still found, still resumable.
+        self.legacy = legacy
         self._backend: Any = None
         self._book: Any = None
+        self._legacy_book: Any = None
 
     @property
     def backend(self) -> Any:
@@ -175,6 +199,12 @@ class RunStore:
         except Exception:  # taskflow raises NotFound
             self._book = models.LogBook(self.identity, uuid=uuid_)
             conn.save_logbook(self._book)
+        legacy = book_uuids(self.identity, self.legacy)[1:]
+        if legacy:
+            try:
+                self._legacy_book = conn.get_logbook(legacy[0], lazy=True)
+            except Exception:  # NotFound: no run before this build
+                self._legacy_book = None
         return self
 
     def close(self) -> None:
@@ -190,8 +220,11 @@ class RunStore:
 
     def runs(self, *, lazy: bool = False) -> list[Any]:
         """Every recorded run of the database (``lazy``: without steps)."""
-        return list(self._backend.get_connection().get_flows_for_book(
-            self._book.uuid, lazy=lazy))
+        conn = self._backend.get_connection()
+        books = [self._book] + [b for b in [self._legacy_book]
+                                if b is not None]
+        return [fd for book in books
+                for fd in conn.get_flows_for_book(book.uuid, lazy=lazy)]
 
     def interrupted(self) -> Any:
         """The newest run that did not end (with its steps), or None."""
@@ -229,9 +262,15 @@ class RunStore:
 
 
 @contextlib.contextmanager
-def opened(logbook_url: str, target_url: str) -> Iterator[RunStore]:
-    check_separate(logbook_url, target_url)
-    store = RunStore(logbook_url, identity.database_identity(target_url)).open()
+def opened(logbook_url: str, target_url: str, *,
+           target_identity: str | None = None) -> Iterator[RunStore]:
+    """The runs of the database at ``target_url``; ``target_identity``
+    is its identity when known (else the server is asked)."""
+    if target_identity is None:
+        target_identity = identity.of_url(target_url)
+    check_separate(logbook_url, target_identity)
+    store = RunStore(logbook_url, target_identity,
+                     legacy=identity.legacy(target_url)).open()
     try:
         yield store
     finally:
