@@ -29,7 +29,6 @@ from oslo_config import cfg
 import mistral_db_flows
 from mistral_db_flows import conf
 from mistral_db_flows import exceptions
-from mistral_db_flows import urls
 
 PROG = "mistral-db-manage"
 FORMATS = ("text", "json")
@@ -248,6 +247,8 @@ class Output:
     def mask(self, text: str) -> str:
         """``text`` with the password field of every URL in it hidden;
         nothing else is touched."""
+        from mistral_db_flows import urls  # not for --help: start-up
+
         return urls.mask_text(text, self.urls)
 
     def line(self, text: str = "") -> None:
@@ -524,6 +525,8 @@ def run_current(args: Any, settings: Any, out: Output) -> int:
         out.document(_dict(result))
         return EXIT_OK
     if _arg(args, "verbose"):
+        from mistral_db_flows import urls
+
         out.line("Current revision(s) for %s:"
                  % urls.masked(settings.database_url))
         if not result.revisions:
