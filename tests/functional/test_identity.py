@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from mistral_db_flows import cli
 from mistral_db_flows import identity
 from mistral_db_flows import locking
-from mistral_db_flows import persistence
+from mistral_db_flows import logbook
 from mistral_db_flows import urls
 from tests import dbs
 from tests.functional import safety_util as su
@@ -210,9 +210,9 @@ def test_run_recorded_by_an_earlier_build_is_still_found(make_db, tmp_path):
 def _move_to_legacy_book(logbook, url: str) -> None:
     """Rewrite the logbook as an earlier build left it: the runs in the
     book named by the spelled identity."""
-    new = persistence.book_uuid(identity.of_url(url))
+    new = logbook.book_uuid(identity.of_url(url))
     old_name = identity.legacy(url)
-    old = persistence.book_uuid(old_name)
+    old = logbook.book_uuid(old_name)
     conn = sqlite3.connect(str(logbook))
     try:
         with conn:
@@ -286,3 +286,19 @@ def test_output_hides_the_password_field_only(password, make_db, tmp_path,
     message = json.loads(out)["error"]["message"]
     assert "postgres:***@127.0.0.1:1/" in message
     assert ":%s@" % password not in out + err
+
+
+@pytest.mark.postgresql
+def test_logbook_in_the_target_is_refused_whatever_the_spelling(make_db):
+    """``logbook_connection`` naming the Mistral database through
+    another URL (``localhost`` for ``127.0.0.1``) is still the target:
+    refused; another database is not."""
+    from mistral_db_flows import exceptions
+
+    url = make_db("postgresql")
+    target = identity.of_url(url)
+    same = "postgresql://postgres@localhost/%s" % urls.parse(url).database
+    with pytest.raises(exceptions.ConfigError) as err:
+        logbook.check_separate(same, target)
+    assert target in str(err.value)
+    logbook.check_separate(make_db("postgresql"), target)
