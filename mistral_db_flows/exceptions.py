@@ -225,3 +225,22 @@ class ResumeRefused(MistralDbError):
                         step or "?", operation,
                         " %s" % target if target and operation in (
                             "upgrade", "stamp") else ""))
+
+
+class UnsupportedRevisionFile(MistralDbError):
+    """A revision file uses an Alembic feature the graph does not model.
+
+    ``path`` is the file, ``name`` the declaration (``branch_labels`` or
+    ``depends_on``) and ``value`` what it declares, as written.
+    """
+
+    exit_code = 5
+
+    def __init__(self, path: str, name: str, value: str) -> None:
+        self.path = path
+        self.name = name
+        self.value = value
+        super().__init__(
+            "revision file %s declares %s = %s, which mistral-db-flows "
+            "does not support: keep one linear chain (down_revision only)"
+            % (path, name, value))

@@ -37,6 +37,7 @@ import pytest
 import sqlalchemy as sa
 
 from mistral_db_flows import migration
+from mistral_db_flows import version_table
 from mistral_db_flows import schema_dump
 from tests import conftest
 from tests import dbs
@@ -291,7 +292,7 @@ def expected_head_state(backend: str, start: str) -> dict:
 
 
 def version(url: str) -> str | None:
-    found = migration.read_version(url)
+    found = version_table.read_version(url)
     return found[0] if found else None
 
 

@@ -207,13 +207,13 @@ def test_run_recorded_by_an_earlier_build_is_still_found(make_db, tmp_path):
     assert tool.run("status").code == 0
 
 
-def _move_to_legacy_book(logbook, url: str) -> None:
+def _move_to_legacy_book(path, url: str) -> None:
     """Rewrite the logbook as an earlier build left it: the runs in the
     book named by the spelled identity."""
     new = logbook.book_uuid(identity.of_url(url))
     old_name = identity.legacy(url)
     old = logbook.book_uuid(old_name)
-    conn = sqlite3.connect(str(logbook))
+    conn = sqlite3.connect(str(path))
     try:
         with conn:
             book = json.loads(conn.execute(
