@@ -86,13 +86,19 @@ def check_migration(settings: conf.Settings | None = None
 
 def status(settings: conf.Settings) -> results.Status:
     """Current revision, head and what an ``upgrade head`` would apply."""
+    from mistral_db_flows import dbapi
+
     graph = revisions.graph()
     head = revisions.single_head(graph)
-    start = revisions.one_revision(
-        version_table.read_version(settings.database_url), graph)
+    # One connection reads the version and asks which database this is
+    # (the logbook is keyed by that).
+    with dbapi.sharing(settings.database_url):
+        start = revisions.one_revision(
+            version_table.read_version(settings.database_url), graph)
+        interrupted = runs.read_interrupted(settings)
     return results.Status(current=start, head=head,
                           pending=graph.between(start, head),
-                          interrupted=runs.read_interrupted(settings))
+                          interrupted=interrupted)
 
 
 # -- flows -----------------------------------------------------------------
@@ -101,20 +107,26 @@ def _with_driver(settings: conf.Settings) -> conf.Settings:
     """Settings whose URL names an installed driver (for every tool)."""
     import dataclasses
 
-    url = migration.effective_url(settings.database_url) \
-        or settings.database_url
-    if url == settings.database_url:
+    from mistral_db_flows import urls
+
+    try:
+        parsed = urls.parse(settings.database_url)
+    except urls.UrlError:
+        return settings  # reading it fails later, with its own error
+    url = parsed.with_installed_driver()
+    if url == parsed:
         return settings
-    return dataclasses.replace(settings, database_url=url)
+    return dataclasses.replace(settings, database_url=url.text)
 
 
 def _build(operation: str, settings: conf.Settings, plan: Any,
-           graph: Any, *, fresh_run: bool = False):
+           graph: Any, *, fresh_run: bool = False,
+           identity: str | None = None):
     settings = _with_driver(settings)
     ctx = flows.BuildContext(
         operation=operation, database_url=settings.database_url,
         plan=plan, head=graph.heads[0] if graph.sound else None,
-        settings=settings, fresh_run=fresh_run)
+        settings=settings, fresh_run=fresh_run, identity=identity)
     return flows.build(ctx)
 
 
@@ -397,7 +409,8 @@ def _run_plan_sharing(operation: str, settings: conf.Settings,
                                         settings.resolved_backup_dir())
         # A fresh run's backup starts while the flow is built.
         flow = _build(operation, settings, plan, graph,
-                      fresh_run=fresh and not prior_backup)
+                      fresh_run=fresh and not prior_backup,
+                      identity=store.identity)
         if fd is not None:
             runs.check_fingerprint(fd, flow, plan)
         else:

@@ -18,12 +18,10 @@ import io
 import json
 import logging
 import os
-import re
 import sys
 import threading
 import time
 import traceback
-import urllib.parse
 from typing import Any, Callable, NoReturn
 
 from oslo_config import cfg
@@ -190,21 +188,6 @@ def _arg(args: Any, name: str, default: Any = None) -> Any:
 
 # -- output ----------------------------------------------------------------
 
-_URL_PASSWORD = re.compile(r"^(?P<head>[^:/]+://[^:/@]*:)(?P<pw>.*)"
-                           r"(?P<tail>@[^@]*)$")
-
-
-def url_password(url: str | None) -> str | None:
-    match = _URL_PASSWORD.match(url or "")
-    return match.group("pw") or None if match else None
-
-
-def mask_url(url: str | None) -> str:
-    if not url:
-        return ""
-    return _URL_PASSWORD.sub(r"\g<head>***\g<tail>", url)
-
-
 def _one_line(text: str) -> str:
     return " ".join(text.split()) or "(no message)"
 
@@ -239,7 +222,9 @@ class Output:
     def __init__(self, fmt: str, debug: bool) -> None:
         self.json = fmt == "json"
         self.debug = debug
-        self.secrets: set[str] = set()
+        # URLs whose passwords are hidden wherever the URL appears whole
+        # (any other URL's by its syntax: see urls.mask_text).
+        self.urls: set[str] = set()
         self.documents = 0
         # Results go here; while a command runs, sys.stdout points at
         # stderr so that no library chatter lands in the results.
@@ -256,24 +241,37 @@ class Output:
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
-    def add_password_of(self, url: str | None) -> None:
-        password = url_password(url)
-        if password:
-            self.secrets.update({password, urllib.parse.unquote(password),
-                                 urllib.parse.quote(password, safe="")})
+    def add_url(self, url: str | None) -> None:
+        if url:
+            self.urls.add(url)
 
     def mask(self, text: str) -> str:
-        # Longest first so an encoded form is not half-replaced.
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        """``text`` with the password field of every URL in it hidden;
+        nothing else is touched."""
+        from mistral_db_flows import urls  # not for --help: start-up
+
+        return urls.mask_text(text, self.urls)
 
     def line(self, text: str = "") -> None:
         self.stdout.write(self.mask(text) + "\n")
 
     def document(self, doc: Any) -> None:
-        self.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        text = json.dumps(self._masked(doc), indent=2, default=str)
+        self.stdout.write(text + "\n")
         self.documents += 1
+
+    def _masked(self, value: Any) -> Any:
+        """``value`` (a JSON document) with every string masked."""
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, dict):
+            return {self._masked(k): self._masked(v)
+                    for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._masked(v) for v in value]
+        if isinstance(value, (int, float, bool)) or value is None:
+            return value
+        return self.mask(str(value))
 
     def message(self, text: str) -> None:
         sys.stderr.write(self.mask(text) + "\n")
@@ -528,8 +526,10 @@ def run_current(args: Any, settings: Any, out: Output) -> int:
         out.document(_dict(result))
         return EXIT_OK
     if _arg(args, "verbose"):
+        from mistral_db_flows import urls
+
         out.line("Current revision(s) for %s:"
-                 % mask_url(settings.database_url))
+                 % urls.masked(settings.database_url))
         if not result.revisions:
             out.line("(none: the database has no version recorded)")
         infos = {info.id: info for info in api.history(settings)}
@@ -832,7 +832,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = Output(_arg(opts.command, "command_format") or opts.format,
                      opts.debug)
-        out.add_password_of(opts.database.connection)
+        out.add_url(opts.database.connection)
+        out.add_url(getattr(opts, conf.GROUP).logbook_connection)
     except Exception as exc:  # a bad value in a config file
         return _handle(exc, name, out)
     with _logging(out), contextlib.redirect_stdout(sys.stderr):
@@ -842,7 +843,8 @@ def main(argv: list[str] | None = None) -> int:
                     "%s cannot run offline (--sql): it needs a live "
                     "database; run it without --sql" % name)
             settings = conf.settings_from_conf(opts)
-            out.add_password_of(settings.database_url)
+            out.add_url(settings.database_url)
+            out.add_url(settings.logbook_connection)
             return COMMANDS[name].run(opts.command, settings, out)
         except (Exception, KeyboardInterrupt) as exc:
             return _handle(exc, name, out)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import os
 import sys
 import threading
@@ -24,6 +25,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from mistral_db_flows import exceptions
 from mistral_db_flows import migration
+from mistral_db_flows import urls
 
 
 # Callables ``(handle, statement)`` run after each statement a Handle
@@ -169,10 +171,10 @@ class RunConnection:
             return conn
         if conn is not None:
             self.discard()  # the driver connection below it went too
-        parts = migration.parse_url(self.url)
+        parsed = parse(self.url)
         try:
             handle = None
-            if parts is not None and parts["dialect"] != "sqlite":
+            if parsed.direct() is not None and parsed.backend != "sqlite":
                 handle = self.handle()
             if handle is not None and _same_driver(handle, self.url):
                 # StaticPool: the one driver connection, ours to close.
@@ -219,11 +221,19 @@ def active(url: str) -> RunConnection | None:
     runs = _entered()
     if not runs:
         return None
-    wanted = migration.effective_url(url)
     for run in reversed(runs):
-        if run.url == url or migration.effective_url(run.url) == wanted:
+        if run.url == url or _same_url(run.url, url):
             return run
     return None
+
+
+def _same_url(one: str, other: str) -> bool:
+    """Whether two URLs are one once each names its installed driver."""
+    try:
+        return urls.parse(one).with_installed_driver() == \
+            urls.parse(other).with_installed_driver()
+    except urls.UrlError:
+        return False
 
 
 @contextlib.contextmanager
@@ -279,70 +289,76 @@ def sqlalchemy_connection(url: str) -> Iterator[Any]:
             _close_sqlalchemy(conn)
 
 
+def parse(url: str) -> urls.Url:
+    """``url`` read (see ``urls``); a URL that cannot be is BadUrl."""
+    try:
+        return urls.parse(url)
+    except urls.UrlError as exc:
+        raise exceptions.BadUrl(exc.url, exc.reason) from None
+
+
 def _open(url: str) -> Handle:
-    parts = migration.parse_url(url)
-    if parts is not None and parts["dialect"] == "sqlite":
-        return _sqlite(parts, url)
-    if parts is not None:
-        handle = _open_server(parts, url)
+    parsed = parse(url)
+    direct = parsed.direct()
+    if direct is not None and parsed.backend == "sqlite":
+        return _sqlite(parsed, url)
+    if direct is not None:
+        handle = _open_server(parsed, url)
         if handle is not None:
             return handle
     return _through_sqlalchemy(url)
 
 
-def _sqlite(parts: dict, url: str) -> Handle:
+def _sqlite(parsed: urls.Url, url: str) -> Handle:
     import sqlite3
-    from urllib import parse
+    from urllib import parse as url_parse
 
-    path = parts.get("database")
-    if path in (None, ":memory:"):
+    path = parsed.database
+    if path in (None, "", ":memory:"):
         conn = sqlite3.connect(":memory:", isolation_level=None)
         return Handle(conn, "sqlite", qmark=True)
     try:
         # mode=rw: never create a database file by reading it.
         conn = sqlite3.connect(
-            "file:%s?mode=rw" % parse.quote(os.path.abspath(path)),
+            "file:%s?mode=rw" % url_parse.quote(os.path.abspath(path)),
             uri=True, isolation_level=None, timeout=30,
             check_same_thread=False)
     except sqlite3.Error as exc:
         raise exceptions.DatabaseUnreachable(
-            migration.hide_password(url), "%s (%s)" % (exc, path)) from None
+            urls.masked(url), "%s (%s)" % (exc, path)) from None
     return Handle(conn, "sqlite", qmark=True)
 
 
-def open_server(parts: dict, url: str) -> Handle | None:
-    """psycopg2 or PyMySQL directly; None when the driver is missing."""
+def open_server(url: str) -> Handle | None:
+    """psycopg2 or PyMySQL directly; None when SQLAlchemy must open
+    ``url`` (another driver, options only it translates, the driver
+    missing)."""
     run = active(url)
-    return run.handle() if run is not None else _open_server(parts, url)
+    if run is not None:
+        return run.handle()
+    parsed = parse(url)
+    if parsed.backend == "sqlite" or parsed.direct() is None:
+        return None
+    return _open_server(parsed, url)
 
 
-def _open_server(parts: dict, url: str) -> Handle | None:
-    postgresql = parts["dialect"] == "postgresql"
+def _open_server(parsed: urls.Url, url: str) -> Handle | None:
+    direct = parsed.direct()
+    assert direct is not None
+    module, kwargs = direct
     try:
-        if postgresql:
-            import psycopg2 as driver
-        else:
-            import pymysql as driver
+        driver = importlib.import_module(module)
     except ImportError:
         return None
-    names = (("host", "host"), ("port", "port"), ("user", "user"),
-             ("password", "password"),
-             ("dbname" if postgresql else "database", "database"),
-             ("charset", "charset"))
-    kwargs = {arg: parts[key] for arg, key in names
-              if parts.get(key) is not None}
-    if not postgresql:
-        kwargs.setdefault("charset", "utf8mb4")
     try:
         conn = driver.connect(**kwargs)
     except driver.Error as exc:
         # PyMySQL's message is its second argument (the first a code).
-        reason = exc.args[1] if not postgresql and len(exc.args) > 1 \
+        reason = exc.args[1] if module == "pymysql" and len(exc.args) > 1 \
             else exc
         raise exceptions.DatabaseUnreachable(
-            migration.hide_password(url),
-            migration.scrub(str(reason), url)) from None
-    return Handle(conn, parts["dialect"], qmark=False)
+            urls.masked(url), urls.first_line(reason, url)) from None
+    return Handle(conn, parsed.backend, qmark=False)
 
 
 def _through_sqlalchemy(url: str) -> Handle:
@@ -354,7 +370,7 @@ def _through_sqlalchemy(url: str) -> Handle:
     if engine.dialect.paramstyle not in ("qmark", "format", "pyformat"):
         engine.dispose()
         raise exceptions.BadUrl(
-            migration.hide_password(url),
+            urls.masked(url),
             "its driver's parameter style (%s) is not supported"
             % engine.dialect.paramstyle)
     driver_error = getattr(engine.dialect.loaded_dbapi, "Error", Exception)
@@ -364,8 +380,8 @@ def _through_sqlalchemy(url: str) -> Handle:
         # SQLAlchemy 2.0 wraps the driver's error, 2.1 raises it as is.
         engine.dispose()
         raise exceptions.DatabaseUnreachable(
-            migration.hide_password(url),
-            migration.scrub(str(getattr(exc, "orig", exc)), url)) from None
+            urls.masked(url),
+            urls.first_line(getattr(exc, "orig", exc), url)) from None
     if dialect == "sqlite":
         conn.dbapi_connection.isolation_level = None
     return Handle(conn, dialect, qmark=engine.dialect.paramstyle == "qmark",
@@ -387,7 +403,7 @@ def _same_driver(handle: Handle, url: str) -> bool:
     if handle.engine is not None:
         return False
     try:
-        parsed = sa.engine.make_url(migration.effective_url(url) or url)
+        parsed = parse(url).with_installed_driver().to_sqlalchemy()
         driver = parsed.get_dialect().driver
     except Exception:  # a URL it refuses: opening it reports why
         return False

@@ -44,6 +44,9 @@ class BuildContext:
     # may start slow work that needs nothing from the flow (the backup
     # starts its dump) while the rest is built and loaded.
     fresh_run: bool = False
+    # The database's identity (``identity``), when the run knows it:
+    # names its backup without asking the server again.
+    identity: str | None = None
 
     @property
     def start(self) -> str | None:

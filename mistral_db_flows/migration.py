@@ -22,115 +22,24 @@ capped in setup.cfg below the first release not tested):
 from __future__ import annotations
 
 import functools
-import importlib.util
 import io
-import re
 from typing import Any, TextIO
 
 from mistral_db_flows import exceptions
 from mistral_db_flows import revisions
-
-
-# -- URLs (moving to their own module) -------------------------------------
-
-def hide_password(url: str) -> str:
-    """The URL as it may appear in messages: password replaced by ***."""
-    try:
-        import sqlalchemy as sa
-
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not parseable: scrub whatever looks like one
-        return re.sub(r"(://[^/?#@]*?:)[^/?#]*@", r"\1***@", url)
-
-
-def scrub(message: str, url: str) -> str:
-    """The first line of a driver message, minus any password in it."""
-    line = (str(message).strip().splitlines() or ["unknown error"])[0]
-    fast = parse_url(url)
-    secrets = set()
-    if fast and fast.get("password"):
-        secrets.add(fast["password"])
-    m = re.search(r"://[^/?#@]*?:([^/?#]*)@", url)
-    if m and m.group(1):
-        secrets.add(m.group(1))
-    for secret in sorted(secrets, key=len, reverse=True):
-        line = line.replace(secret, "***")
-    return line
-
-
-_URL = re.compile(r"^(?P<dialect>[A-Za-z0-9]+)(?:\+(?P<driver>\w+))?"
-                  r"://(?P<rest>.*)$", re.S)
-_NETLOC = re.compile(r"^(?:(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@)?"
-                     r"(?P<host>[^:@/\[\]]*)(?::(?P<port>\d+))?$")
-_FAST_DRIVERS = {("sqlite", None), ("sqlite", "pysqlite"),
-                 ("postgresql", None), ("postgresql", "psycopg2"),
-                 ("mysql", "pymysql"), ("mariadb", "pymysql")}
-
-
-def parse_url(url: str) -> dict | None:
-    """Split a plain URL for the DB-API driver; None when unsure.
-
-    Anything unusual (query options other than charset, IPv6 hosts,
-    other drivers) goes to SQLAlchemy, which also reports bad URLs.
-    """
-    from urllib import parse
-
-    m = _URL.match(url or "")
-    if not m:
-        return None
-    dialect = m.group("dialect").lower()
-    driver = m.group("driver")
-    if (dialect, driver) not in _FAST_DRIVERS:
-        return None
-    rest = m.group("rest")
-    if dialect == "sqlite":
-        # "%XX" in a path: SQLAlchemy unquotes it, so it decides.
-        if "?" in rest or "%" in rest or (rest and not rest.startswith("/")):
-            return None
-        return {"dialect": "sqlite", "database": rest[1:] or None}
-    rest, _, query = rest.partition("?")
-    options = parse.parse_qs(query, keep_blank_values=True)
-    if set(options) - ({"charset"} if dialect != "postgresql" else set()):
-        return None
-    netloc, _, database = rest.partition("/")
-    n = _NETLOC.match(netloc)
-    if not n or "/" in database:
-        return None
-
-    def unquote(value: str | None) -> str | None:
-        return parse.unquote(value) if value is not None else None
-
-    return {"dialect": "mysql" if dialect == "mariadb" else dialect,
-            "user": unquote(n.group("user")) or None,
-            "password": unquote(n.group("password")),
-            "host": n.group("host") or None,
-            "port": int(n.group("port")) if n.group("port") else None,
-            "database": unquote(database) or None,
-            "charset": (options.get("charset") or [None])[0]}
-
-
-# A URL without a driver means SQLAlchemy's default driver, which is not
-# always installed (SQLAlchemy 2.1 moved PostgreSQL's to psycopg 3, while
-# Mistral's configs were written for psycopg2): take the first installed.
-_DRIVERS = {"postgresql": (("psycopg", "psycopg"), ("psycopg2", "psycopg2")),
-            "mysql": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql")),
-            "mariadb": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql"))}
-
-
-def effective_url(url: str | None) -> str | None:
-    """``url`` with an installed driver named when it names none."""
-    m = _URL.match(url or "")
-    if url is None or not m or m.group("driver"):
-        return url
-    dialect = m.group("dialect")
-    choices = _DRIVERS.get(dialect.lower(), ())
-    for module, driver in choices:
-        if importlib.util.find_spec(module) is not None:
-            return "%s+%s%s" % (dialect, driver, url[len(dialect):])
-    return url
+from mistral_db_flows import urls
 
 
 # -- SQLAlchemy engines ----------------------------------------------------
+
+def _parsed(url: str) -> urls.Url:
+    """``url`` read; BadUrl when it cannot be (``dbapi.parse`` for
+    everyone else: dbapi builds on this module, not the other way)."""
+    try:
+        return urls.parse(url)
+    except urls.UrlError as exc:
+        raise exceptions.BadUrl(exc.url, exc.reason) from None
+
 
 def engine(url: str, **kwargs: Any) -> Any:
     """A SQLAlchemy engine (no pool unless ``kwargs`` give one); bad
@@ -138,20 +47,20 @@ def engine(url: str, **kwargs: Any) -> Any:
     import sqlalchemy as sa
 
     kwargs.setdefault("poolclass", sa.pool.NullPool)
+    parsed = _parsed(url).with_installed_driver()
     try:
-        parsed = sa.engine.make_url(effective_url(url) or url)
-        return sa.create_engine(parsed, **kwargs)
+        return sa.create_engine(parsed.to_sqlalchemy(), **kwargs)
     except sa.exc.NoSuchModuleError as exc:
-        raise exceptions.BadUrl(hide_password(url),
+        raise exceptions.BadUrl(parsed.render(),
                                 "unknown database dialect or driver (%s)"
                                 % exc) from None
     except ImportError as exc:
-        raise exceptions.BadUrl(hide_password(url),
+        raise exceptions.BadUrl(parsed.render(),
                                 "its driver is not installed (%s)"
                                 % exc) from None
     except (sa.exc.ArgumentError, ValueError) as exc:
-        raise exceptions.BadUrl(hide_password(url),
-                                scrub(str(exc), url)) from None
+        raise exceptions.BadUrl(parsed.render(),
+                                urls.first_line(exc, url)) from None
 
 
 def check_url(url: str) -> None:
@@ -171,7 +80,7 @@ def connect(url: str, **kwargs: Any) -> Any:
     except sa.exc.DBAPIError as exc:
         eng.dispose()
         raise exceptions.DatabaseUnreachable(
-            hide_password(url), scrub(str(exc.orig), url)) from None
+            urls.masked(url), urls.first_line(exc.orig, url)) from None
 
 
 # -- Alembic ---------------------------------------------------------------
@@ -185,7 +94,12 @@ def make_config(url: str | None = None, *, connection: Any = None,
     cfg = alembic_config.Config(output_buffer=output,
                                 stdout=output or io.StringIO())
     cfg.set_main_option("script_location", revisions.script_location())
-    cfg.attributes["url"] = effective_url(url)
+    cfg.attributes["url"] = None
+    if url is not None:
+        # A URL object, not text: SQLAlchemy would read the text again,
+        # its own way (see urls).
+        cfg.attributes["url"] = \
+            _parsed(url).with_installed_driver().to_sqlalchemy()
     if connection is not None:
         cfg.attributes["connection"] = connection
     if target_metadata is not None:
@@ -287,7 +201,7 @@ def new_revision(message: str, rev_id: str, *, autogenerate: bool = False,
                                   autogenerate=autogenerate, rev_id=rev_id)
     except alembic_exc.CommandError as exc:
         raise exceptions.MistralDbError(
-            "revision: %s" % scrub(str(exc), url or "")) from None
+            "revision: %s" % urls.first_line(exc, url)) from None
     finally:
         clear_caches()
     if isinstance(script, list):  # only with multiple heads (refused)

@@ -15,6 +15,7 @@ from typing import Any
 from mistral_db_flows import dbapi
 from mistral_db_flows import exceptions
 from mistral_db_flows import migration
+from mistral_db_flows import urls
 
 # Whether alembic_version exists, per backend (one row, one column).
 VERSION_TABLE_EXISTS = {
@@ -33,31 +34,30 @@ def read_version(url: str) -> list[str]:
     Uses the bare driver when the URL is plain, SQLAlchemy otherwise.
     Raises BadUrl or DatabaseUnreachable.
     """
-    parts = migration.parse_url(url)
+    parsed = dbapi.parse(url)
     found = None
-    if parts is not None:
-        if parts["dialect"] == "sqlite":
-            found = _read_sqlite(parts, url)
+    if parsed.direct() is not None:
+        if parsed.backend == "sqlite":
+            found = _read_sqlite(parsed, url)
         else:
-            found = _read_server(parts, url)
+            found = _read_server(url)
     if found is None:
         found = _read_sqlalchemy(url)
     return sorted(found)
 
 
-def _read_sqlite(parts: dict, url: str) -> list[str] | None:
+def _read_sqlite(parsed: urls.Url, url: str) -> list[str] | None:
     import sqlite3
     from urllib import parse
 
-    path = parts["database"]
-    if path in (None, ":memory:"):
+    path = parsed.database
+    if path in (None, "", ":memory:"):
         return []
     if not os.path.exists(path):
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise exceptions.DatabaseUnreachable(
-                migration.hide_password(url),
-                "folder %s does not exist" % folder)
+                urls.masked(url), "folder %s does not exist" % folder)
         # Reading must not create the file (sqlite3 would).
         return []
     try:
@@ -73,22 +73,22 @@ def _read_sqlite(parts: dict, url: str) -> list[str] | None:
             return []
         return None
     except sqlite3.DatabaseError as exc:
-        raise exceptions.DatabaseUnreachable(migration.hide_password(url),
+        raise exceptions.DatabaseUnreachable(urls.masked(url),
                                              str(exc)) from None
     finally:
         conn.close()
 
 
-def _read_server(parts: dict, url: str) -> list[str] | None:
+def _read_server(url: str) -> list[str] | None:
     """PostgreSQL or MySQL through psycopg2 / PyMySQL (None: no driver).
 
     In a run's :func:`dbapi.sharing` block, on the run's connection.
     """
-    handle = dbapi.open_server(parts, url)
+    handle = dbapi.open_server(url)
     if handle is None:
         return None
     try:
-        if not handle.rows(VERSION_TABLE_EXISTS[parts["dialect"]])[0][0]:
+        if not handle.rows(VERSION_TABLE_EXISTS[handle.dialect])[0][0]:
             return []
         return [r[0] for r in handle.rows(_SELECT)]
     finally:
@@ -106,8 +106,7 @@ def _read_sqlalchemy(url: str) -> list[str]:
     except sa.exc.DBAPIError as exc:
         # e.g. a SQLite "database" that is some other file.
         raise exceptions.DatabaseUnreachable(
-            migration.hide_password(url),
-            migration.scrub(str(exc.orig), url)) from None
+            urls.masked(url), urls.first_line(exc.orig, url)) from None
     finally:
         conn.close()
         conn.engine.dispose()

@@ -58,10 +58,9 @@ def _quote_option(value: str) -> str:
 
 def option_text(u: Any) -> str:
     """The ``[client]`` option file contents for ``u``."""
-    query = {k: (v[-1] if isinstance(v, tuple) else v)
-             for k, v in u.query.items()}
+    query = u.options
     lines = ["[client]"]
-    for key, value in (("user", u.username), ("password", u.password),
+    for key, value in (("user", u.user), ("password", u.password),
                        ("host", u.host), ("port", u.port),
                        ("socket", query.get("unix_socket")),
                        ("ssl-ca", query.get("ssl_ca")),
@@ -103,7 +102,7 @@ def check(u: Any, directory: str) -> int:
     def fail(message: str) -> backup_errors.BackupError:
         return backup_errors.BackupError(
             "cannot measure the database %s before its backup: %s"
-            % (u.database, common.scrub(message, u.password)),
+            % (u.database, message),
             reason="unreachable", database=u.database)
 
     with common.connection(u, fail) as handle:
@@ -124,8 +123,7 @@ def dump(u: Any, fd: int, path: str) -> None:
             argv.append("--set-gtid-purged=OFF")
         common.run(argv + ["--", u.database], env=dict(os.environ),
                    sink=fd, error=backup_errors.BackupError,
-                   database=u.database, what="dump of %s" % u.database,
-                   secret=u.password)
+                   database=u.database, what="dump of %s" % u.database)
 
 
 @functools.lru_cache(maxsize=None)
@@ -182,7 +180,7 @@ def _drop_everything(u: Any, path: str = "",
     def fail(message: str) -> backup_errors.RestoreError:
         return backup_errors.RestoreError(
             "could not empty %s before restoring it: %s"
-            % (u.database, common.scrub(message, u.password)),
+            % (u.database, message),
             reason="tool-failed", database=u.database, changed=True)
 
     seconds = common.lock_wait_limit(lock_wait, unit=1, most=_MAX_LOCK_WAIT)
@@ -254,6 +252,5 @@ def restore(u: Any, path: str, fd: int, *,
                    env=dict(os.environ), source=fd,
                    error=backup_errors.RestoreError, database=u.database,
                    what="loading %s into %s (the database is part-restored;"
-                   " run the restore again)" % (path, u.database),
-                   secret=u.password, classify=classify, path=path,
+                   " run the restore again)" % (path, u.database), classify=classify, path=path,
                    changed=True)

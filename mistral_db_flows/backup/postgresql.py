@@ -19,6 +19,7 @@ import tempfile
 from typing import Any, Callable
 
 from mistral_db_flows import backup_errors
+from mistral_db_flows import urls
 from mistral_db_flows.backup import common
 
 # zlib level 1: most of the size gain of the default level (6) for a
@@ -117,14 +118,13 @@ WHERE c.relkind IN ('r', 'm', 'p')
 """
 
 
-def environment(u: Any) -> dict[str, str]:
+def environment(u: urls.Url) -> dict[str, str]:
     """libpq variables for the tools; the password only ever here."""
     env = dict(os.environ)
-    query = {k: (v[-1] if isinstance(v, tuple) else v)
-             for k, v in u.query.items()}
+    query = u.options
     host = u.host or query.get("host")
     for var, value in (("PGHOST", host), ("PGPORT", u.port),
-                       ("PGUSER", u.username), ("PGDATABASE", u.database),
+                       ("PGUSER", u.user), ("PGDATABASE", u.database),
                        ("PGPASSWORD", u.password)):
         if value is not None:
             env[var] = str(value)
@@ -182,7 +182,7 @@ def _query_sizes(u: Any) -> tuple[int, int]:
     def fail(message: str) -> backup_errors.BackupError:
         return backup_errors.BackupError(
             "cannot measure the database %s before its backup: %s"
-            % (u.database, common.scrub(message.strip(), u.password)),
+            % (u.database, message.strip()),
             reason="unreachable", database=u.database)
 
     with common.connection(u, fail) as handle:
@@ -196,8 +196,7 @@ def dump(u: Any, fd: int, path: str) -> None:
     common.run([pg_dump, "--format=custom", "--compress=" + COMPRESSION,
                 "--no-password"],
                env=environment(u), sink=fd, error=backup_errors.BackupError,
-               database=u.database, what="pg_dump of %s" % u.database,
-               secret=u.password)
+               database=u.database, what="pg_dump of %s" % u.database)
 
 
 def check_restore(u: Any, path: str) -> None:
@@ -206,7 +205,7 @@ def check_restore(u: Any, path: str) -> None:
                            "a PostgreSQL restore", ("pg_restore", "psql"))
     common.run([pg_restore, "--list", path], env=environment(u),
                error=backup_errors.RestoreError, database=u.database,
-               what="reading the backup %s" % path, secret=u.password,
+               what="reading the backup %s" % path,
                path=path, changed=False)
 
 
@@ -251,11 +250,11 @@ def restore(u: Any, path: str, fd: int, *,
                 proc.wait()
         failed = [
             "%s exited with %d: %s" % (name, proc.returncode,
-                                       common.tail(err, u.password))
+                                       common.tail(err))
             for name, proc, err in (("pg_restore", reader, reader_err),
                                     ("psql", writer, writer_err))
             if proc.returncode != 0]
-        locked = (lock_timeout(common.tail(writer_err, u.password))
+        locked = (lock_timeout(common.tail(writer_err))
                   if writer.returncode != 0 else None)
     if locked is not None:
         # psql stopped at the wait (pg_restore then lost its reader).

@@ -224,13 +224,12 @@ def _connect(url: str) -> dbapi.Handle:
     database not at head (it is never created by populate)."""
     from mistral_db_flows import dbapi
     from mistral_db_flows import exceptions
-    from mistral_db_flows import migration
 
     try:
         return dbapi.connect(url)
     except exceptions.DatabaseUnreachable:
-        parts = migration.parse_url(url)
-        path = parts and parts["dialect"] == "sqlite" and parts["database"]
+        parsed = dbapi.parse(url)
+        path = parsed.backend == "sqlite" and parsed.sqlite_path
         if path and not os.path.exists(path):
             raise errors.SchemaNotReady(
                 "database file %s does not exist" % path) from None

@@ -21,6 +21,7 @@ from sqlalchemy.dialects import mysql as mysql_types
 from mistral_db_flows import backup
 from mistral_db_flows import backup_errors
 from mistral_db_flows import schema_dump
+from mistral_db_flows import urls
 from mistral_db_flows.backup import common
 
 SECRET = "s3cr3t-Pa55"
@@ -196,7 +197,7 @@ def state(url: str) -> dict:
                 "schema": schema_dump.dump_connection(conn),
                 "rows": {t: _rows_digest(conn, t) for t in tables},
             }
-            extras = _EXTRAS[common.backend(engine.url)]
+            extras = _EXTRAS[common.backend(urls.parse(url))]
             for key, query in extras.items():
                 result[key] = [tuple(r) for r in
                                conn.execute(sa.text(query)).all()]
@@ -206,7 +207,7 @@ def state(url: str) -> dict:
 
 
 def _backend_of(url: str) -> str:
-    return common.backend(sa.engine.make_url(url))
+    return common.backend(urls.parse(url))
 
 
 def test_restore_brings_back_schema_and_every_row(db_url, tmp_path):
@@ -671,14 +672,18 @@ def test_driver_errors_after_connecting_keep_their_messages(
 ))
 def test_unusual_urls_still_go_through_sqlalchemy(make_db, tmp_path, kind,
                                                   options):
-    """A URL with options the plain reading leaves alone is read, and
-    connected to, through SQLAlchemy as before: check, take and restore
-    all work."""
+    """A URL with options the driver cannot take as they are is
+    connected to through SQLAlchemy as before (PostgreSQL's go to libpq
+    as SQLAlchemy passes them): check, take and restore all work."""
     url = make_db(kind)
     seed(url)
     before = state(url)
     odd = url + options
-    assert not isinstance(common.parse(odd), common.PlainUrl)
+    direct = common.parse(odd).direct()
+    if kind == "mysql":
+        assert direct is None
+    else:
+        assert direct is not None and direct[1]["sslmode"] == "disable"
     backup.check_can_backup(odd, str(tmp_path))
     taken = backup.take(odd, str(tmp_path), label="upgrade")
     change(url)

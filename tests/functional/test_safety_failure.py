@@ -232,15 +232,6 @@ def test_backup_disabled_in_the_config_stops(make_db, tmp_path):
 
 # -- passwords -------------------------------------------------------------
 
-def _admin(backend: str):
-    import sqlalchemy as sa
-
-    url = dbs.PG_ADMIN_URL if backend == "postgresql" else \
-        dbs.MYSQL_ADMIN_URL
-    return sa.create_engine(url, poolclass=sa.pool.NullPool,
-                            isolation_level="AUTOCOMMIT")
-
-
 @pytest.fixture
 def password_url(request, make_db):
     """Factory: a fresh database reached by a user of its own whose
@@ -255,21 +246,9 @@ def password_url(request, make_db):
     def make(backend: str) -> tuple[str, str]:
         admin_url = make_db(backend)
         database = sa.engine.make_url(admin_url).database
-        user = "mdf_pw_%s" % uuid.uuid4().hex[:8]
         password = "s3cr@t/Pw-%s" % uuid.uuid4().hex[:10]
-        engine = _admin(backend)
-        with engine.connect() as conn:
-            if backend == "postgresql":
-                conn.execute(sa.text("CREATE ROLE %s LOGIN PASSWORD '%s'"
-                                     % (user, password)))
-                conn.execute(sa.text("ALTER DATABASE %s OWNER TO %s"
-                                     % (database, user)))
-            else:
-                conn.execute(sa.text("CREATE USER '%s'@'%%' IDENTIFIED BY "
-                                     "'%s'" % (user, password)))
-                conn.execute(sa.text("GRANT ALL PRIVILEGES ON `%s`.* TO "
-                                     "'%s'@'%%'" % (database, user)))
-        engine.dispose()
+        user = dbs.add_user(backend, database, password=password,
+                            owner=True)
         made.append((backend, user, admin_url))
         url = sa.engine.make_url(admin_url).set(
             username=user, password=password)
@@ -281,14 +260,7 @@ def password_url(request, make_db):
     for backend, user, admin_url in made:
         # The database first: a PostgreSQL role owning one cannot go.
         dbs.drop(admin_url)
-        engine = _admin(backend)
-        with engine.connect() as conn:
-            if backend == "postgresql":
-                conn.execute(sa.text("DROP ROLE IF EXISTS %s" % user))
-            else:
-                conn.execute(sa.text("DROP USER IF EXISTS '%s'@'%%'"
-                                     % user))
-        engine.dispose()
+        dbs.drop_user(backend, user)
 
 
 def _command_lines() -> list[bytes]:

@@ -19,6 +19,7 @@ import mistral_db_flows
 from mistral_db_flows import cli
 from mistral_db_flows import exceptions
 from mistral_db_flows import results
+from mistral_db_flows import urls
 
 PASSWORD = "s3cret-pw"
 URL = "postgresql+psycopg2://mistral:%s@127.0.0.1:5432/mistral" % PASSWORD
@@ -379,10 +380,11 @@ def test_unexpected_error_one_line_then_traceback_with_debug(capsys, api,
                                                              conf_file):
     """An unexpected exception: one line and exit 1; --debug adds the trace.
 
-    The password is masked in both, even when the exception carries it.
+    The password is masked in both, even when the exception carries it
+    (in a URL, or a connection string as libpq echoes it).
     """
-    api.error = RuntimeError("driver said: password %s rejected\nline 2"
-                             % PASSWORD)
+    api.error = RuntimeError("driver said: %s password=%s rejected\n"
+                             "line 2" % (URL, PASSWORD))
     code, out, err = run(capsys, "--config-file", conf_file, "current")
     assert code == 1
     line = one_error_line(err)
@@ -445,12 +447,31 @@ def test_logging_masks_and_is_removed(capsys, api, conf_file):
 
 
 def test_mask_url_and_password():
-    """URL helpers: the password is found and masked, even with an @."""
-    assert cli.url_password(URL) == PASSWORD
-    assert cli.mask_url(URL) == URL.replace(PASSWORD, "***")
-    assert cli.url_password("mysql://u:p@ss@h/d") == "p@ss"
-    assert cli.url_password("sqlite:///x.db") is None
-    assert cli.mask_url("sqlite:///x.db") == "sqlite:///x.db"
+    """URL masking (urls.masked, Output.mask): the password is found and
+    masked, even with an @; nothing else is touched."""
+    assert urls.parse(URL).password == PASSWORD
+    assert urls.masked(URL) == URL.replace(PASSWORD, "***")
+    assert urls.parse("mysql://u:p@ss@h/d").password == "p@ss"
+    assert urls.masked("mysql://u:p@ss@h/d") == "mysql://u:***@h/d"
+    assert urls.parse("sqlite:///x.db").password is None
+    assert urls.masked("sqlite:///x.db") == "sqlite:///x.db"
+    out = cli.Output("text", False)
+    out.add_url(URL)
+    assert out.mask("at %s: %s" % (URL, PASSWORD)) == \
+        "at %s: %s" % (URL.replace(PASSWORD, "***"), PASSWORD)
+
+
+def test_json_output_is_masked(capsys):
+    """Every string of a JSON document has its URLs' passwords hidden,
+    as the text output has."""
+    out = cli.Output("json", False)
+    out.add_url(URL)
+    out.document({"url": URL, "lines": ["x %s" % URL], 3: None, "n": 1.5})
+    doc = json.loads(capsys.readouterr().out)
+    assert PASSWORD not in json.dumps(doc)
+    assert doc["url"] == URL.replace(PASSWORD, "***")
+    assert doc["lines"] == ["x " + URL.replace(PASSWORD, "***")]
+    assert doc["3"] is None and doc["n"] == 1.5
 
 
 def test_help_imports_nothing_heavy():
