@@ -143,9 +143,9 @@ def read_interrupted(settings: conf.Settings) -> dict | None:
     or was interrupted (nobody holds the lock).
     """
     url = logbook_url(settings)
-    identity = identity.database_identity(settings.database_url)
+    database = identity.database_identity(settings.database_url)
     if persistence.is_local_file(url):
-        meta = persistence.peek_interrupted(url, identity)
+        meta = persistence.peek_interrupted(url, database)
         info = _describe_meta(meta, meta.pop("atoms")) if meta else None
     else:
         with persistence.opened(url, settings.database_url) as store:
