@@ -25,7 +25,7 @@ import shutil
 import time
 from typing import Any, Iterable, NoReturn
 
-from mistral_db_flows import backup_errors
+from mistral_db_flows import exceptions
 from mistral_db_flows.backup import common
 
 
@@ -49,7 +49,7 @@ def check_can_backup(url: str, directory: str) -> None:
     needed = module.check(u, path)
     free = shutil.disk_usage(path).free
     if needed > free:
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "not enough free space in %s for a backup of %s: about %s "
             "needed, %s free; free some space or set another backup "
             "directory" % (path, database, _human(needed), _human(free)),
@@ -128,7 +128,7 @@ def restore(url: str, backup: dict[str, Any], *,
 def _check_matches(backup: dict[str, Any], kind: str, database: str,
                    path: str) -> None:
     def refuse(why: str, reason: str) -> NoReturn:
-        raise backup_errors.RestoreError(
+        raise exceptions.RestoreError(
             "refusing to restore %s into %s: %s" % (path or "a backup",
                                                      database, why),
             reason=reason, database=database, path=path)

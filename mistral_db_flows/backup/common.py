@@ -22,7 +22,7 @@ import threading
 import types
 from typing import IO, Any, Callable, Iterator, Mapping, Sequence
 
-from mistral_db_flows import backup_errors
+from mistral_db_flows import exceptions
 
 Progress = Callable[[int, "int | None"], None]
 
@@ -80,7 +80,7 @@ def parse(url: str) -> Any:
     try:
         return sa_url.make_url(url)
     except Exception as exc:  # ArgumentError, ValueError: never echo url
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "cannot parse the database URL: %s" % type(exc).__name__,
             reason="unsupported") from None
 
@@ -134,7 +134,6 @@ def connection(u: Any, fail: Callable[[str], Exception]) -> Iterator[Any]:
     afterwards; a driver error, connecting or later, raises
     ``fail(the driver's message)`` instead."""
     from mistral_db_flows import dbapi
-    from mistral_db_flows import exceptions
 
     try:
         handle = dbapi.connect(url_text(u))
@@ -155,7 +154,7 @@ def backend(u: Any) -> str:
     if name == "mariadb":
         return "mysql"
     if name not in EXTENSIONS:
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "backups of %s databases are not supported" % name,
             reason="unsupported", database=u.database)
     return name
@@ -164,7 +163,7 @@ def backend(u: Any) -> str:
 def sqlite_path(u: Any) -> str:
     path = u.database or ""
     if path in ("", ":memory:") or path.startswith("file:"):
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "an in-memory or URI SQLite database cannot be backed up: "
             "give a file path", reason="unsupported", database=path)
     return os.path.realpath(path)
@@ -212,7 +211,7 @@ def prepare_directory(directory: str, *, database: str) -> str:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "cannot write backups into %s: %s"
             % (path, exc.strerror or exc), reason="no-permission",
             database=database, path=path) from None
@@ -337,7 +336,7 @@ def lock_wait_limit(lock_wait: float, *, unit: float, most: int) -> int:
 
 def lock_timeout_error(database: str, path: str, waited: float, *,
                        table: str | None, changed: bool, outcome: str,
-                       kind: str = "table") -> backup_errors.RestoreError:
+                       kind: str = "table") -> exceptions.RestoreError:
     """The restore gave up waiting for a lock another session holds.
 
     ``outcome`` says what state that left the database in; ``table``
@@ -345,7 +344,7 @@ def lock_timeout_error(database: str, path: str, waited: float, *,
     said which.
     """
     where = "%s %s" % (kind, table) if table else "one of its tables"
-    return backup_errors.RestoreError(
+    return exceptions.RestoreError(
         "restoring %s from %s gave up after waiting %gs for a lock "
         "another session holds on %s; %s. Stop the Mistral services "
         "using the database, then run the same command again to finish "

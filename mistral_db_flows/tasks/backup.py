@@ -18,7 +18,7 @@ import os
 from taskflow import task
 
 from mistral_db_flows import backup
-from mistral_db_flows import backup_errors
+from mistral_db_flows import exceptions
 from mistral_db_flows import flows
 
 LOG = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def missing_sqlite_file(url: str) -> str | None:
     try:
         # The path as the backup reads it (SQLAlchemy for odd URLs).
         u = common.parse(url)
-    except backup_errors.BackupError:
+    except exceptions.BackupError:
         return None
     if u.get_backend_name() != "sqlite":
         return None

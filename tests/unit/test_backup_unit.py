@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from mistral_db_flows import backup
-from mistral_db_flows import backup_errors
+from mistral_db_flows import exceptions
 from mistral_db_flows import locking
 from mistral_db_flows.backup import common
 from mistral_db_flows.backup import mysql
@@ -54,7 +54,7 @@ def test_identity_ignores_credentials_but_not_place():
 
 def test_in_memory_sqlite_cannot_be_backed_up():
     """An in-memory database has no file to back up: a clear error."""
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         backup.take("sqlite://", "/tmp", label="x")
     assert err.value.reason == "unsupported"
 
@@ -110,12 +110,12 @@ def test_mysql_option_file_survives_odd_passwords(tmp_path):
 
 def test_tool_errors_never_show_the_password():
     """A tool that echoes the password on stderr has it masked."""
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         common.run([sys.executable, "-c",
                     "import sys; sys.stderr.write('bad %s' % sys.argv[1]);"
                     " sys.exit(3)", "hunter2"],
-                   env=dict(os.environ), error=backup_errors.BackupError, database="db",
-                   what="the tool", secret="hunter2")
+                   env=dict(os.environ), error=exceptions.BackupError,
+                   database="db", what="the tool", secret="hunter2")
     assert "hunter2" not in str(err.value)
     assert "exited with 3" in str(err.value) and "bad ***" in str(err.value)
     assert err.value.reason == "tool-failed"
@@ -128,7 +128,7 @@ def test_missing_tool_is_named_before_connecting(monkeypatch, tmp_path):
     for url, tool in (("postgresql://u:pw@127.0.0.1:1/db", "pg_dump"),
                       ("mysql+pymysql://u:pw@127.0.0.1:1/db",
                        "mariadb-dump")):
-        with pytest.raises(backup_errors.BackupError) as err:
+        with pytest.raises(exceptions.BackupError) as err:
             backup.check_can_backup(url, str(tmp_path / "b"))
         assert err.value.reason == "tool-missing" and err.value.tool == tool
         assert "pw" not in str(err.value)
@@ -142,7 +142,7 @@ def test_sqlite_check_measures_the_file(tmp_path, monkeypatch):
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage",
                         lambda path: usage._replace(free=4999))
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         backup.check_can_backup("sqlite:///%s" % db, str(tmp_path / "b"))
     assert (err.value.needed, err.value.free) == (5000, 4999)
     assert err.value.reason == "no-space"
@@ -182,9 +182,9 @@ def test_lock_names_never_hold_credentials():
 def test_lock_timeout_message_names_the_holder():
     """The message says which database, who holds it and how long we
     waited; the error carries the same facts."""
-    err = locking.LockTimeout(database="mistral", lock="l", timeout=30,
-                              owner="upgrade head",
-                              holder={"connection_id": 42, "user": "m"})
+    err = exceptions.LockTimeout(database="mistral", lock="l", timeout=30,
+                                 owner="upgrade head",
+                                 holder={"connection_id": 42, "user": "m"})
     assert err.exit_code == 11 and err.holder["connection_id"] == 42
     text = str(err)
     assert "mistral" in text and "connection id 42" in text
@@ -331,7 +331,7 @@ def test_pg_dump_version_is_asked_once_per_process(monkeypatch):
     assert calls == [["/usr/bin/pg_dump", "--version"]]
     monkeypatch.setattr(postgresql, "_TOOL_MAJOR",
                         {"/usr/bin/pg_dump": 16})
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         postgresql.check(u, "/tmp")
     assert err.value.reason == "tool-version"
     assert "pg_dump 16 cannot dump a PostgreSQL 17 server" in str(err.value)
@@ -371,7 +371,7 @@ def test_unreachable_server_is_reported_with_the_driver_message(
     own words and no password, whichever way the URL is read."""
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
     monkeypatch.setattr(postgresql, "_TOOL_MAJOR", {"/usr/bin/pg_dump": 0})
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         backup.check_can_backup(url, str(tmp_path / "b"))
     driver = _refused(kind)
     if kind == "postgresql":
@@ -594,7 +594,7 @@ def test_mysql_load_waits_bounded(tmp_path, monkeypatch, stderr, reason):
     u = common.parse("mysql+pymysql://u:secretpw@h/mistral")
     fd = os.open(dump, os.O_RDONLY)
     try:
-        with pytest.raises(backup_errors.RestoreError) as err:
+        with pytest.raises(exceptions.RestoreError) as err:
             mysql.restore(u, str(dump), fd, lock_wait=2.5)
     finally:
         os.close(fd)
