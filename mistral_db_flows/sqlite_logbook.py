@@ -20,17 +20,32 @@ import contextlib
 import json
 import os
 import posixpath
+import sqlite3
 import threading
 from typing import Any, Iterator
 
 from taskflow import exceptions as tf_exc
 from taskflow.persistence import path_based
 
+from mistral_db_flows import exceptions
 from mistral_db_flows.logbook_file import TABLE
 from mistral_db_flows.logbook_file import SCHEMA
 from mistral_db_flows.logbook_file import children
 from mistral_db_flows.logbook_file import item
 from mistral_db_flows.logbook_file import open_file
+
+
+@contextlib.contextmanager
+def _named(filename: str) -> Iterator[None]:
+    """The system's and SQLite's errors as LogbookError naming the file
+    (a full disk, a damaged file), not as an anonymous driver error."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise exceptions.LogbookError(filename, str(exc)) from exc
+    except OSError as exc:
+        raise exceptions.LogbookError(
+            filename, exc.strerror or str(exc)) from exc
 
 
 class SqliteLogbookBackend(path_based.PathBasedBackend):
@@ -42,7 +57,8 @@ class SqliteLogbookBackend(path_based.PathBasedBackend):
         super().__init__(conf)
         self.filename = os.path.abspath(conf["filename"])
         self.lock = threading.RLock()
-        self.db = open_file(self.filename)
+        with _named(self.filename):
+            self.db = open_file(self.filename)
         self._closed = False
         self._connection: SqliteLogbookConnection | None = None
 
@@ -62,12 +78,13 @@ class SqliteLogbookConnection(path_based.PathBasedConnection):
     def __init__(self, backend: SqliteLogbookBackend) -> None:
         super().__init__(backend)
         self._db = backend.db
+        self._filename = backend.filename
 
     def _join_path(self, *parts: str) -> str:
         return posixpath.join(*parts)
 
     def _get_item(self, path: str) -> Any:
-        with self.backend.lock:
+        with self.backend.lock, _named(self._filename):
             try:
                 return item(self._db, path)
             except KeyError:
@@ -85,11 +102,11 @@ class SqliteLogbookConnection(path_based.PathBasedConnection):
             % TABLE, (path, len(path) + 1, path + "/"))
 
     def _get_children(self, path: str) -> list[str]:
-        with self.backend.lock:
+        with self.backend.lock, _named(self._filename):
             return children(self._db, path)
 
     def _ensure_path(self, path: str) -> None:
-        with self.backend.lock:
+        with self.backend.lock, _named(self._filename):
             for statement in SCHEMA:
                 self._db.execute(statement)
 
@@ -101,14 +118,17 @@ class SqliteLogbookConnection(path_based.PathBasedConnection):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        with self.backend.lock:
+        with self.backend.lock, _named(self._filename):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield None
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # A COMMIT that failed (a full disk) leaves the
+                # transaction open: end it, so the next save says why.
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def add_flow_details(self, book: Any, flow_detail: Any) -> None:
         """Record one new run in ``book`` without rewriting the others
@@ -123,7 +143,7 @@ class SqliteLogbookConnection(path_based.PathBasedConnection):
                               transaction)
 
     def validate(self) -> None:
-        with self.backend.lock:
+        with self.backend.lock, _named(self._filename):
             self._db.execute("SELECT 1")
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ Backup file names carry the database name and a hash of its identity
 from __future__ import annotations
 
 import datetime
+import errno
 import importlib
 import os
 import shutil
@@ -71,9 +72,21 @@ def take(url: str, directory: str, *, label: str,
     created = datetime.datetime.now(datetime.timezone.utc)
     final = os.path.join(path, common.file_name(u, label, created))
     started = time.monotonic()
-    with common.new_file(final) as (fd, partial):
-        with common.watch(progress, lambda: os.fstat(fd).st_size, None):
-            module.dump(u, fd, partial)
+    try:
+        with common.new_file(final) as (fd, partial):
+            with common.watch(progress, lambda: os.fstat(fd).st_size, None):
+                module.dump(u, fd, partial)
+    except OSError as exc:
+        # The estimate checked beforehand is a lower bound: the disk may
+        # still fill up while the dump is written.
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise exceptions.BackupError(
+            "cannot write the backup %s: %s%s" % (
+                final, exc.strerror or exc,
+                "; free some space or set another backup directory"
+                if full else ""),
+            reason="no-space" if full else "write-failed",
+            database=database, path=final) from None
     seconds = round(time.monotonic() - started, 3)
     size = os.path.getsize(final)
     if progress is not None:

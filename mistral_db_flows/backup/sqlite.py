@@ -16,6 +16,7 @@ from mistral_db_flows import exceptions
 from mistral_db_flows.backup import common
 
 _PAGES_PER_STEP = 4096  # small steps let other connections in between
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, named there from Python 3.11 on
 
 
 def check(u: Any, directory: str) -> int:
@@ -100,9 +101,12 @@ def dump(u: Any, fd: int, path: str) -> None:
     try:
         _copy(source, path, into_backup=True)
     except sqlite3.Error as exc:
+        folder = os.path.dirname(path)
+        full = getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL
         raise exceptions.BackupError(
-            "SQLite backup of %s failed: %s" % (source, exc),
-            reason="tool-failed", database=source) from None
+            "SQLite backup of %s into %s failed: %s" % (source, folder, exc),
+            reason="no-space" if full else "tool-failed", database=source,
+            path=folder) from None
 
 
 def restore(u: Any, path: str, fd: int, *,
