@@ -24,6 +24,8 @@ from mistral_db_flows import flows
 from mistral_db_flows import migration
 from mistral_db_flows import results
 from mistral_db_flows import runs
+from mistral_db_flows import states
+from mistral_db_flows.logbook import records
 
 
 def _settings(settings: conf.Settings | None) -> conf.Settings:
@@ -198,8 +200,6 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
              plan: Any, *, prior_backup: dict | None = None,
              resumed: bool = False, progress: Any = None) -> results.Run:
     """Run (or resume) ``flow`` under ``fd``; settle the logbook."""
-    from mistral_db_flows import persistence
-
     operation = flows.operation_of(flow)
     before = migration.read_version(settings.database_url)
     # What an earlier, killed attempt of this run recorded: its backup
@@ -225,7 +225,7 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
              or (earlier_backup if isinstance(earlier_backup, dict)
                  else None)
              or prior_backup)
-    run = results.Run(operation=operation, state=results.FAILED,
+    run = results.Run(operation=operation, state=states.RunState.FAILED,
                       start_revision=plan.start if resumed else (
                           before[0] if before else None),
                       end_revision=after[0] if after else None,
@@ -233,43 +233,45 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
                       backup=(taken or {}).get("path"),
                       target=plan.target, resumed=resumed)
     if outcome.cause is None:
-        store.set_state(fd, persistence.FINISHED)
+        store.set_state(fd, states.RunState.FINISHED)
         _prune_backups(settings, taken)
         if operation in ("upgrade", "stamp") and before == after \
                 and not resumed:
-            run.state = results.UNCHANGED
+            run.state = results.Outcome.UNCHANGED
         else:
-            run.state = results.DONE_STATE.get(operation, "done")
+            run.state = results.Outcome.succeeded(operation)
         return run
     backup_step = {s.name: s.state for s in outcome.steps}.get("backup")
     restore_error: BaseException | str | None = None
     if operation == "verify":
         # Read-only: nothing to restore or resume.
-        store.set_state(fd, persistence.FAILED)
+        store.set_state(fd, states.RunState.FAILED)
         aftermath = None
     elif outcome.failed_step == "backup" \
             and flows.atom_names(flow)[:1] == ["backup"]:
         # The first step failed: nothing changed, nothing to resume.
-        store.set_state(fd, persistence.FAILED)
+        store.set_state(fd, states.RunState.FAILED)
         aftermath = "nothing was changed"
     elif taken and settings.restores_on_failure \
-            and backup_step == "reverted":
-        run.state = results.REVERTED
-        store.set_state(fd, persistence.REVERTED)
+            and backup_step == states.StepState.REVERTED:
+        run.state = states.RunState.REVERTED
+        store.set_state(fd, states.RunState.REVERTED)
         aftermath = ("the database was restored from the backup %s"
                      % taken.get("path") if taken.get("path") else
                      "the database file it created was removed")
-    elif backup_step == "revert_failed":
-        run.state = results.REVERT_FAILED
-        store.set_state(fd, persistence.STOPPED, backup=taken,
+    elif backup_step == states.StepState.REVERT_FAILED:
+        run.state = states.RunState.REVERT_FAILED
+        # Recorded as stopped (resumable): the next run retries the
+        # restore before anything else (see _retry_restore).
+        store.set_state(fd, states.RunState.STOPPED, backup=taken,
                         revert_failed=True)
         restore_error = outcome.revert_causes.get("backup") \
             or "the restore failed"
         aftermath = ("restoring the backup %s failed too: restore it by "
                      "hand (see docs/safety.md)" % (taken or {}).get("path"))
     else:
-        run.state = results.STOPPED
-        store.set_state(fd, persistence.STOPPED, backup=taken)
+        run.state = states.RunState.STOPPED
+        store.set_state(fd, states.RunState.STOPPED, backup=taken)
         aftermath = ("the database was left as it is (at %s) for "
                      "inspection: run the same command to resume, or "
                      "`abandon`" % (run.end_revision or "base"))
@@ -323,7 +325,7 @@ def _offline(operation: str, settings: conf.Settings, plan: Any,
     else:
         migration.stamp(settings.database_url, plan.target or "base",
                         sql=True, output=out)
-    return results.Run(operation=operation, state=results.OFFLINE,
+    return results.Run(operation=operation, state=results.Outcome.OFFLINE,
                        start_revision=plan.start, end_revision=plan.target,
                        target=plan.target)
 
@@ -333,17 +335,16 @@ def _retry_restore(settings: conf.Settings, store: Any, fd: Any,
     """Restore the backup an interrupted run failed to restore; raise
     StepFailed (state ``reverted``) saying so, or RestoreError again."""
     from mistral_db_flows import backup
-    from mistral_db_flows import persistence
 
     meta = fd.meta or {}
     taken = meta.get("backup") or {}
     step = runs.describe(fd)["step"] or "backup"
     backup.restore(settings.database_url, taken,
                    lock_wait=settings.lock_timeout)
-    store.set_state(fd, persistence.REVERTED)
+    store.set_state(fd, states.RunState.REVERTED)
     after = migration.read_version(settings.database_url)
     plan = meta.get("plan") or {}
-    run = results.Run(operation=operation, state=results.REVERTED,
+    run = results.Run(operation=operation, state=states.RunState.REVERTED,
                       start_revision=plan.get("start"),
                       end_revision=after[0] if after else None,
                       backup=taken.get("path"), target=plan.get("target"),
@@ -372,8 +373,6 @@ def _run_plan(operation: str, settings: conf.Settings, planner: Any,
 def _run_plan_sharing(operation: str, settings: conf.Settings,
                       planner: Any, *, progress: Any,
                       relative: str | None) -> results.Run:
-    from mistral_db_flows import persistence
-
     # Plan first without the lock: a bad URL, an unreachable server or
     # an unknown revision fails with its own error before anything else.
     planner()
@@ -394,15 +393,15 @@ def _run_plan_sharing(operation: str, settings: conf.Settings,
                 # Its restore failed half-way (MariaDB cannot restore in
                 # one transaction): finish that first, never forget it.
                 _retry_restore(settings, store, fd, operation)
-            if (fd.meta or {}).get("mdf_state") == persistence.STOPPED:
+            if records.run_state(fd.meta) is states.RunState.STOPPED:
                 # A stopped run's engine has reverted; continue in a new
                 # run that keeps the first attempt's backup.
                 prior_backup = (fd.meta or {}).get("backup")
-                store.set_state(fd, "resumed")
+                store.set_state(fd, states.RunState.RESUMED)
                 fd = None
         elif plan.unchanged and operation in ("upgrade", "stamp"):
             return results.Run(operation=operation,
-                               state=results.UNCHANGED,
+                               state=results.Outcome.UNCHANGED,
                                start_revision=plan.start,
                                end_revision=plan.target,
                                target=plan.target)

@@ -31,6 +31,7 @@ from oslo_config import cfg
 import mistral_db_flows
 from mistral_db_flows import conf
 from mistral_db_flows import exceptions
+from mistral_db_flows import states
 
 PROG = "mistral-db-manage"
 FORMATS = ("text", "json")
@@ -512,7 +513,7 @@ def _finish_run(result: Any, out: Output, sql: str | None = None) -> int:
     for line in _populate_lines(result):
         out.message(line)
     out.message(_summary(result))
-    if result.state == "failed":  # the api raises instead; be safe
+    if result.state == states.RunState.FAILED:  # the api raises instead
         out.message("%s: error: %s failed; see the messages above"
                     % (PROG, result.operation))
         return exceptions.StepFailed.exit_code
@@ -588,12 +589,9 @@ def run_check_migration(args: Any, settings: Any, out: Output) -> int:
 
 def run_status(args: Any, settings: Any, out: Output) -> int:
     result = _api().status(settings)
-    # An interrupted run also needs `upgrade` (to resume it).
-    needed = bool(result.pending) or bool(result.interrupted)
+    needed = result.upgrade_needed
     if out.json:
-        doc = _dict(result)
-        doc["upgrade_needed"] = needed
-        out.document(doc)
+        out.document(_dict(result))
     else:
         current = result.current
         if isinstance(current, (list, tuple)):

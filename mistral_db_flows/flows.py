@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 from mistral_db_flows import conf
 from mistral_db_flows import exceptions
 from mistral_db_flows import plugins
+from mistral_db_flows import states
 
 FLOW_PREFIX = "mistral-db-"
 
@@ -334,11 +335,6 @@ def _listen_to_progress(flow: Any, progress: Callable[..., None]
 
 # -- running ---------------------------------------------------------------
 
-_STATE_NAMES = {"SUCCESS": "done", "FAILURE": "failed",
-                "REVERTED": "reverted", "REVERT_FAILURE": "revert_failed",
-                "PENDING": "pending", "IGNORE": "skipped"}
-
-
 @dataclasses.dataclass
 class Outcome:
     """What running a flow gave: steps in order, and the failure if any."""
@@ -487,9 +483,10 @@ def run(flow: Any, store: dict | None = None,
     steps = []
     for name in atom_names(flow):
         state = engine.storage.get_atom_state(name)
-        label = _STATE_NAMES.get(str(state), str(state).lower())
+        label = states.StepState.of_atom(state) or str(state).lower()
         if name in failed:
-            label = "failed"
+            # Reverted since, but what the reader needs is the failure.
+            label = states.StepState.FAILED
         steps.append(results.Step(name, label, durations.get(name),
                                   returned.get(name)))
     values = {}

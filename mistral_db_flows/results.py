@@ -8,20 +8,40 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-# Run.state for a successful run, per operation.
-DONE_STATE = {
-    "upgrade": "upgraded",
-    "stamp": "stamped",
-    "populate": "populated",
-    "populate_actions": "populated",
-    "verify": "verified",
+from mistral_db_flows import states
+
+
+class Outcome(states.StrEnum):
+    """How a run that did not fail ended: a Run's state then.
+
+    Not a RunState: the logbook records each of these runs as
+    ``finished`` (an offline run, or one that found the database at its
+    target already, not at all), where a Run names what its operation
+    did. A failed Run's state is the RunState the failure left:
+    ``failed``, ``reverted``, ``stopped`` or ``revert_failed``.
+    """
+
+    UPGRADED = "upgraded"
+    STAMPED = "stamped"
+    POPULATED = "populated"
+    VERIFIED = "verified"
+    DONE = "done"            # an operation of an embedder's flow
+    UNCHANGED = "unchanged"  # already at the target: nothing ran
+    OFFLINE = "offline"      # the SQL script was written, nothing ran
+
+    @classmethod
+    def succeeded(cls, operation: str) -> "Outcome":
+        """What a successful run of ``operation`` did."""
+        return _SUCCEEDED.get(operation, cls.DONE)
+
+
+_SUCCEEDED = {
+    "upgrade": Outcome.UPGRADED,
+    "stamp": Outcome.STAMPED,
+    "populate": Outcome.POPULATED,
+    "populate_actions": Outcome.POPULATED,
+    "verify": Outcome.VERIFIED,
 }
-UNCHANGED = "unchanged"
-REVERTED = "reverted"            # a step failed; the backup was restored
-STOPPED = "stopped"              # a step failed; left as is to resume
-REVERT_FAILED = "revert_failed"  # a step failed and so did the restore
-OFFLINE = "offline"
-FAILED = "failed"
 
 
 class _Result:
@@ -31,24 +51,28 @@ class _Result:
 
 @dataclasses.dataclass
 class Step(_Result):
-    """One task of a flow: ``state`` is done, failed, reverted, pending.
+    """One task of a flow: ``state`` is a StepState (done, failed,
+    reverted, pending...).
 
     ``detail`` is what the task returned (JSON-ready), e.g.
     ``{"revision": "031", "applied": true}``.
     """
 
     name: str
-    state: str
+    state: states.StepState | str
     duration: float | None = None
     detail: Any = None
 
 
 @dataclasses.dataclass
 class Run(_Result):
-    """The outcome of one operation (a flow run, or an offline script)."""
+    """The outcome of one operation (a flow run, or an offline script).
+
+    ``state``: an Outcome, or for a failed run the RunState it left.
+    """
 
     operation: str
-    state: str
+    state: Outcome | states.RunState
     start_revision: str | None = None
     end_revision: str | None = None
     steps: list[Step] = dataclasses.field(default_factory=list)
@@ -117,6 +141,8 @@ class Status(_Result):
     """Where the database stands; ``interrupted`` comes with resume.
 
     ``current`` is the stamped revision (None for an empty database).
+    ``interrupted`` is the run that has not ended (``runs.describe``),
+    if any: running the same command continues it.
     """
 
     current: str | None
@@ -130,7 +156,9 @@ class Status(_Result):
 
     @property
     def upgrade_needed(self) -> bool:
-        return bool(self.pending)
+        """Revisions are pending, or an interrupted run (whatever its
+        operation) waits for the command that resumes it."""
+        return bool(self.pending) or bool(self.interrupted)
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()

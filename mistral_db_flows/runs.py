@@ -16,24 +16,26 @@ from mistral_db_flows import conf
 from mistral_db_flows import exceptions
 from mistral_db_flows import flows
 from mistral_db_flows import identity
-from mistral_db_flows import persistence
+from mistral_db_flows import logbook
+from mistral_db_flows import states
+from mistral_db_flows.logbook import records
 
 
 def logbook_url(settings: conf.Settings) -> str:
-    return settings.logbook_connection or persistence.default_logbook_url(
+    return settings.logbook_connection or logbook.default_logbook_url(
         settings.resolved_state_dir())
 
 
 @contextlib.contextmanager
 def guarded(settings: conf.Settings, owner: str
-            ) -> Iterator[persistence.RunStore]:
+            ) -> Iterator[logbook.RunStore]:
     """Hold the database's lock and open its logbook for the body."""
     from mistral_db_flows import locking
 
     with locking.hold(settings.database_url,
                       timeout=settings.lock_timeout, owner=owner):
-        with persistence.opened(logbook_url(settings),
-                                settings.database_url) as store:
+        with logbook.opened(logbook_url(settings),
+                            settings.database_url) as store:
             yield store
 
 
@@ -48,16 +50,24 @@ def fingerprint(flow: Any, plan: flows.Plan) -> dict:
             "target": plan.target}
 
 
+# A step in these states is where its run stopped (or died).
+_UNFINISHED = (states.StepState.RUNNING, states.StepState.FAILED,
+               states.StepState.REVERTING, states.StepState.REVERT_FAILED)
+# A run with a step in these states was reverting when it died.
+_REVERTING = (states.StepState.FAILED, states.StepState.REVERTING,
+              states.StepState.REVERTED, states.StepState.REVERT_FAILED)
+
+
 def _step(order: list[str], atoms: dict[str, str]) -> str | None:
     """The step a run stopped in (or after), from its atom states."""
     last_done = last_reverted = None
     for name in order:
-        state = str(atoms.get(name, ""))
-        if state in ("RUNNING", "FAILURE", "REVERTING", "REVERT_FAILURE"):
+        state = states.StepState.of_atom(atoms.get(name, ""))
+        if state in _UNFINISHED:
             return name
-        if state == "SUCCESS":
+        if state is states.StepState.DONE:
             last_done = name
-        elif state == "REVERTED":
+        elif state is states.StepState.REVERTED:
             # A stopped run's engine reverted (without restoring) every
             # step up to the failed one, the last reverted in order.
             last_reverted = name
@@ -69,7 +79,7 @@ def _describe_meta(meta: dict, atoms: dict[str, str]) -> dict:
     order = (meta.get("fingerprint") or {}).get("tasks") or list(atoms)
     return {"operation": meta.get("operation"),
             "target": plan.get("target"),
-            "state": meta.get("mdf_state"),
+            "state": records.run_state(meta),
             "step": _step(order, atoms),
             "started": meta.get("started"),
             "backup": (meta.get("backup") or {}).get("path")}
@@ -120,10 +130,10 @@ def _reverting(fd: Any) -> bool:
     """The run died while reverting: the database may be anywhere (a
     MySQL restore killed after its drops leaves it empty), and resuming
     the revert restores the backup whatever it holds now."""
-    if (fd.meta or {}).get("mdf_state") != persistence.RUNNING:
+    if records.run_state(fd.meta) is not states.RunState.RUNNING:
         return False
-    return any(str(ad.state) in ("FAILURE", "REVERTING", "REVERTED",
-                                 "REVERT_FAILURE") for ad in fd)
+    return any(states.StepState.of_atom(ad.state) in _REVERTING
+               for ad in fd)
 
 
 def check_fingerprint(fd: Any, flow: Any, plan: flows.Plan) -> None:
@@ -144,17 +154,17 @@ def read_interrupted(settings: conf.Settings) -> dict | None:
     """
     url = logbook_url(settings)
     database = identity.database_identity(settings.database_url)
-    if persistence.is_local_file(url):
-        meta = persistence.peek_interrupted(url, database)
+    if logbook.is_local_file(url):
+        meta = records.peek_interrupted(url, logbook.book_uuid(database))
         info = _describe_meta(meta, meta.pop("atoms")) if meta else None
     else:
-        with persistence.opened(url, settings.database_url) as store:
+        with logbook.opened(url, settings.database_url) as store:
             fd = store.interrupted()
             info = describe(fd) if fd is not None else None
     if info is None:
         return None
     info["in_progress"] = False
-    if info["state"] == persistence.RUNNING:
+    if info["state"] is states.RunState.RUNNING:
         from mistral_db_flows import locking
 
         holder = locking.held_by(settings.database_url)
@@ -171,5 +181,5 @@ def abandon(settings: conf.Settings) -> dict | None:
         if fd is None:
             return None
         info = describe(fd)
-        store.set_state(fd, persistence.ABANDONED)
+        store.set_state(fd, states.RunState.ABANDONED)
         return info

@@ -7,23 +7,26 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from taskflow import states
+from taskflow import task
 from taskflow.persistence import models
 
-from mistral_db_flows import logbook_file
-from mistral_db_flows import persistence
-from mistral_db_flows import sqlite_logbook
+from mistral_db_flows import logbook
+from mistral_db_flows import states as mdf_states
+from mistral_db_flows.logbook import records
+from mistral_db_flows.logbook import sqlite_backend
 
 
 def _backend(path):
-    backend = sqlite_logbook.SqliteLogbookBackend({"filename": str(path)})
+    backend = sqlite_backend.SqliteLogbookBackend({"filename": str(path)})
     backend.get_connection().upgrade()
     return backend
 
 
 def _run(name, *atoms):
     fd = models.FlowDetail(name, uuid=name + "-uuid")
-    fd.meta = {"mdf_state": persistence.RUNNING, "started": 1.0}
+    fd.meta = {"mdf_state": mdf_states.RunState.RUNNING, "started": 1.0}
     for atom, state in atoms:
         ad = models.TaskDetail(atom, uuid="%s-%s" % (name, atom))
         ad.state = state
@@ -86,8 +89,8 @@ def test_a_save_killed_half_way_leaves_the_previous_record(tmp_path):
 
     killer = textwrap.dedent("""
         import os, sys
-        from mistral_db_flows import sqlite_logbook
-        backend = sqlite_logbook.SqliteLogbookBackend({"filename": sys.argv[1]})
+        from mistral_db_flows.logbook import sqlite_backend
+        backend = sqlite_backend.SqliteLogbookBackend({"filename": sys.argv[1]})
         conn = backend.get_connection()
         fd = conn.get_flow_details("upgrade-uuid")
         for ad in fd:
@@ -114,9 +117,9 @@ def test_status_reads_the_interrupted_run_without_taskflow(tmp_path):
     path = tmp_path / "logbook.sqlite"
     identity = "sqlite:///somewhere/mistral.sqlite"
     backend = _backend(path)
-    book = models.LogBook(identity, uuid=persistence.book_uuid(identity))
+    book = models.LogBook(identity, uuid=logbook.book_uuid(identity))
     ended = _run("ended", ("backup", states.SUCCESS))
-    ended.meta = {"mdf_state": persistence.FINISHED, "started": 2.0}
+    ended.meta = {"mdf_state": mdf_states.RunState.FINISHED, "started": 2.0}
     running = _run("running", ("backup", states.SUCCESS),
                    ("migrate_001", states.RUNNING))
     for fd in (ended, running):
@@ -124,27 +127,29 @@ def test_status_reads_the_interrupted_run_without_taskflow(tmp_path):
         backend.get_connection().add_flow_details(book, fd)
     backend.close()
 
-    meta = persistence.peek_interrupted(str(path), identity)
-    assert meta["mdf_state"] == persistence.RUNNING
+    meta = records.peek_interrupted(str(path), logbook.book_uuid(identity))
+    assert meta["mdf_state"] == mdf_states.RunState.RUNNING
     assert meta["atoms"] == {"backup": "SUCCESS", "migrate_001": "RUNNING"}
-    assert persistence.peek_interrupted(str(path), "another") is None
+    assert records.peek_interrupted(
+        str(path), logbook.book_uuid("another")) is None
 
 
 def test_a_file_without_our_table_has_no_interrupted_run(tmp_path):
     path = tmp_path / "logbook.sqlite"
-    logbook_file.open_file(str(path)).close()
-    assert persistence.peek_interrupted(str(path), "db") is None
+    records.open_file(str(path)).close()
+    assert records.peek_interrupted(str(path),
+                                    logbook.book_uuid("db")) is None
 
 
 def test_a_store_reads_only_the_interrupted_run_whole(tmp_path):
     """Opening the logbook reads each run's record, not its steps; the
     interrupted run comes back with its steps."""
     path = str(tmp_path / "logbook.sqlite")
-    store = persistence.RunStore(path, "db").open()
+    store = logbook.RunStore(path, "db").open()
     try:
         for n in range(3):
             fd = store.start("upgrade", {"tasks": ["backup"]}, n=n)
-            store.set_state(fd, persistence.FINISHED)
+            store.set_state(fd, mdf_states.RunState.FINISHED)
         running = store.start("upgrade", {"tasks": ["backup"]}, n=3)
         ad = models.TaskDetail("backup", uuid="backup-of-run-3")
         ad.state = states.RUNNING
@@ -153,7 +158,7 @@ def test_a_store_reads_only_the_interrupted_run_whole(tmp_path):
     finally:
         store.close()
 
-    store = persistence.RunStore(path, "db").open()
+    store = logbook.RunStore(path, "db").open()
     try:
         assert len(list(store._book)) == 0  # nothing loaded up front
         assert [len(list(fd)) for fd in store.runs(lazy=True)] == [0] * 4
@@ -163,3 +168,52 @@ def test_a_store_reads_only_the_interrupted_run_whole(tmp_path):
             ("backup", states.RUNNING)]
     finally:
         store.close()
+
+
+class _Step(task.Task):
+    def execute(self):
+        return {"ran": self.name}
+
+
+@pytest.mark.parametrize("server", [
+    pytest.param("postgresql", marks=[pytest.mark.postgresql]),
+    pytest.param("mysql", marks=[pytest.mark.mysql])])
+def test_a_shared_logbook_records_a_run_through_one_connection(server,
+                                                               make_db):
+    """logbook_connection: TaskFlow's SQL backend records every step of
+    a run through one connection (TaskFlow's storage closes it after
+    each save; only the backend ends it), and the next open finds the
+    book, the run and its steps again."""
+    from taskflow.patterns import linear_flow
+
+    from mistral_db_flows import flows
+    from mistral_db_flows.logbook import sql_backend
+
+    url = make_db(server)
+    store = logbook.RunStore(url, "db").open()
+    try:
+        conn = store.backend.get_connection()
+        assert isinstance(conn, sql_backend.KeptConnection)
+        fd = store.start("upgrade", {"tasks": ["one", "two"]})
+        flow = linear_flow.Flow("f").add(_Step("one"), _Step("two"))
+        outcome = flows.run(flow, flow_detail=fd, backend=store.backend)
+        assert [(s.name, s.state) for s in outcome.steps] == [
+            ("one", "done"), ("two", "done")]
+        assert store.backend.get_connection() is conn
+    finally:
+        store.close()
+
+    again = logbook.RunStore(url, "db").open()
+    try:
+        found = again.interrupted()  # never settled: still running
+        assert found.uuid == fd.uuid
+        assert found.meta["mdf_state"] == "running"
+        assert {ad.name: (ad.state, ad.results) for ad in found} == {
+            "one": (states.SUCCESS, {"ran": "one"}),
+            "two": (states.SUCCESS, {"ran": "two"})}
+        again.set_state(found, mdf_states.RunState.FINISHED)
+        assert again.interrupted() is None
+        assert [r.meta["mdf_state"] for r in again.runs(lazy=True)] == [
+            "finished"]
+    finally:
+        again.close()

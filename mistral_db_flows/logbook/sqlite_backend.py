@@ -7,8 +7,9 @@ cheap but rewrites files in place, so a kill in the middle of a save
 leaves a truncated record and the run can't be resumed. This backend
 keeps TaskFlow's path-based model (books, flow details and atom details
 addressed by path; TaskFlow does the serializing and merging) in one
-SQLite table: every save is a transaction, so a kill leaves either the
-old or the new record.
+SQLite table (the format is ``logbook.records``, which ``status`` reads
+without TaskFlow): every save is a transaction, so a kill leaves either
+the old or the new record.
 
 Durability: WAL with ``synchronous=NORMAL``. A killed process loses
 nothing; a power cut may lose the last save, which only re-runs an
@@ -28,11 +29,7 @@ from taskflow import exceptions as tf_exc
 from taskflow.persistence import path_based
 
 from mistral_db_flows import exceptions
-from mistral_db_flows.logbook_file import TABLE
-from mistral_db_flows.logbook_file import SCHEMA
-from mistral_db_flows.logbook_file import children
-from mistral_db_flows.logbook_file import item
-from mistral_db_flows.logbook_file import open_file
+from mistral_db_flows.logbook import records
 
 
 @contextlib.contextmanager
@@ -58,7 +55,7 @@ class SqliteLogbookBackend(path_based.PathBasedBackend):
         self.filename = os.path.abspath(conf["filename"])
         self.lock = threading.RLock()
         with _named(self.filename):
-            self.db = open_file(self.filename)
+            self.db = records.open_file(self.filename)
         self._closed = False
         self._connection: SqliteLogbookConnection | None = None
 
@@ -74,11 +71,26 @@ class SqliteLogbookBackend(path_based.PathBasedBackend):
 
 
 class SqliteLogbookConnection(path_based.PathBasedConnection):
+    """Records at the paths ``records`` reads them from."""
 
     def __init__(self, backend: SqliteLogbookBackend) -> None:
         super().__init__(backend)
         self._db = backend.db
         self._filename = backend.filename
+
+    # TaskFlow derives these from its own names; ours are fixed so that
+    # the TaskFlow-free reader (records.peek_interrupted) finds them.
+    @property
+    def book_path(self) -> str:
+        return records.BOOKS
+
+    @property
+    def flow_path(self) -> str:
+        return records.FLOW_DETAILS
+
+    @property
+    def atom_path(self) -> str:
+        return records.ATOM_DETAILS
 
     def _join_path(self, *parts: str) -> str:
         return posixpath.join(*parts)
@@ -86,35 +98,36 @@ class SqliteLogbookConnection(path_based.PathBasedConnection):
     def _get_item(self, path: str) -> Any:
         with self.backend.lock, _named(self._filename):
             try:
-                return item(self._db, path)
+                return records.item(self._db, path)
             except KeyError:
                 raise tf_exc.NotFound("no item at %s" % path) from None
 
     def _set_item(self, path: str, value: Any, transaction: Any) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO %s (path, parent, value) VALUES "
-            "(?, ?, ?)" % TABLE,
+            "(?, ?, ?)" % records.TABLE,
             (path, posixpath.dirname(path), json.dumps(value)))
 
     def _del_tree(self, path: str, transaction: Any) -> None:
         self._db.execute(
             "DELETE FROM %s WHERE path = ? OR substr(path, 1, ?) = ?"
-            % TABLE, (path, len(path) + 1, path + "/"))
+            % records.TABLE, (path, len(path) + 1, path + "/"))
 
     def _get_children(self, path: str) -> list[str]:
         with self.backend.lock, _named(self._filename):
-            return children(self._db, path)
+            return records.children(self._db, path)
 
     def _ensure_path(self, path: str) -> None:
         with self.backend.lock, _named(self._filename):
-            for statement in SCHEMA:
+            for statement in records.SCHEMA:
                 self._db.execute(statement)
 
     def _create_link(self, src_path: str, dest_path: str,
                      transaction: Any) -> None:
         self._db.execute(
             "INSERT OR IGNORE INTO %s (path, parent, value) VALUES "
-            "(?, ?, NULL)" % TABLE, (dest_path, posixpath.dirname(dest_path)))
+            "(?, ?, NULL)" % records.TABLE,
+            (dest_path, posixpath.dirname(dest_path)))
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
