@@ -27,6 +27,7 @@ from mistral_db_flows import results
 from mistral_db_flows import revisions
 from mistral_db_flows import runs
 from mistral_db_flows import states
+from mistral_db_flows import urls
 from mistral_db_flows import version_table
 from mistral_db_flows.logbook import records
 
@@ -258,6 +259,7 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
             run.state = results.Outcome.succeeded(operation)
         return run
     backup_step = {s.name: s.state for s in outcome.steps}.get("backup")
+    restore_error: BaseException | str | None = None
     if operation == "verify":
         # Read-only: nothing to restore or resume.
         store.set_state(fd, states.RunState.FAILED)
@@ -280,6 +282,8 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
         # restore before anything else (see _retry_restore).
         store.set_state(fd, states.RunState.STOPPED, backup=taken,
                         revert_failed=True)
+        restore_error = outcome.revert_causes.get("backup") \
+            or "the restore failed"
         aftermath = ("restoring the backup %s failed too: restore it by "
                      "hand (see docs/safety.md)" % (taken or {}).get("path"))
     else:
@@ -292,8 +296,28 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
     if failed_step in (None, "flow") and earlier_failure:
         failed_step = earlier_failure
     raise exceptions.StepFailed(failed_step or "flow",
-                                outcome.cause, run=run,
-                                aftermath=aftermath)
+                                _known(outcome.cause, settings.database_url),
+                                run=run, aftermath=aftermath,
+                                restore_error=restore_error)
+
+
+def _known(cause: BaseException | str | None, url: str
+           ) -> BaseException | str:
+    """A step's failure as one of our errors where we know what it
+    means, so that it exits with that error's code: a driver saying the
+    server ended the session is ConnectionLost (3, not 7)."""
+    if not isinstance(cause, BaseException):
+        return cause or "unknown failure"
+    if not exceptions.is_connection_lost(cause):
+        return cause
+    driver = getattr(cause, "orig", None) or cause
+    args = driver.args
+    # PyMySQL's message is its second argument (the first a number).
+    said = args[1] if len(args) > 1 and isinstance(args[0], int) else driver
+    lost = exceptions.ConnectionLost(urls.masked(url),
+                                     urls.mask_text(str(said), (url,)))
+    lost.__cause__ = cause
+    return lost
 
 
 def _prune_backups(settings: conf.Settings, taken: dict | None) -> None:

@@ -178,6 +178,9 @@ class Outcome:
     values: dict[str, Any]
     failed_step: str | None = None
     cause: BaseException | str | None = None
+    # Why a step's revert failed, by step (the backup's: its restore).
+    revert_causes: dict[str, BaseException | str] = dataclasses.field(
+        default_factory=dict)
 
 
 def _engines():
@@ -218,6 +221,16 @@ def _step_failure(engine: Any, failed: list[str]
     return failure.exception or failure.exception_str
 
 
+def _revert_failures(engine: Any) -> dict[str, BaseException | str]:
+    """What the steps whose revert failed raised, from the storage."""
+    try:
+        failures = engine.storage.get_revert_failures()
+    except Exception:  # storage without it: no details, still failed
+        return {}
+    return {name: failure.exception or failure.exception_str
+            for name, failure in failures.items()}
+
+
 def run(flow: Any, store: dict | None = None,
         fetch: Sequence[str] = ("backup",), *,
         flow_detail: Any = None, backend: Any = None,
@@ -240,12 +253,27 @@ def run(flow: Any, store: dict | None = None,
     load_args: dict[str, Any] = {}
     if flow_detail is not None:
         load_args = {"flow_detail": flow_detail, "backend": backend}
-    engine = engines.load(flow, engine="serial", store=dict(store or {}),
-                          **load_args)
+    try:
+        engine = engines.load(flow, engine="serial",
+                              store=dict(store or {}), **load_args)
+    except exceptions.MistralDbError:
+        raise
+    except Exception as exc:
+        if flow_detail is None or not list(flow_detail):
+            raise
+        # A save cut short (the disk filled up between two of TaskFlow's
+        # saves) can leave a record TaskFlow cannot load again.
+        raise exceptions.LogbookError(
+            getattr(backend, "filename", "(logbook_connection)"),
+            "the interrupted run's record is incomplete (%s)" % exc,
+            advice="`abandon` that run (the database stays as it is), "
+            "then run the command again") from exc
     try:
         engine.compile()
         engine.prepare()
         engine.validate()
+    except exceptions.MistralDbError:
+        raise  # e.g. the logbook cannot be written: not the tasks' fault
     except Exception as exc:
         raise exceptions.PluginError(
             "flow %s" % getattr(flow, "name", "?"),
@@ -304,4 +332,5 @@ def run(flow: Any, store: dict | None = None,
             continue
     if cause is not None and not failed:
         failed.append("flow")
-    return Outcome(steps, values, failed[0] if failed else None, cause)
+    return Outcome(steps, values, failed[0] if failed else None, cause,
+                   _revert_failures(engine) if cause is not None else {})

@@ -40,46 +40,6 @@ _MYSQL_MAX_WAIT_TIMEOUT = 31536000
 _POLL = 0.05
 
 
-class LockError(exceptions.MistralDbError):
-    """The lock could not be taken or was lost (not a timeout)."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, *, database: str) -> None:
-        self.database = database
-        super().__init__(message)
-
-
-class LockTimeout(LockError):
-    """Another run holds the database's lock; we waited ``timeout``.
-
-    ``holder`` describes the other run when the backend can tell (pid,
-    application, client, connection id...), else None.
-    """
-
-    exit_code = 11
-
-    def __init__(self, *, database: str, lock: str, timeout: float,
-                 owner: str, holder: dict[str, Any] | None) -> None:
-        self.lock = lock
-        self.timeout = timeout
-        self.owner = owner
-        self.holder = holder
-        who = describe_holder(holder) if holder else "another run"
-        exceptions.MistralDbError.__init__(
-            self,
-            "database %s is locked by %s; gave up after %gs. Wait for that "
-            "run to finish (or raise the lock timeout) and try again"
-            % (database, who, timeout))
-        self.database = database
-
-
-def describe_holder(holder: dict[str, Any]) -> str:
-    parts = ["%s %s" % (k.replace("_", " "), v)
-             for k, v in holder.items() if v not in (None, "")]
-    return "a run with " + ", ".join(parts) if parts else "another run"
-
-
 def _owner_tag(owner: str) -> str:
     return "%s (pid %d on %s)" % (owner, os.getpid(), socket.gethostname())
 
@@ -112,9 +72,10 @@ class _Lock:
         """Raise LockError if the lock was lost (e.g. connection cut)."""
 
     def _timeout(self, timeout: float,
-                 holder: dict[str, Any] | None) -> LockTimeout:
-        return LockTimeout(database=self.database, lock=self.name,
-                           timeout=timeout, owner=self.owner, holder=holder)
+                 holder: dict[str, Any] | None) -> exceptions.LockTimeout:
+        return exceptions.LockTimeout(
+            database=self.database, lock=self.name, timeout=timeout,
+            owner=self.owner, holder=holder)
 
 
 class _ServerLock(_Lock):
@@ -140,9 +101,10 @@ class _ServerLock(_Lock):
         try:
             handle = dbapi.connect(self.url, private=True)
         except exceptions.DatabaseUnreachable as exc:
-            raise LockError("cannot connect to take the lock on database "
-                            "%s: %s" % (self.database, exc.reason),
-                            database=self.database) from None
+            raise exceptions.LockError(
+                "cannot connect to take the lock on database %s: %s"
+                % (self.database, exc.reason),
+                database=self.database) from None
         self.handle = handle
         # Through SQLAlchemy, conn is a pool proxy around the driver's.
         raw = getattr(handle.conn, "dbapi_connection", None)
@@ -174,18 +136,19 @@ class _ServerLock(_Lock):
         row = self._query(statement, params)
         return row[0] if row is not None else None
 
-    def _error(self, what: str, exc: BaseException) -> LockError:
+    def _error(self, what: str, exc: BaseException) -> exceptions.LockError:
         from mistral_db_flows import urls
 
         text = urls.first_line(exc, self.url) if str(exc).strip() \
             else type(exc).__name__
-        return LockError("%s on database %s: %s"
-                         % (what, self.database, text),
-                         database=self.database)
+        return exceptions.LockError("%s on database %s: %s"
+                                    % (what, self.database, text),
+                                    database=self.database)
 
-    def _lost(self) -> LockError:
-        return LockError("lost the lock on database %s" % self.database,
-                         database=self.database)
+    def _lost(self) -> exceptions.LockError:
+        return exceptions.LockError(
+            "lost the lock on database %s" % self.database,
+            database=self.database)
 
     def release(self) -> None:
         # Closing the session releases the lock on the server.
@@ -208,7 +171,7 @@ class _ServerLock(_Lock):
 
                 self.named(identity.of_handle(self.handle))
             self._take(timeout)
-        except LockError:
+        except exceptions.LockError:
             self.release()
             raise
         except self._errors as exc:
@@ -344,8 +307,9 @@ class _MysqlLock(_ServerLock):
                           (self.name, min(max(0.0, timeout),
                                           _MYSQL_MAX_WAIT_TIMEOUT)))
         if got is None:
-            raise LockError("GET_LOCK failed on database %s"
-                            % self.database, database=self.database)
+            raise exceptions.LockError(
+                "GET_LOCK failed on database %s" % self.database,
+                database=self.database)
         if not got:
             raise self._timeout(timeout, self._holder())
 
@@ -409,8 +373,9 @@ class _FileLock(_Lock):
         parsed = urls.parse(url)
         path = parsed.sqlite_path
         if path is None:
-            raise LockError("cannot lock an in-memory SQLite database: "
-                            "give a file path", database=database or "")
+            raise exceptions.LockError(
+                "cannot lock an in-memory SQLite database: give a file "
+                "path", database=database or "")
         self.named(identity.of_sqlite(parsed))
         self.database = os.path.realpath(path)
         self.path = self.database + ".lock"
@@ -425,9 +390,10 @@ class _FileLock(_Lock):
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise LockError("cannot create the lock file %s: %s"
-                            % (self.path, exc.strerror),
-                            database=self.database) from None
+            raise exceptions.LockError(
+                "cannot create the lock file %s: %s"
+                % (self.path, exc.strerror),
+                database=self.database) from None
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             try:
@@ -477,8 +443,9 @@ def lock_for(url: str, owner: str, *,
 
     parsed = dbapi.parse(url)
     if parsed.backend not in _BACKENDS:
-        raise LockError("cannot lock a %s database" % parsed.backend,
-                        database=parsed.database or "")
+        raise exceptions.LockError(
+            "cannot lock a %s database" % parsed.backend,
+            database=parsed.database or "")
     lock = _BACKENDS[parsed.backend](url, parsed.database, owner)
     if identity is not None and lock.identity is None:
         lock.named(identity)
@@ -489,7 +456,7 @@ def lock_for(url: str, owner: str, *,
 def hold(url: str, *, timeout: float, owner: str,
          identity: str | None = None) -> Iterator[_Lock]:
     """Hold the database's lock for the body; wait up to ``timeout``
-    seconds for another run to finish, else raise ``LockTimeout``.
+    seconds for another run to finish, else raise ``exceptions.LockTimeout``.
 
     ``owner`` says what this run is (e.g. ``"upgrade head"``); others
     waiting for the lock see it with our pid and host when the backend
@@ -515,6 +482,6 @@ def held_by(url: str, *, identity: str | None = None
     try:
         with hold(url, timeout=0, owner="status", identity=identity):
             return None
-    except LockTimeout as exc:
+    except exceptions.LockTimeout as exc:
         return exc.holder or {}
 

@@ -19,7 +19,7 @@ import tempfile
 import threading
 from typing import IO, Any, Callable, Iterator, Sequence
 
-from mistral_db_flows import backup_errors
+from mistral_db_flows import exceptions
 from mistral_db_flows import urls
 
 Progress = Callable[[int, "int | None"], None]
@@ -50,7 +50,7 @@ def parse(url: str) -> urls.Url:
     try:
         return urls.parse(url)
     except urls.UrlError as exc:
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "cannot parse the database URL %s: %s" % (exc.url, exc.reason),
             reason="unsupported") from None
 
@@ -76,7 +76,6 @@ def connection(u: urls.Url, fail: Callable[[str], Exception]) -> Iterator[Any]:
     afterwards; a driver error, connecting or later, raises
     ``fail(the driver's message, any URL's password hidden)`` instead."""
     from mistral_db_flows import dbapi
-    from mistral_db_flows import exceptions
 
     text = url_text(u)
     try:
@@ -95,7 +94,7 @@ def connection(u: urls.Url, fail: Callable[[str], Exception]) -> Iterator[Any]:
 def backend(u: urls.Url) -> str:
     """``sqlite``, ``postgresql`` or ``mysql`` (MariaDB included)."""
     if u.backend not in EXTENSIONS:
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "backups of %s databases are not supported" % u.backend,
             reason="unsupported", database=u.database)
     return u.backend
@@ -104,7 +103,7 @@ def backend(u: urls.Url) -> str:
 def sqlite_path(u: urls.Url) -> str:
     path = u.sqlite_path
     if path is None:
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "an in-memory SQLite database cannot be backed up: give a "
             "file path", reason="unsupported", database=u.database or "")
     return os.path.realpath(path)
@@ -145,7 +144,7 @@ def prepare_directory(directory: str, *, database: str) -> str:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "cannot write backups into %s: %s"
             % (path, exc.strerror or exc), reason="no-permission",
             database=database, path=path) from None
@@ -265,7 +264,7 @@ def lock_wait_limit(lock_wait: float, *, unit: float, most: int) -> int:
 
 def lock_timeout_error(database: str, path: str, waited: float, *,
                        table: str | None, changed: bool, outcome: str,
-                       kind: str = "table") -> backup_errors.RestoreError:
+                       kind: str = "table") -> exceptions.RestoreError:
     """The restore gave up waiting for a lock another session holds.
 
     ``outcome`` says what state that left the database in; ``table``
@@ -273,7 +272,7 @@ def lock_timeout_error(database: str, path: str, waited: float, *,
     said which.
     """
     where = "%s %s" % (kind, table) if table else "one of its tables"
-    return backup_errors.RestoreError(
+    return exceptions.RestoreError(
         "restoring %s from %s gave up after waiting %gs for a lock "
         "another session holds on %s; %s. Stop the Mistral services "
         "using the database, then run the same command again to finish "

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from typing import Any, Callable
 
-from mistral_db_flows import backup_errors
+from mistral_db_flows import exceptions
 from mistral_db_flows import urls
 from mistral_db_flows.backup import common
 
@@ -153,7 +153,7 @@ _TOOL_MAJOR: dict[str, int] = {}
 
 def check(u: Any, directory: str) -> int:
     """Tools present and recent enough; a lower bound of the size."""
-    pg_dump, _, _ = _tools(u, backup_errors.BackupError,
+    pg_dump, _, _ = _tools(u, exceptions.BackupError,
                            "a PostgreSQL backup",
                            ("pg_dump", "pg_restore", "psql"))
     probe = None
@@ -170,7 +170,7 @@ def check(u: Any, directory: str) -> int:
             _TOOL_MAJOR[pg_dump] = _major(probe.communicate()[0])
     tool = _TOOL_MAJOR[pg_dump]
     if tool and tool < server // 10000:
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "pg_dump %d cannot dump a PostgreSQL %d server; install the "
             "client tools of version %d or newer"
             % (tool, server // 10000, server // 10000),
@@ -179,8 +179,8 @@ def check(u: Any, directory: str) -> int:
 
 
 def _query_sizes(u: Any) -> tuple[int, int]:
-    def fail(message: str) -> backup_errors.BackupError:
-        return backup_errors.BackupError(
+    def fail(message: str) -> exceptions.BackupError:
+        return exceptions.BackupError(
             "cannot measure the database %s before its backup: %s"
             % (u.database, message.strip()),
             reason="unreachable", database=u.database)
@@ -191,20 +191,20 @@ def _query_sizes(u: Any) -> tuple[int, int]:
 
 
 def dump(u: Any, fd: int, path: str) -> None:
-    pg_dump, = _tools(u, backup_errors.BackupError, "a PostgreSQL backup",
+    pg_dump, = _tools(u, exceptions.BackupError, "a PostgreSQL backup",
                       ("pg_dump",))
     common.run([pg_dump, "--format=custom", "--compress=" + COMPRESSION,
                 "--no-password"],
-               env=environment(u), sink=fd, error=backup_errors.BackupError,
+               env=environment(u), sink=fd, error=exceptions.BackupError,
                database=u.database, what="pg_dump of %s" % u.database)
 
 
 def check_restore(u: Any, path: str) -> None:
     """Tools present and the archive readable, before anything drops."""
-    pg_restore, _ = _tools(u, backup_errors.RestoreError,
+    pg_restore, _ = _tools(u, exceptions.RestoreError,
                            "a PostgreSQL restore", ("pg_restore", "psql"))
     common.run([pg_restore, "--list", path], env=environment(u),
-               error=backup_errors.RestoreError, database=u.database,
+               error=exceptions.RestoreError, database=u.database,
                what="reading the backup %s" % path,
                path=path, changed=False)
 
@@ -226,7 +226,7 @@ def restore(u: Any, path: str, fd: int, *,
     holds rolls the whole restore back and raises ``RestoreError`` with
     reason ``lock-timeout``.
     """
-    pg_restore, psql = _tools(u, backup_errors.RestoreError,
+    pg_restore, psql = _tools(u, exceptions.RestoreError,
                               "a PostgreSQL restore", ("pg_restore", "psql"))
     limit = common.lock_wait_limit(lock_wait, unit=0.001,
                                    most=_MAX_LOCK_TIMEOUT_MS)
@@ -264,7 +264,7 @@ def restore(u: Any, path: str, fd: int, *,
             changed=False, outcome="the database is unchanged (the "
             "transaction was rolled back)")
     if failed:
-        raise backup_errors.RestoreError(
+        raise exceptions.RestoreError(
             "restoring %s from %s failed, the database is unchanged (the "
             "transaction was rolled back): %s"
             % (u.database, path, "; ".join(failed)),

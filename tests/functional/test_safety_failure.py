@@ -363,12 +363,13 @@ def _revert_failed(backend, make_db, tmp_path):
     tool = su.Tool(url, tmp_path)
     failed = tool.call("upgrade", "head", fault="inside:migrate_022:fail:6,"
                        "restore:backup:fail")
-    assert failed.code == su.EXIT_STEP_FAILED, failed
+    assert failed.code == su.EXIT_RESTORE_FAILED, failed
     assert failed.run["state"] == "revert_failed"
-    message = _last_error(failed)
+    message = failed.error_line()
     assert "step migrate_022 failed" in message
     assert "restoring the backup %s failed too: restore it by hand" \
         % failed.run["backup"] in message
+    assert "; restore: injected fault restore:backup:fail:1 (" in message
     interrupted = tool.call("status").doc["interrupted"]
     assert (interrupted["state"], interrupted["backup"]) == (
         "stopped", failed.run["backup"])
@@ -380,10 +381,11 @@ def _revert_failed(backend, make_db, tmp_path):
     pytest.param("postgresql", marks=[pytest.mark.postgresql,
                                       pytest.mark.slow])])
 def test_failed_restore_says_so_then_resumes(backend, make_db, tmp_path):
-    """The restore failing too: exit 7 naming both and the backup to
-    restore by hand. Where the failed restore left the database on the
-    run's way (SQLite, PostgreSQL: the restore is one transaction), the
-    same command finishes the upgrade."""
+    """The restore failing too: exit 9, one line naming both (the
+    restore's own error last) and the backup to restore by hand, no
+    traceback. Where the failed restore left the database on the run's
+    way (SQLite, PostgreSQL: the restore is one transaction), the same
+    command finishes the upgrade."""
     url, tool = _revert_failed(backend, make_db, tmp_path)
     done = tool.call("upgrade", "head")
     assert done.code == 0, done
@@ -395,7 +397,8 @@ def test_failed_restore_says_so_then_resumes(backend, make_db, tmp_path):
 @pytest.mark.mysql
 def test_failed_mysql_restore_is_retried(make_db, tmp_path):
     """After a failed MariaDB restore, the same command restores the
-    backup again: the database as before the run."""
+    backup again: the database as before the run, exit 7 (the step
+    failed; the restore succeeded this time)."""
     url, tool = _revert_failed("mysql", make_db, tmp_path)
     assert su.version(url) is None  # emptied, nothing loaded
     again = tool.call("upgrade", "head")

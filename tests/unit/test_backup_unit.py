@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from mistral_db_flows import backup
-from mistral_db_flows import backup_errors
+from mistral_db_flows import exceptions
 from mistral_db_flows import locking
 from mistral_db_flows import urls
 from mistral_db_flows.backup import common
@@ -54,7 +54,7 @@ def test_file_key_is_the_identity_not_the_spelling():
 
 def test_in_memory_sqlite_cannot_be_backed_up():
     """An in-memory database has no file to back up: a clear error."""
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         backup.take("sqlite://", "/tmp", label="x")
     assert err.value.reason == "unsupported"
 
@@ -110,12 +110,12 @@ def test_mysql_option_file_survives_odd_passwords(tmp_path):
 def test_tool_errors_never_show_the_password():
     """A tool that echoes a URL or a connection string on stderr has
     its password masked."""
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         common.run([sys.executable, "-c",
                     "import sys; sys.stderr.write('bad %s password=%s'"
                     " % (sys.argv[1], sys.argv[2])); sys.exit(3)",
                     "postgresql://u:hunter2@h/db", "hunter2"],
-                   env=dict(os.environ), error=backup_errors.BackupError,
+                   env=dict(os.environ), error=exceptions.BackupError,
                    database="db", what="the tool")
     assert "hunter2" not in str(err.value)
     assert "exited with 3" in str(err.value)
@@ -130,7 +130,7 @@ def test_missing_tool_is_named_before_connecting(monkeypatch, tmp_path):
     for url, tool in (("postgresql://u:pw@127.0.0.1:1/db", "pg_dump"),
                       ("mysql+pymysql://u:pw@127.0.0.1:1/db",
                        "mariadb-dump")):
-        with pytest.raises(backup_errors.BackupError) as err:
+        with pytest.raises(exceptions.BackupError) as err:
             backup.check_can_backup(url, str(tmp_path / "b"))
         assert err.value.reason == "tool-missing" and err.value.tool == tool
         assert "pw" not in str(err.value)
@@ -144,7 +144,7 @@ def test_sqlite_check_measures_the_file(tmp_path, monkeypatch):
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage",
                         lambda path: usage._replace(free=4999))
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         backup.check_can_backup("sqlite:///%s" % db, str(tmp_path / "b"))
     assert (err.value.needed, err.value.free) == (5000, 4999)
     assert err.value.reason == "no-space"
@@ -188,9 +188,9 @@ def test_lock_names_never_hold_credentials():
 def test_lock_timeout_message_names_the_holder():
     """The message says which database, who holds it and how long we
     waited; the error carries the same facts."""
-    err = locking.LockTimeout(database="mistral", lock="l", timeout=30,
-                              owner="upgrade head",
-                              holder={"connection_id": 42, "user": "m"})
+    err = exceptions.LockTimeout(database="mistral", lock="l", timeout=30,
+                                 owner="upgrade head",
+                                 holder={"connection_id": 42, "user": "m"})
     assert err.exit_code == 11 and err.holder["connection_id"] == 42
     text = str(err)
     assert "mistral" in text and "connection id 42" in text
@@ -205,7 +205,7 @@ def test_backup_reads_urls_as_urls_does():
     from mistral_db_flows import urls
 
     assert common.parse(PG_URL) == urls.parse(PG_URL)
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         common.parse("postgresql://u:hunter2@[::1]x/db")
     assert err.value.reason == "unsupported"
     assert "hunter2" not in str(err.value)
@@ -282,7 +282,7 @@ def test_pg_dump_version_is_asked_once_per_process(monkeypatch):
     assert calls == [["/usr/bin/pg_dump", "--version"]]
     monkeypatch.setattr(postgresql, "_TOOL_MAJOR",
                         {"/usr/bin/pg_dump": 16})
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         postgresql.check(u, "/tmp")
     assert err.value.reason == "tool-version"
     assert "pg_dump 16 cannot dump a PostgreSQL 17 server" in str(err.value)
@@ -322,7 +322,7 @@ def test_unreachable_server_is_reported_with_the_driver_message(
     own words and no password, whichever way the URL is read."""
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
     monkeypatch.setattr(postgresql, "_TOOL_MAJOR", {"/usr/bin/pg_dump": 0})
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         backup.check_can_backup(url, str(tmp_path / "b"))
     driver = _refused(kind)
     if kind == "postgresql":
@@ -545,7 +545,7 @@ def test_mysql_load_waits_bounded(tmp_path, monkeypatch, stderr, reason):
     u = common.parse("mysql+pymysql://u:secretpw@h/mistral")
     fd = os.open(dump, os.O_RDONLY)
     try:
-        with pytest.raises(backup_errors.RestoreError) as err:
+        with pytest.raises(exceptions.RestoreError) as err:
             mysql.restore(u, str(dump), fd, lock_wait=2.5)
     finally:
         os.close(fd)

@@ -366,6 +366,22 @@ def test_operations_print_nothing_on_stdout(capsys, api, conf_file,
         "postgresql://u:***@h/d", "server closed the connection")), 3),
     (exceptions.PluginError("backup", "no such plugin"), 2),
     (exceptions.MistralDbError("generic"), 1),
+    (exceptions.ConnectionLost("postgresql://u:***@h/d", "killed"), 3),
+    (exceptions.BackupError("no space in /b", reason="no-space"), 8),
+    (exceptions.RestoreError("cannot read /b/x", reason="mismatch"), 9),
+    (exceptions.LockTimeout(database="d", lock="l", timeout=1.0,
+                            owner="upgrade", holder=None), 11),
+    (exceptions.ResumeRefused("this is stamp", operation="upgrade",
+                              target="045", step="migrate_013"), 12),
+    (exceptions.DefinitionError("/defs/x.yaml", "not YAML"), 13),
+    (exceptions.LogbookError("/state/logbook.sqlite", "disk is full"), 1),
+    (exceptions.LockError("lost the lock", database="d"), 1),
+    (exceptions.StepFailed("backup", exceptions.BackupError(
+        "cannot write the backup /b/x", reason="no-space")), 8),
+    (exceptions.StepFailed("migrate-031", "boom", restore_error=(
+        exceptions.RestoreError("cannot read /b/x", reason="mismatch"))), 9),
+    (exceptions.StepFailed("migrate-031", exceptions.ConnectionLost(
+        "postgresql://u:***@h/d", "killed"), restore_error="broke"), 9),
 ])
 def test_error_family_exit_codes(capsys, api, conf_file, error, code):
     """Each error: its exit_code, one line, no traceback."""
@@ -444,6 +460,43 @@ def test_logging_masks_and_is_removed(capsys, api, conf_file):
     assert code == 0
     assert "connecting to" in err and PASSWORD not in err
     assert logging.getLogger().handlers == before
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_library_tracebacks_only_with_debug(capsys, api, conf_file, debug):
+    """A library logging an exception (TaskFlow a failed revert with its
+    traceback, oslo.utils one formatted into its message) prints no
+    traceback without --debug: the error is the one line; --debug shows
+    them."""
+    def failing(settings, target=None, **kwargs):
+        try:
+            raise RuntimeError("restore broke")
+        except RuntimeError:
+            logging.getLogger("taskflow.engines").exception(
+                "Engine execution has failed")
+        logging.getLogger("oslo_utils.excutils").error(
+            "Original exception being dropped: %s",
+            ["Traceback (most recent call last):\n", "  File x\n"])
+        logging.getLogger("mistral_db_flows.test").warning("a warning")
+        raise exceptions.StepFailed("migrate_031", "boom",
+                                    restore_error="restore broke")
+
+    api.upgrade = failing
+    argv = ["--debug"] if debug else []
+    code, out, err = run(capsys, "--config-file", conf_file, *argv,
+                         "upgrade", "head")
+    assert code == 9
+    assert "a warning" in err
+    if debug:
+        assert err.count("Traceback") == 3  # two logged, main()'s own
+        assert "Engine execution has failed" in err
+    else:
+        assert "Traceback" not in err
+        assert "Engine execution" not in err and "dropped" not in err
+        lines = err.splitlines()
+        assert len(lines) == 2 and "a warning" in lines[0]
+        assert lines[1].startswith("mistral-db-manage: error: step "
+                                   "migrate_031 failed: boom")
 
 
 def test_mask_url_and_password():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mistral_db_flows import dbapi
+from mistral_db_flows import exceptions
 from mistral_db_flows import locking
 from tests import fresh
 
@@ -91,7 +92,7 @@ def test_unusual_urls_name_the_same_lock():
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(locking.LockError) as err:
+    with pytest.raises(exceptions.LockError) as err:
         locking.lock_for("oracle://u@h/mistral", "x")
     assert "cannot lock a oracle database" in str(err.value)
 
@@ -134,14 +135,14 @@ def test_without_autocommit_every_statement_is_ended():
                       autocommit=False)
     assert lock._value("SELECT pg_try_advisory_lock(%s)", (lock.key,))
     assert conn.log[-1] == "COMMIT"
-    with pytest.raises(locking.LockError) as err:
+    with pytest.raises(exceptions.LockError) as err:
         lock.check()
     assert conn.log[-1] == "ROLLBACK"
     assert str(err.value) == ("lost the lock on database m: "
                               "server closed")
     lock.release()
     assert conn.log[-1] == "CLOSE" and lock.handle is None
-    with pytest.raises(locking.LockError):
+    with pytest.raises(exceptions.LockError):
         lock.check()
 
 
@@ -184,7 +185,7 @@ def test_mysql_holder_without_performance_schema(attrs):
 def test_unreachable_server_is_a_lock_error_without_password():
     lock = locking.lock_for(
         "postgresql://u:s3cret@127.0.0.1:1/m", "x")
-    with pytest.raises(locking.LockError) as err:
+    with pytest.raises(exceptions.LockError) as err:
         lock.acquire(0)
     text = str(err.value)
     assert text.startswith("cannot connect to take the lock on database m:")
