@@ -86,7 +86,7 @@ def write_conf(url: str, workdir: pathlib.Path, tasks: str | None) -> str:
 
 def one_run(backend: str, variant: dict, workdir: pathlib.Path) -> dict:
     """Time one upgrade head of a fresh empty database."""
-    from mistral_db_flows import migration
+    from mistral_db_flows import version_table
 
     url = bench_startup.make_database(backend, workdir)
     try:
@@ -100,7 +100,7 @@ def one_run(backend: str, variant: dict, workdir: pathlib.Path) -> dict:
         if proc.returncode != 0:
             raise SystemExit("%s failed (%d): %s" % (
                 argv[0], proc.returncode, proc.stderr[-2000:]))
-        if migration.read_version(url) != ["045"]:
+        if version_table.read_version(url) != ["045"]:
             raise SystemExit("%s did not reach 045" % argv[0])
         row = {"total": took}
         if proc.stdout.strip().startswith("{"):

@@ -19,12 +19,16 @@ import sys
 from typing import Any, TextIO
 
 from mistral_db_flows import conf
+from mistral_db_flows import dbapi
 from mistral_db_flows import exceptions
 from mistral_db_flows import flows
 from mistral_db_flows import migration
 from mistral_db_flows import results
+from mistral_db_flows import revisions
 from mistral_db_flows import runs
 from mistral_db_flows import states
+from mistral_db_flows import urls
+from mistral_db_flows import version_table
 from mistral_db_flows.logbook import records
 
 
@@ -40,14 +44,14 @@ def _head_label(graph: Any) -> str:
 
 def current(settings: conf.Settings) -> results.Current:
     """The database's revision(s), as ``alembic_version`` has them."""
-    graph = migration.graph()
-    revisions = migration.read_version(settings.database_url)
-    for rev in revisions:
+    graph = revisions.graph()
+    stamped = version_table.read_version(settings.database_url)
+    for rev in stamped:
         if rev not in graph:
             raise exceptions.UnknownRevision(rev, where="database")
     head = _head_label(graph)
-    return results.Current(revisions=revisions, head=head,
-                           at_head=revisions == [head])
+    return results.Current(revisions=stamped, head=head,
+                           at_head=stamped == [head])
 
 
 def _info(graph: Any, rev: str) -> results.RevisionInfo:
@@ -60,14 +64,14 @@ def _info(graph: Any, rev: str) -> results.RevisionInfo:
 def history(settings: conf.Settings | None = None
             ) -> list[results.RevisionInfo]:
     """Every revision, newest first, as ``history`` prints them."""
-    graph = migration.graph()
+    graph = revisions.graph()
     return [_info(graph, rev) for rev in reversed(graph.order)]
 
 
 def branches(settings: conf.Settings | None = None
              ) -> list[results.RevisionInfo]:
     """The branch points (revisions with several children); [] if none."""
-    graph = migration.graph()
+    graph = revisions.graph()
     return [_info(graph, rev) for rev in graph.order
             if rev in graph.branch_points]
 
@@ -75,21 +79,27 @@ def branches(settings: conf.Settings | None = None
 def check_migration(settings: conf.Settings | None = None
                     ) -> results.Check:
     """One unbroken chain to a single head, or BranchError."""
-    graph = migration.graph()
-    flows.single_head(graph)
+    graph = revisions.graph()
+    revisions.single_head(graph)
     return results.Check(head=graph.heads[0], base=graph.bases[0],
                          revisions=len(graph.revisions))
 
 
 def status(settings: conf.Settings) -> results.Status:
     """Current revision, head and what an ``upgrade head`` would apply."""
-    graph = migration.graph()
-    head = flows.single_head(graph)
-    start = flows.one_revision(
-        migration.read_version(settings.database_url), graph)
+    from mistral_db_flows import dbapi
+
+    graph = revisions.graph()
+    head = revisions.single_head(graph)
+    # One connection reads the version and asks which database this is
+    # (the logbook is keyed by that).
+    with dbapi.sharing(settings.database_url):
+        start = revisions.one_revision(
+            version_table.read_version(settings.database_url), graph)
+        interrupted = runs.read_interrupted(settings)
     return results.Status(current=start, head=head,
                           pending=graph.between(start, head),
-                          interrupted=runs.read_interrupted(settings))
+                          interrupted=interrupted)
 
 
 # -- flows -----------------------------------------------------------------
@@ -98,30 +108,36 @@ def _with_driver(settings: conf.Settings) -> conf.Settings:
     """Settings whose URL names an installed driver (for every tool)."""
     import dataclasses
 
-    url = migration.effective_url(settings.database_url) \
-        or settings.database_url
-    if url == settings.database_url:
+    from mistral_db_flows import urls
+
+    try:
+        parsed = urls.parse(settings.database_url)
+    except urls.UrlError:
+        return settings  # reading it fails later, with its own error
+    url = parsed.with_installed_driver()
+    if url == parsed:
         return settings
-    return dataclasses.replace(settings, database_url=url)
+    return dataclasses.replace(settings, database_url=url.text)
 
 
 def _build(operation: str, settings: conf.Settings, plan: Any,
-           graph: Any, *, fresh_run: bool = False):
+           graph: Any, *, fresh_run: bool = False,
+           identity: str | None = None):
     settings = _with_driver(settings)
     ctx = flows.BuildContext(
         operation=operation, database_url=settings.database_url,
         plan=plan, head=graph.heads[0] if graph.sound else None,
-        settings=settings, fresh_run=fresh_run)
+        settings=settings, fresh_run=fresh_run, identity=identity)
     return flows.build(ctx)
 
 
 def _upgrade_plan(settings: conf.Settings, target: str | None,
                   delta: int | None):
-    graph = migration.graph()
+    graph = revisions.graph()
     # A bad target fails before the database is even asked.
-    flows.plan_upgrade(graph, [], target, delta)
-    current_revs = migration.read_version(settings.database_url)
-    return graph, flows.plan_upgrade(graph, current_revs, target, delta)
+    revisions.plan_upgrade(graph, [], target, delta)
+    current_revs = version_table.read_version(settings.database_url)
+    return graph, revisions.plan_upgrade(graph, current_revs, target, delta)
 
 
 def upgrade_flow(settings: conf.Settings, target: str | None = "head", *,
@@ -138,10 +154,10 @@ def upgrade_flow(settings: conf.Settings, target: str | None = "head", *,
 
 
 def _stamp_plan(settings: conf.Settings, revision: str | None):
-    graph = migration.graph()
-    flows.plan_stamp(graph, [], revision)
-    current_revs = migration.read_version(settings.database_url)
-    return graph, flows.plan_stamp(graph, current_revs, revision)
+    graph = revisions.graph()
+    revisions.plan_stamp(graph, [], revision)
+    current_revs = version_table.read_version(settings.database_url)
+    return graph, revisions.plan_stamp(graph, current_revs, revision)
 
 
 def stamp_flow(settings: conf.Settings, revision: str | None):
@@ -152,11 +168,11 @@ def stamp_flow(settings: conf.Settings, revision: str | None):
 
 def _here_plan(settings: conf.Settings, to_head: bool = False):
     """A plan that stays where the database is (or checks for head)."""
-    graph = migration.graph()
-    start = flows.one_revision(
-        migration.read_version(settings.database_url), graph)
-    target = flows.single_head(graph) if to_head else start
-    return graph, flows.Plan(start, target)
+    graph = revisions.graph()
+    start = revisions.one_revision(
+        version_table.read_version(settings.database_url), graph)
+    target = revisions.single_head(graph) if to_head else start
+    return graph, revisions.Plan(start, target)
 
 
 def populate_flow(settings: conf.Settings):
@@ -188,12 +204,16 @@ def run_flow(flow: Any, settings: conf.Settings, *,
     """
     settings = _with_driver(settings)
     operation = flows.operation_of(flow)
-    plan = flows.Plan(None, target)
-    migration.read_version(settings.database_url)  # reachable, valid URL
-    with runs.guarded(settings, owner=operation) as store:
-        fd = store.start(operation, runs.fingerprint(flow, plan),
-                         plan=runs.plan_facts(plan))
-        return _execute(flow, settings, store, fd, plan, progress=progress)
+    plan = revisions.Plan(None, target)
+    # One connection for the run's steps (see _run_plan).
+    with dbapi.sharing(settings.database_url):
+        # Reachable, with a valid URL, before the lock is asked for.
+        version_table.read_version(settings.database_url)
+        with runs.guarded(settings, owner=operation) as store:
+            fd = store.start(operation, runs.fingerprint(flow, plan),
+                             plan=runs.plan_facts(plan))
+            return _execute(flow, settings, store, fd, plan,
+                            progress=progress)
 
 
 def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
@@ -201,7 +221,7 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
              resumed: bool = False, progress: Any = None) -> results.Run:
     """Run (or resume) ``flow`` under ``fd``; settle the logbook."""
     operation = flows.operation_of(flow)
-    before = migration.read_version(settings.database_url)
+    before = version_table.read_version(settings.database_url)
     # What an earlier, killed attempt of this run recorded: its backup
     # and the step that failed (a resumed revert does not run them).
     recorded = {ad.name: ad for ad in fd}
@@ -210,14 +230,11 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
         (name for name in flows.atom_names(flow)
          if getattr(recorded.get(name), "failure", None) is not None),
         None)
+    outcome = flows.run(flow, store={"prior_backup": prior_backup},
+                        flow_detail=fd, backend=store.backend,
+                        progress=progress)
     try:
-        outcome = flows.run(flow, store={"prior_backup": prior_backup},
-                            flow_detail=fd, backend=store.backend,
-                            progress=progress)
-    finally:
-        migration.discard_shared()
-    try:
-        after = migration.read_version(settings.database_url)
+        after = version_table.read_version(settings.database_url)
     except exceptions.MistralDbError:
         after = []
     # The step's own result: after a revert TaskFlow forgets the value.
@@ -242,6 +259,7 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
             run.state = results.Outcome.succeeded(operation)
         return run
     backup_step = {s.name: s.state for s in outcome.steps}.get("backup")
+    restore_error: BaseException | str | None = None
     if operation == "verify":
         # Read-only: nothing to restore or resume.
         store.set_state(fd, states.RunState.FAILED)
@@ -264,6 +282,8 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
         # restore before anything else (see _retry_restore).
         store.set_state(fd, states.RunState.STOPPED, backup=taken,
                         revert_failed=True)
+        restore_error = outcome.revert_causes.get("backup") \
+            or "the restore failed"
         aftermath = ("restoring the backup %s failed too: restore it by "
                      "hand (see docs/safety.md)" % (taken or {}).get("path"))
     else:
@@ -276,8 +296,28 @@ def _execute(flow: Any, settings: conf.Settings, store: Any, fd: Any,
     if failed_step in (None, "flow") and earlier_failure:
         failed_step = earlier_failure
     raise exceptions.StepFailed(failed_step or "flow",
-                                outcome.cause, run=run,
-                                aftermath=aftermath)
+                                _known(outcome.cause, settings.database_url),
+                                run=run, aftermath=aftermath,
+                                restore_error=restore_error)
+
+
+def _known(cause: BaseException | str | None, url: str
+           ) -> BaseException | str:
+    """A step's failure as one of our errors where we know what it
+    means, so that it exits with that error's code: a driver saying the
+    server ended the session is ConnectionLost (3, not 7)."""
+    if not isinstance(cause, BaseException):
+        return cause or "unknown failure"
+    if not exceptions.is_connection_lost(cause):
+        return cause
+    driver = getattr(cause, "orig", None) or cause
+    args = driver.args
+    # PyMySQL's message is its second argument (the first a number).
+    said = args[1] if len(args) > 1 and isinstance(args[0], int) else driver
+    lost = exceptions.ConnectionLost(urls.masked(url),
+                                     urls.mask_text(str(said), (url,)))
+    lost.__cause__ = cause
+    return lost
 
 
 def _prune_backups(settings: conf.Settings, taken: dict | None) -> None:
@@ -319,7 +359,7 @@ def _retry_restore(settings: conf.Settings, store: Any, fd: Any,
     backup.restore(settings.database_url, taken,
                    lock_wait=settings.lock_timeout)
     store.set_state(fd, states.RunState.REVERTED)
-    after = migration.read_version(settings.database_url)
+    after = version_table.read_version(settings.database_url)
     plan = meta.get("plan") or {}
     run = results.Run(operation=operation, state=states.RunState.REVERTED,
                       start_revision=plan.get("start"),
@@ -337,11 +377,10 @@ def _run_plan(operation: str, settings: conf.Settings, planner: Any,
               *, progress: Any = None, relative: str | None = None
               ) -> results.Run:
     """Plan under the lock, resume an interrupted run or start one."""
-    from mistral_db_flows import dbapi
-
     settings = _with_driver(settings)
-    # One connection for the run's row work (version reads, the backup's
-    # measurements, populate, verify); the lock keeps its own.
+    # One connection for the whole run (version reads, the backup's
+    # measurements, migrate steps, populate, verify); the lock keeps
+    # its own.
     with dbapi.sharing(settings.database_url):
         return _run_plan_sharing(operation, settings, planner,
                                  progress=progress, relative=relative)
@@ -394,7 +433,8 @@ def _run_plan_sharing(operation: str, settings: conf.Settings,
                                         settings.resolved_backup_dir())
         # A fresh run's backup starts while the flow is built.
         flow = _build(operation, settings, plan, graph,
-                      fresh_run=fresh and not prior_backup)
+                      fresh_run=fresh and not prior_backup,
+                      identity=store.identity)
         if fd is not None:
             runs.check_fingerprint(fd, flow, plan)
         else:
@@ -418,10 +458,10 @@ def upgrade(settings: conf.Settings, target: str | None = None, *,
     upgrade to the same target is resumed.
     """
     if sql:
-        plan = flows.plan_offline(migration.graph(), target, delta)
+        plan = revisions.plan_offline(revisions.graph(), target, delta)
         return _offline("upgrade", settings, plan, output)
     # A bad target fails before the database is even asked.
-    flows.plan_upgrade(migration.graph(), [], target, delta)
+    revisions.plan_upgrade(revisions.graph(), [], target, delta)
     # "+N" means N more from where the database is: after a crash the
     # same command means the interrupted run's target, not N from now.
     relative = ("+%d" % delta if delta is not None
@@ -440,9 +480,9 @@ def stamp(settings: conf.Settings, revision: str | None, *,
     ``base`` empties it on purpose.
     """
     if sql:
-        plan = flows.plan_stamp(migration.graph(), [], revision)
+        plan = revisions.plan_stamp(revisions.graph(), [], revision)
         return _offline("stamp", settings, plan, output)
-    flows.plan_stamp(migration.graph(), [], revision)
+    revisions.plan_stamp(revisions.graph(), [], revision)
     return _run_plan("stamp", settings,
                      lambda: _stamp_plan(settings, revision),
                      progress=progress)
@@ -466,7 +506,7 @@ def verify(settings: conf.Settings, *, progress: Any = None
            ) -> results.Run:
     """Check the database is at head and matches the models."""
     flow = verify_flow(settings)
-    graph = migration.graph()
+    graph = revisions.graph()
     return run_flow(flow, settings, target=graph.heads[0],
                     progress=progress)
 
@@ -512,10 +552,10 @@ def revision(settings: conf.Settings, message: str, *,
     ``autogenerate`` compares the models with the database (which must
     be at head) and writes the differences as operations.
     """
-    location = migration.script_location()
+    location = revisions.script_location()
     if not _writable_source(location):
         raise exceptions.ReadOnlyMigrations(location)
-    graph = migration.graph()
+    graph = revisions.graph()
     head = check_migration(settings).head
     if rev_id is None:
         rev_id = next_revision_id(head)

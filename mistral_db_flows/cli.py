@@ -18,12 +18,10 @@ import io
 import json
 import logging
 import os
-import re
 import sys
 import threading
 import time
 import traceback
-import urllib.parse
 from typing import Any, Callable, NoReturn
 
 from oslo_config import cfg
@@ -36,19 +34,7 @@ from mistral_db_flows import states
 PROG = "mistral-db-manage"
 FORMATS = ("text", "json")
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_UPGRADE_NEEDED = 10
-EXIT_INTERRUPTED = 130
-
 LOG_FORMAT = "%(levelname)-5.5s [%(name)s] %(message)s"
-
-
-class UsageError(Exception):
-    """A wrong combination of arguments, found before any api call."""
-
-    exit_code = EXIT_USAGE
 
 
 # -- argument parsing ------------------------------------------------------
@@ -168,16 +154,20 @@ def _parse(opts: cfg.ConfigOpts, argv: list[str]) -> int | None:
             opts(argv, project="mistral", prog=PROG,
                  version=mistral_db_flows.__version__)
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else \
-            (EXIT_OK if exc.code is None else EXIT_USAGE)
-        if code == EXIT_OK:
+        if isinstance(exc.code, int):
+            code = exc.code
+        elif exc.code is None:
+            code = exceptions.ExitCode.OK
+        else:
+            code = exceptions.ExitCode.USAGE
+        if code == exceptions.ExitCode.OK:
             sys.stderr.write(captured.getvalue())
             return code
         lines = captured.getvalue().strip().splitlines() or ["bad usage"]
         prog, _, message = lines[-1].rpartition(": error: ")
         sys.stderr.write("%s: error: %s (see '%s --help')\n"
                          % (PROG, message, prog or PROG))
-        return EXIT_USAGE
+        return exceptions.ExitCode.USAGE
     return None
 
 
@@ -189,21 +179,6 @@ def _arg(args: Any, name: str, default: Any = None) -> Any:
 
 
 # -- output ----------------------------------------------------------------
-
-_URL_PASSWORD = re.compile(r"^(?P<head>[^:/]+://[^:/@]*:)(?P<pw>.*)"
-                           r"(?P<tail>@[^@]*)$")
-
-
-def url_password(url: str | None) -> str | None:
-    match = _URL_PASSWORD.match(url or "")
-    return match.group("pw") or None if match else None
-
-
-def mask_url(url: str | None) -> str:
-    if not url:
-        return ""
-    return _URL_PASSWORD.sub(r"\g<head>***\g<tail>", url)
-
 
 def _one_line(text: str) -> str:
     return " ".join(text.split()) or "(no message)"
@@ -239,7 +214,9 @@ class Output:
     def __init__(self, fmt: str, debug: bool) -> None:
         self.json = fmt == "json"
         self.debug = debug
-        self.secrets: set[str] = set()
+        # URLs whose passwords are hidden wherever the URL appears whole
+        # (any other URL's by its syntax: see urls.mask_text).
+        self.urls: set[str] = set()
         self.documents = 0
         # Results go here; while a command runs, sys.stdout points at
         # stderr so that no library chatter lands in the results.
@@ -256,24 +233,37 @@ class Output:
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
-    def add_password_of(self, url: str | None) -> None:
-        password = url_password(url)
-        if password:
-            self.secrets.update({password, urllib.parse.unquote(password),
-                                 urllib.parse.quote(password, safe="")})
+    def add_url(self, url: str | None) -> None:
+        if url:
+            self.urls.add(url)
 
     def mask(self, text: str) -> str:
-        # Longest first so an encoded form is not half-replaced.
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        """``text`` with the password field of every URL in it hidden;
+        nothing else is touched."""
+        from mistral_db_flows import urls  # not for --help: start-up
+
+        return urls.mask_text(text, self.urls)
 
     def line(self, text: str = "") -> None:
         self.stdout.write(self.mask(text) + "\n")
 
     def document(self, doc: Any) -> None:
-        self.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        text = json.dumps(self._masked(doc), indent=2, default=str)
+        self.stdout.write(text + "\n")
         self.documents += 1
+
+    def _masked(self, value: Any) -> Any:
+        """``value`` (a JSON document) with every string masked."""
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, dict):
+            return {self._masked(k): self._masked(v)
+                    for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._masked(v) for v in value]
+        if isinstance(value, (int, float, bool)) or value is None:
+            return value
+        return self.mask(str(value))
 
     def message(self, text: str) -> None:
         sys.stderr.write(self.mask(text) + "\n")
@@ -373,7 +363,7 @@ class Output:
 
     def error(self, exc: BaseException, code: int, text: str) -> int:
         text = _one_line(self.mask(text))
-        if self.debug and not isinstance(exc, UsageError):
+        if self.debug and not isinstance(exc, exceptions.UsageError):
             sys.stderr.write(self.mask("".join(
                 traceback.format_exception(exc))))
         sys.stderr.write("%s: error: %s\n" % (PROG, text))
@@ -394,6 +384,20 @@ class _MaskingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return self._output.mask(super().format(record))
+
+
+class _NoTracebacks(logging.Filter):
+    """Drops log records that carry a traceback; --debug keeps them.
+
+    They are libraries telling of an exception that reaches main() and
+    is reported there in one line: TaskFlow logs a failed revert with
+    its traceback, oslo.utils writes one into its message.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info or record.stack_info or
+                    "Traceback (most recent call last)"
+                    in record.getMessage())
 
 
 class _QuietAlembic(logging.Filter):
@@ -428,6 +432,7 @@ def _logging(output: Output):
     handler.setFormatter(_MaskingFormatter(output))
     if not output.debug:
         handler.addFilter(_QuietAlembic())
+        handler.addFilter(_NoTracebacks())
     levels = {"": logging.DEBUG if output.debug else logging.WARNING,
               "mistral_db_flows": logging.DEBUG if output.debug
               else logging.INFO,
@@ -510,7 +515,7 @@ def _finish_run(result: Any, out: Output, sql: str | None = None) -> int:
         out.message("%s: error: %s failed; see the messages above"
                     % (PROG, result.operation))
         return exceptions.StepFailed.exit_code
-    return EXIT_OK
+    return exceptions.ExitCode.OK
 
 
 # -- commands --------------------------------------------------------------
@@ -526,10 +531,12 @@ def run_current(args: Any, settings: Any, out: Output) -> int:
     result = api.current(settings)
     if out.json:
         out.document(_dict(result))
-        return EXIT_OK
+        return exceptions.ExitCode.OK
     if _arg(args, "verbose"):
+        from mistral_db_flows import urls
+
         out.line("Current revision(s) for %s:"
-                 % mask_url(settings.database_url))
+                 % urls.masked(settings.database_url))
         if not result.revisions:
             out.line("(none: the database has no version recorded)")
         infos = {info.id: info for info in api.history(settings)}
@@ -542,23 +549,23 @@ def run_current(args: Any, settings: Any, out: Output) -> int:
                 out.line("")
                 for doc_line in (info.doc or "").splitlines():
                     out.line("    " + doc_line.strip())
-        return EXIT_OK
+        return exceptions.ExitCode.OK
     for line in result.lines():
         out.line(line)
-    return EXIT_OK
+    return exceptions.ExitCode.OK
 
 
 def _run_revision_list(infos: list[Any], out: Output,
                        branches: bool = False) -> int:
     if out.json:
         out.document({"revisions": [_dict(info) for info in infos]})
-        return EXIT_OK
+        return exceptions.ExitCode.OK
     for info in infos:
         out.line(info.line())
         if branches:
             for child in _arg(info, "children") or []:
                 out.line("%s -> %s" % (" " * len(info.id), child))
-    return EXIT_OK
+    return exceptions.ExitCode.OK
 
 
 def run_history(args: Any, settings: Any, out: Output) -> int:
@@ -573,11 +580,11 @@ def run_check_migration(args: Any, settings: Any, out: Output) -> int:
     result = _api().check_migration(settings)
     if out.json:
         out.document(_dict(result))
-        return EXIT_OK
+        return exceptions.ExitCode.OK
     out.line("OK: %d revisions in one unbroken chain from %s to the "
              "single head %s" % (result.revisions, result.base,
                                  result.head))
-    return EXIT_OK
+    return exceptions.ExitCode.OK
 
 
 def run_status(args: Any, settings: Any, out: Output) -> int:
@@ -606,15 +613,15 @@ def run_status(args: Any, settings: Any, out: Output) -> int:
                                              run["step"], run["state"])
                 if run else "no"))
         out.line("upgrade needed" if needed else "up to date")
-    return EXIT_UPGRADE_NEEDED if needed else EXIT_OK
+    if needed:
+        return exceptions.ExitCode.UPGRADE_NEEDED
+    return exceptions.ExitCode.OK
 
 
 def _holder_text(holder: dict | None) -> str:
     if not holder:
         return "another process"
-    from mistral_db_flows import locking
-
-    return locking.describe_holder(holder)
+    return exceptions.describe_holder(holder)
 
 
 def _with_safety(args: Any, settings: Any, out: Output) -> Any:
@@ -634,11 +641,12 @@ def _with_safety(args: Any, settings: Any, out: Output) -> Any:
 def run_upgrade(args: Any, settings: Any, out: Output) -> int:
     target, delta = _arg(args, "revision"), _arg(args, "delta")
     if target is None and delta is None:
-        raise UsageError("You must provide a revision or relative delta "
-                         "(e.g. 'upgrade head', 'upgrade 030', "
-                         "'upgrade +1' or 'upgrade --delta 1')")
+        raise exceptions.UsageError(
+            "You must provide a revision or relative delta (e.g. 'upgrade "
+            "head', 'upgrade 030', 'upgrade +1' or 'upgrade --delta 1')")
     if target is not None and delta is not None:
-        raise UsageError("give either a revision or --delta, not both")
+        raise exceptions.UsageError(
+            "give either a revision or --delta, not both")
     settings = _with_safety(args, settings, out)
     return _offline_or_online(
         lambda **kw: _api().upgrade(settings, target, delta=delta, **kw),
@@ -649,8 +657,9 @@ def run_stamp(args: Any, settings: Any, out: Output) -> int:
     revision = _arg(args, "revision")
     if not revision:
         # Upstream empties the version table here; never do that.
-        raise UsageError("stamp needs a revision (e.g. 'stamp head'); "
-                         "nothing was changed")
+        raise exceptions.UsageError(
+            "stamp needs a revision (e.g. 'stamp head'); nothing was "
+            "changed")
     settings = _with_safety(args, settings, out)
     return _offline_or_online(
         lambda **kw: _api().stamp(settings, revision, **kw), args, out)
@@ -671,7 +680,8 @@ def _offline_or_online(call: Callable[..., Any], args: Any,
 def run_revision(args: Any, settings: Any, out: Output) -> int:
     message = _arg(args, "message")
     if not message:
-        raise UsageError("revision needs a message: -m 'what it changes'")
+        raise exceptions.UsageError(
+            "revision needs a message: -m 'what it changes'")
     result = _api().revision(settings, message,
                              autogenerate=bool(_arg(args, "autogenerate")),
                              rev_id=_arg(args, "rev_id"))
@@ -680,7 +690,7 @@ def run_revision(args: Any, settings: Any, out: Output) -> int:
     else:
         out.line(str(_arg(result, "path", "")))
         out.message("revision: generated %s" % result.revision)
-    return EXIT_OK
+    return exceptions.ExitCode.OK
 
 
 def _run_operation(name: str) -> Callable[[Any, Any, Output], int]:
@@ -707,7 +717,7 @@ def run_abandon(args: Any, settings: Any, out: Output) -> int:
                     % (forgotten["operation"], forgotten["step"]))
     else:
         out.message("no interrupted run to abandon")
-    return EXIT_OK
+    return exceptions.ExitCode.OK
 
 
 COMMANDS.update({
@@ -779,34 +789,33 @@ def _config_error_text(exc: BaseException) -> str:
 
 
 def _handle(exc: BaseException, name: str, out: Output) -> int:
+    """One line on stderr; the exit code the error names."""
     exc = _unwrap(exc)
-    if isinstance(exc, UsageError):
-        return out.error(exc, EXIT_USAGE, "%s (see '%s %s --help')"
-                         % (exc, PROG, name))
     if isinstance(exc, KeyboardInterrupt):
-        return out.error(exc, EXIT_INTERRUPTED, "interrupted")
+        return out.error(exc, exceptions.ExitCode.INTERRUPTED, "interrupted")
+    if isinstance(exc, exceptions.UsageError):
+        # A mistake in the arguments: exit 2 for every command, status
+        # included.
+        return out.error(exc, exc.exit_code, "%s (see '%s %s --help')"
+                         % (exc, PROG, name))
     if isinstance(exc, cfg.Error):
         code = exceptions.ConfigError.exit_code
         text = _config_error_text(exc)
     elif isinstance(exc, exceptions.MistralDbError):
+        # A StepFailed names the code of its cause or of a failed
+        # restore; the text still names the step.
         code, text = exc.exit_code, str(exc)
-        cause = _arg(exc, "cause")
-        if isinstance(cause, exceptions.MistralDbError):
-            # A step that failed for a reason we know (schema conflict,
-            # lost connection) exits with that reason's code; the text
-            # still names the step.
-            code = cause.exit_code
     elif isinstance(exc, OSError) and _arg(exc, "filename"):
-        code = EXIT_ERROR
+        code = exceptions.ExitCode.ERROR
         text = "%s: %s" % (exc.strerror or exc, exc.filename)
     else:
-        code = EXIT_ERROR
+        code = exceptions.ExitCode.ERROR
         text = "unexpected %s: %s%s" % (
             type(exc).__name__, exc,
             "" if out.debug else " (run with --debug for the traceback)")
-    if name == "status" and code not in (EXIT_OK, EXIT_INTERRUPTED):
+    if name == "status" and code != exceptions.ExitCode.OK:
         # status promises deployment tools 0 / 10 / 1 only.
-        code = EXIT_ERROR
+        code = exceptions.ExitCode.ERROR
     return out.error(exc, code, text)
 
 
@@ -832,17 +841,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = Output(_arg(opts.command, "command_format") or opts.format,
                      opts.debug)
-        out.add_password_of(opts.database.connection)
+        out.add_url(opts.database.connection)
+        out.add_url(getattr(opts, conf.GROUP).logbook_connection)
     except Exception as exc:  # a bad value in a config file
         return _handle(exc, name, out)
     with _logging(out), contextlib.redirect_stdout(sys.stderr):
         try:
             if _arg(opts.command, "sql") and name not in OFFLINE_COMMANDS:
-                raise UsageError(
+                raise exceptions.UsageError(
                     "%s cannot run offline (--sql): it needs a live "
                     "database; run it without --sql" % name)
             settings = conf.settings_from_conf(opts)
-            out.add_password_of(settings.database_url)
+            out.add_url(settings.database_url)
+            out.add_url(settings.logbook_connection)
             return COMMANDS[name].run(opts.command, settings, out)
         except (Exception, KeyboardInterrupt) as exc:
             return _handle(exc, name, out)
@@ -865,7 +876,7 @@ def console_main() -> NoReturn:
         code = exc.code
         if code is not None and not isinstance(code, int):
             print(code, file=sys.stderr)
-            code = EXIT_ERROR
+            code = exceptions.ExitCode.ERROR
     code = code or 0
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

@@ -1,4 +1,4 @@
-"""Plain DB-API connections to the target database.
+"""Connections to the target database: plain DB-API, and one per run.
 
 The commands that only read or write rows (``populate``, ``verify`` of
 populated rows, the run lock) do not need SQLAlchemy: importing it costs
@@ -6,16 +6,18 @@ about a tenth of a second, a third of what ``populate`` is allowed in
 all. For a plain URL (the driver Mistral's configs name, no unusual
 options) this module opens the driver itself; for anything else it asks
 SQLAlchemy for the driver connection, so every URL SQLAlchemy accepts
-still works.
+still works. Statements are written once with ``%s`` placeholders
+(psycopg, PyMySQL and mysqlclient all take them); :meth:`Handle.execute`
+turns them into ``?`` for sqlite3.
 
-Statements are written once with ``%s`` placeholders (psycopg, PyMySQL
-and mysqlclient all take them); :meth:`Handle.execute` turns them into
-``?`` for sqlite3.
+A run enters :func:`sharing` once; in it, its steps borrow one
+connection (:class:`RunConnection`) instead of opening their own.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import os
 import sys
 import threading
@@ -23,6 +25,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from mistral_db_flows import exceptions
 from mistral_db_flows import migration
+from mistral_db_flows import urls
 
 
 # Callables ``(handle, statement)`` run after each statement a Handle
@@ -116,137 +119,246 @@ class Handle:
                 self.engine.dispose()
 
 
-class _SharedHandle(Handle):
-    """The connection of a :func:`sharing` block: ``close`` only ends
-    the borrower's transaction (a rollback; commit first to keep work),
-    and hands the connection back for the next borrower."""
+class _LentHandle(Handle):
+    """The handle a :class:`RunConnection` lends: ``close`` only ends the
+    borrower's transaction (a rollback; commit first to keep work)."""
+
+    owner: RunConnection | None = None
 
     def close(self) -> None:
         try:
             self.conn.rollback()
         except Exception:  # broken: the next borrower gets a new one
-            _forget(self)
+            if self.owner is not None:
+                self.owner.discard()
+
+
+class RunConnection:
+    """One run's connection to its database, lent to each of its steps.
+
+    A guarded run reads the version, measures the database for its
+    backup, migrates, populates and verifies; a new connection costs
+    5-25 ms (PyMySQL sets up TLS for each), more than most revisions.
+    Entered with :func:`sharing`, it lends in its thread one driver
+    :class:`Handle` (:func:`connect`) and one SQLAlchemy Connection
+    (:func:`sqlalchemy_connection`), the latter built on the handle's
+    driver connection for PostgreSQL and MySQL. SQLite gets a second
+    connection: the handle's runs in autocommit, while Alembic's batch
+    mode relies on pysqlite opening transactions by itself.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._handle: _LentHandle | None = None
+        self._sqlalchemy: Any = None
+
+    def handle(self) -> Handle:
+        """The driver handle (opened on first use)."""
+        if self._handle is None:
+            opened = _open(self.url)
+            lent = _LentHandle(opened.conn, opened.dialect, opened.qmark,
+                               opened.engine)
+            lent.owner = self
+            self._handle = lent
+        return self._handle
+
+    def sqlalchemy(self) -> Any:
+        """The SQLAlchemy Connection (opened on first use)."""
+        import sqlalchemy as sa
+
+        conn = self._sqlalchemy
+        if conn is not None and not (conn.closed or conn.invalidated):
+            return conn
+        if conn is not None:
+            self.discard()  # the driver connection below it went too
+        parsed = parse(self.url)
+        try:
+            handle = None
+            if parsed.direct() is not None and parsed.backend != "sqlite":
+                handle = self.handle()
+            if handle is not None and _same_driver(handle, self.url):
+                # StaticPool: the one driver connection, ours to close.
+                conn = migration.connect(self.url,
+                                         poolclass=sa.pool.StaticPool,
+                                         creator=lambda: handle.conn)
+            else:
+                conn = migration.connect(self.url)
+        except BaseException:
+            self.discard()
+            raise
+        self._sqlalchemy = conn
+        return conn
+
+    def discard(self) -> None:
+        """Close what is open; the next use opens anew (after an error
+        the connection is not trusted)."""
+        conn, self._sqlalchemy = self._sqlalchemy, None
+        handle, self._handle = self._handle, None
+        if conn is not None:
             with contextlib.suppress(Exception):
-                Handle.close(self)
+                conn.close()
+            with contextlib.suppress(Exception):
+                conn.engine.dispose()
+        if handle is not None:
+            with contextlib.suppress(Exception):
+                Handle.close(handle)  # closed once already when shared
 
-    def really_close(self) -> None:
-        Handle.close(self)
 
-
+# The runs entered in each thread, innermost last: a run is never lent
+# to another thread (a second run there has its own).
 _local = threading.local()
 
 
-@contextlib.contextmanager
-def sharing(url: str) -> Iterator[None]:
-    """In the block, ``connect(url)`` in this thread lends one connection.
-
-    A guarded run reads the version, measures the database, populates and
-    verifies: each opened its own connection, and a MariaDB connection
-    costs 20 ms (PyMySQL sets up TLS for every one). Other threads and
-    ``connect(url, private=True)`` (the run's lock) still get their own.
-    """
-    if getattr(_local, "shared", None) is not None:
-        yield  # already sharing (a nested run): the outer block owns it
-        return
-    _local.shared = {"url": url, "handle": None}
-    try:
-        yield
-    finally:
-        handle = _local.shared["handle"]
-        _local.shared = None
-        if handle is not None:
-            with contextlib.suppress(Exception):
-                handle.really_close()
+def _entered() -> list[RunConnection]:
+    if not hasattr(_local, "runs"):
+        _local.runs = []
+    return _local.runs
 
 
-def _lent(url: str) -> Handle | None:
-    shared = getattr(_local, "shared", None)
-    if shared is None or shared["url"] != url:
+def active(url: str) -> RunConnection | None:
+    """The run connection to ``url`` entered in this thread, if any
+    (``postgresql://`` and the same URL naming its driver are one)."""
+    runs = _entered()
+    if not runs:
         return None
-    if shared["handle"] is None:
-        opened = _open(url)
-        shared["handle"] = _SharedHandle(opened.conn, opened.dialect,
-                                         opened.qmark, opened.engine)
-    return shared["handle"]
+    for run in reversed(runs):
+        if run.url == url or _same_url(run.url, url):
+            return run
+    return None
 
 
-def _forget(handle: Handle) -> None:
-    shared = getattr(_local, "shared", None)
-    if shared is not None and shared["handle"] is handle:
-        shared["handle"] = None
+def _same_url(one: str, other: str) -> bool:
+    """Whether two URLs are one once each names its installed driver."""
+    try:
+        return urls.parse(one).with_installed_driver() == \
+            urls.parse(other).with_installed_driver()
+    except urls.UrlError:
+        return False
+
+
+@contextlib.contextmanager
+def sharing(url: str) -> Iterator[RunConnection]:
+    """A run's block: in it, this thread borrows one connection to
+    ``url`` (see :class:`RunConnection`), closed when the block ends.
+
+    Other threads, and ``connect(url, private=True)`` (the run's lock),
+    still get their own. Nested in a block for the same URL (a run in a
+    run), the outer block's connection is used and left open.
+    """
+    outer = active(url)
+    if outer is not None:
+        yield outer
+        return
+    run = RunConnection(url)
+    _entered().append(run)
+    try:
+        yield run
+    finally:
+        _entered().remove(run)
+        run.discard()
 
 
 def connect(url: str, *, private: bool = False) -> Handle:
     """Open ``url`` (or lend the :func:`sharing` block's connection,
     unless ``private``); raises BadUrl or DatabaseUnreachable."""
-    lent = None if private else _lent(url)
-    return lent if lent is not None else _open(url)
+    run = None if private else active(url)
+    return run.handle() if run is not None else _open(url)
+
+
+@contextlib.contextmanager
+def sqlalchemy_connection(url: str) -> Iterator[Any]:
+    """A SQLAlchemy Connection to ``url`` for the block.
+
+    In a :func:`sharing` block, the run's (left open; discarded when the
+    block raises); otherwise a new one, closed afterwards. Work not
+    committed in the block is rolled back: no snapshot or lock stays
+    behind for a later step (a restore waits for locks).
+    """
+    run = active(url)
+    conn = run.sqlalchemy() if run is not None else migration.connect(url)
+    try:
+        yield conn
+        if conn.in_transaction():
+            conn.rollback()
+    except BaseException:
+        if run is not None:
+            run.discard()
+        raise
+    finally:
+        if run is None:
+            _close_sqlalchemy(conn)
+
+
+def parse(url: str) -> urls.Url:
+    """``url`` read (see ``urls``); a URL that cannot be is BadUrl."""
+    try:
+        return urls.parse(url)
+    except urls.UrlError as exc:
+        raise exceptions.BadUrl(exc.url, exc.reason) from None
 
 
 def _open(url: str) -> Handle:
-    parts = migration.parse_url(url)
-    if parts is not None and parts["dialect"] == "sqlite":
-        return _sqlite(parts, url)
-    if parts is not None:
-        handle = _open_server(parts, url)
+    parsed = parse(url)
+    direct = parsed.direct()
+    if direct is not None and parsed.backend == "sqlite":
+        return _sqlite(parsed, url)
+    if direct is not None:
+        handle = _open_server(parsed, url)
         if handle is not None:
             return handle
     return _through_sqlalchemy(url)
 
 
-def _sqlite(parts: dict, url: str) -> Handle:
+def _sqlite(parsed: urls.Url, url: str) -> Handle:
     import sqlite3
-    from urllib import parse
+    from urllib import parse as url_parse
 
-    path = parts.get("database")
-    if path in (None, ":memory:"):
+    path = parsed.database
+    if path in (None, "", ":memory:"):
         conn = sqlite3.connect(":memory:", isolation_level=None)
         return Handle(conn, "sqlite", qmark=True)
     try:
         # mode=rw: never create a database file by reading it.
         conn = sqlite3.connect(
-            "file:%s?mode=rw" % parse.quote(os.path.abspath(path)),
+            "file:%s?mode=rw" % url_parse.quote(os.path.abspath(path)),
             uri=True, isolation_level=None, timeout=30,
             check_same_thread=False)
     except sqlite3.Error as exc:
         raise exceptions.DatabaseUnreachable(
-            migration.hide_password(url), "%s (%s)" % (exc, path)) from None
+            urls.masked(url), "%s (%s)" % (exc, path)) from None
     return Handle(conn, "sqlite", qmark=True)
 
 
-def open_server(parts: dict, url: str) -> Handle | None:
-    """psycopg2 or PyMySQL directly; None when the driver is missing."""
-    lent = _lent(url)
-    return lent if lent is not None else _open_server(parts, url)
+def open_server(url: str) -> Handle | None:
+    """psycopg2 or PyMySQL directly; None when SQLAlchemy must open
+    ``url`` (another driver, options only it translates, the driver
+    missing)."""
+    run = active(url)
+    if run is not None:
+        return run.handle()
+    parsed = parse(url)
+    if parsed.backend == "sqlite" or parsed.direct() is None:
+        return None
+    return _open_server(parsed, url)
 
 
-def _open_server(parts: dict, url: str) -> Handle | None:
-    postgresql = parts["dialect"] == "postgresql"
+def _open_server(parsed: urls.Url, url: str) -> Handle | None:
+    direct = parsed.direct()
+    assert direct is not None
+    module, kwargs = direct
     try:
-        if postgresql:
-            import psycopg2 as driver
-        else:
-            import pymysql as driver
+        driver = importlib.import_module(module)
     except ImportError:
         return None
-    names = (("host", "host"), ("port", "port"), ("user", "user"),
-             ("password", "password"),
-             ("dbname" if postgresql else "database", "database"),
-             ("charset", "charset"))
-    kwargs = {arg: parts[key] for arg, key in names
-              if parts.get(key) is not None}
-    if not postgresql:
-        kwargs.setdefault("charset", "utf8mb4")
     try:
         conn = driver.connect(**kwargs)
     except driver.Error as exc:
         # PyMySQL's message is its second argument (the first a code).
-        reason = exc.args[1] if not postgresql and len(exc.args) > 1 \
+        reason = exc.args[1] if module == "pymysql" and len(exc.args) > 1 \
             else exc
         raise exceptions.DatabaseUnreachable(
-            migration.hide_password(url),
-            migration.scrub(str(reason), url)) from None
-    return Handle(conn, parts["dialect"], qmark=False)
+            urls.masked(url), urls.first_line(reason, url)) from None
+    return Handle(conn, parsed.backend, qmark=False)
 
 
 def _through_sqlalchemy(url: str) -> Handle:
@@ -258,7 +370,7 @@ def _through_sqlalchemy(url: str) -> Handle:
     if engine.dialect.paramstyle not in ("qmark", "format", "pyformat"):
         engine.dispose()
         raise exceptions.BadUrl(
-            migration.hide_password(url),
+            urls.masked(url),
             "its driver's parameter style (%s) is not supported"
             % engine.dialect.paramstyle)
     driver_error = getattr(engine.dialect.loaded_dbapi, "Error", Exception)
@@ -268,9 +380,31 @@ def _through_sqlalchemy(url: str) -> Handle:
         # SQLAlchemy 2.0 wraps the driver's error, 2.1 raises it as is.
         engine.dispose()
         raise exceptions.DatabaseUnreachable(
-            migration.hide_password(url),
-            migration.scrub(str(getattr(exc, "orig", exc)), url)) from None
+            urls.masked(url),
+            urls.first_line(getattr(exc, "orig", exc), url)) from None
     if dialect == "sqlite":
         conn.dbapi_connection.isolation_level = None
     return Handle(conn, dialect, qmark=engine.dialect.paramstyle == "qmark",
                   engine=engine)
+
+
+def _close_sqlalchemy(conn: Any) -> None:
+    try:
+        conn.close()
+    finally:
+        conn.engine.dispose()
+
+
+def _same_driver(handle: Handle, url: str) -> bool:
+    """Whether SQLAlchemy would load, for ``url``, the driver that opened
+    ``handle`` itself (not through SQLAlchemy)."""
+    import sqlalchemy as sa
+
+    if handle.engine is not None:
+        return False
+    try:
+        parsed = parse(url).with_installed_driver().to_sqlalchemy()
+        driver = parsed.get_dialect().driver
+    except Exception:  # a URL it refuses: opening it reports why
+        return False
+    return driver == type(handle.conn).__module__.partition(".")[0]

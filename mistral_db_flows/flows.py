@@ -1,17 +1,14 @@
-"""Plans and flows: what a command will do, and the TaskFlow flow doing it.
+"""Flows: the TaskFlow flow doing what a plan (:mod:`revisions`) says.
 
-Planning is pure: it resolves a target (``head``, ``NNN``, ``+N``, a
-delta, ``start:end``) against the revision graph and the database's
-current revision before anything is built, so a bad target fails
-without touching the database. Building turns the configured task names
-into plugin factories and lets each contribute its tasks; running uses
-TaskFlow's serial engine and reports every step. No Alembic here.
+Building turns the configured task names into plugin factories and lets
+each contribute its tasks; running uses TaskFlow's serial engine and
+reports every step. No Alembic here, and no planning: a plan is made
+on the revision graph before anything is built.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 import time
 import warnings
 from typing import Any, Callable, Sequence
@@ -19,22 +16,15 @@ from typing import Any, Callable, Sequence
 from mistral_db_flows import conf
 from mistral_db_flows import exceptions
 from mistral_db_flows import plugins
+from mistral_db_flows import revisions
 from mistral_db_flows import states
 
 FLOW_PREFIX = "mistral-db-"
 
 
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """Where a run starts, where it ends, and the revisions in between."""
-
-    start: str | None
-    target: str | None
-    pending: tuple[str, ...] = ()
-
-    @property
-    def unchanged(self) -> bool:
-        return not self.pending and self.start == self.target
+# The plan type lives with the planners; plugin authors and their tests
+# build a BuildContext with flows.Plan (docs/plugins.md).
+Plan = revisions.Plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,13 +37,16 @@ class BuildContext:
 
     operation: str
     database_url: str
-    plan: Plan
+    plan: revisions.Plan
     head: str | None = None
     settings: conf.Settings | None = None
     # A new guarded run that will execute the flow right away: a task
     # may start slow work that needs nothing from the flow (the backup
     # starts its dump) while the rest is built and loaded.
     fresh_run: bool = False
+    # The database's identity (``identity``), when the run knows it:
+    # names its backup without asking the server again.
+    identity: str | None = None
 
     @property
     def start(self) -> str | None:
@@ -66,164 +59,6 @@ class BuildContext:
     @property
     def pending(self) -> tuple[str, ...]:
         return self.plan.pending
-
-
-# -- planning (pure) -------------------------------------------------------
-
-def single_head(graph: Any) -> str:
-    """The one head of a sound graph; BranchError otherwise."""
-    if not graph.sound:
-        raise exceptions.BranchError(graph.branch_points, graph.heads,
-                                     graph.missing)
-    return graph.heads[0]
-
-
-def one_revision(current: Sequence[str], graph: Any) -> str | None:
-    """The database's single revision; unknown ones are an error."""
-    for rev in current:
-        if rev not in graph:
-            raise exceptions.UnknownRevision(rev, where="database")
-    if len(current) > 1:
-        raise exceptions.MistralDbError(
-            "the database is stamped with several revisions (%s); stamp "
-            "the right one with `stamp <revision>`" % ", ".join(current))
-    return current[0] if current else None
-
-
-_RELATIVE = re.compile(r"^\+(\d+)$")
-_MISSING = ("You must provide a revision or relative delta: head, a "
-            "revision id, +N or --delta N")
-
-
-def _steps(delta: Any, shown: str) -> int:
-    """A positive number of steps; ``shown`` names it in messages."""
-    if isinstance(delta, bool) or not isinstance(delta, int):
-        try:
-            delta = int(str(delta).strip())
-        except ValueError:
-            raise exceptions.BadTarget(
-                delta, "%s is not a number of steps" % shown) from None
-    if delta <= 0:
-        raise exceptions.BadTarget(
-            delta, "%s: the number of steps must be 1 or more "
-            "(downgrades are not supported)" % shown)
-    return delta
-
-
-def _named(graph: Any, text: str, head: str) -> str | None:
-    """``head``, ``base`` (None) or a known id; UnknownRevision else."""
-    if text in ("head", "heads"):
-        return head
-    if text == "base":
-        return None
-    if text in graph:
-        return text
-    raise exceptions.UnknownRevision(text)
-
-
-def plan_upgrade(graph: Any, current: Sequence[str],
-                 target: str | None = None,
-                 delta: int | None = None) -> Plan:
-    """Resolve an online upgrade target against the current revision."""
-    if target is not None and not str(target).strip():
-        target = None
-    if target is None and delta is None:
-        raise exceptions.BadTarget(None, _MISSING)
-    if target is not None and delta is not None:
-        raise exceptions.BadTarget(
-            target, "give either a target or --delta, not both")
-    steps = None
-    if delta is not None:
-        steps = _steps(delta, "--delta %s" % (delta,))
-    else:
-        target = str(target).strip()
-        m = _RELATIVE.match(target)
-        if m:
-            steps = _steps(int(m.group(1)), target)
-        elif target.startswith("-"):
-            raise exceptions.BadTarget(
-                target, "%s: downgrades are not supported" % target)
-        elif ":" in target:
-            raise exceptions.BadTarget(
-                target, "a range (%s) is only for offline SQL: add --sql, "
-                "or give a single target" % target)
-    head = single_head(graph)
-    start = one_revision(current, graph)
-    if steps is not None:
-        path = graph.between(start, head)
-        if steps > len(path):
-            raise exceptions.BadTarget(
-                "+%d" % steps,
-                "+%d goes past head %s: the database is at %s, %d "
-                "revision(s) to go" % (steps, head, start or "base",
-                                       len(path)))
-        end = path[steps - 1]
-    else:
-        end = _named(graph, str(target), head)
-    if end == start:
-        return Plan(start, end)
-    if end is None or end in graph.ancestors(start):
-        raise exceptions.BadTarget(
-            target, "%s is older than the database's revision %s: "
-            "downgrades are not supported" % (end or "base", start))
-    return Plan(start, end, tuple(graph.between(start, end)))
-
-
-def plan_offline(graph: Any, target: str | None,
-                 delta: int | None = None) -> Plan:
-    """``--sql``: ``NNN``/``head`` from an empty database, or start:end.
-
-    The database is never asked, so relative targets are refused.
-    """
-    if delta is not None:
-        raise exceptions.BadTarget(
-            delta, "--delta needs the database's revision, which --sql "
-            "does not read: give start:end")
-    if target is None or not str(target).strip():
-        raise exceptions.BadTarget(
-            None, "upgrade --sql needs a target: head, a revision id or "
-            "start:end")
-    target = str(target).strip()
-    head = single_head(graph)
-    if target.startswith(("+", "-")):
-        raise exceptions.BadTarget(
-            target, "%s is relative to the database's revision, which "
-            "--sql does not read: give start:end" % target)
-    if ":" not in target:
-        end = _named(graph, target, head)
-        if end is None:
-            raise exceptions.BadTarget(target, "nothing to do up to base")
-        return Plan(None, end, tuple(graph.between(None, end)))
-    first, _, last = target.partition(":")
-    bad = "bad range %r: " % target
-    if not first or not last or ":" in last:
-        raise exceptions.BadTarget(
-            target, bad + "give start:end, e.g. 030:%s" % head)
-    start = _named(graph, first, head)
-    end = _named(graph, last, head)
-    backwards = start is not None and start not in graph.ancestors(end)
-    if end is None or end == start or backwards:
-        raise exceptions.BadTarget(
-            target, bad + "start must be older than end (downgrades are "
-            "not supported)")
-    return Plan(start, end, tuple(graph.between(start, end)))
-
-
-def plan_stamp(graph: Any, current: Sequence[str],
-               revision: str | None) -> Plan:
-    """Resolve ``stamp`` 's revision; an empty one is refused."""
-    if revision is None or not str(revision).strip():
-        raise exceptions.BadTarget(
-            None, "stamp needs a revision: head or a revision id (to "
-            "empty alembic_version on purpose, stamp base)")
-    revision = str(revision).strip()
-    if ":" in revision or revision.startswith(("+", "-")):
-        raise exceptions.BadTarget(
-            revision, "stamp takes one revision, not %r" % revision)
-    head = single_head(graph)
-    end = _named(graph, revision, head)
-    start = one_revision(current, graph)
-    return Plan(start, end)
 
 
 # -- building --------------------------------------------------------------
@@ -343,6 +178,9 @@ class Outcome:
     values: dict[str, Any]
     failed_step: str | None = None
     cause: BaseException | str | None = None
+    # Why a step's revert failed, by step (the backup's: its restore).
+    revert_causes: dict[str, BaseException | str] = dataclasses.field(
+        default_factory=dict)
 
 
 def _engines():
@@ -383,6 +221,16 @@ def _step_failure(engine: Any, failed: list[str]
     return failure.exception or failure.exception_str
 
 
+def _revert_failures(engine: Any) -> dict[str, BaseException | str]:
+    """What the steps whose revert failed raised, from the storage."""
+    try:
+        failures = engine.storage.get_revert_failures()
+    except Exception:  # storage without it: no details, still failed
+        return {}
+    return {name: failure.exception or failure.exception_str
+            for name, failure in failures.items()}
+
+
 def run(flow: Any, store: dict | None = None,
         fetch: Sequence[str] = ("backup",), *,
         flow_detail: Any = None, backend: Any = None,
@@ -405,12 +253,27 @@ def run(flow: Any, store: dict | None = None,
     load_args: dict[str, Any] = {}
     if flow_detail is not None:
         load_args = {"flow_detail": flow_detail, "backend": backend}
-    engine = engines.load(flow, engine="serial", store=dict(store or {}),
-                          **load_args)
+    try:
+        engine = engines.load(flow, engine="serial",
+                              store=dict(store or {}), **load_args)
+    except exceptions.MistralDbError:
+        raise
+    except Exception as exc:
+        if flow_detail is None or not list(flow_detail):
+            raise
+        # A save cut short (the disk filled up between two of TaskFlow's
+        # saves) can leave a record TaskFlow cannot load again.
+        raise exceptions.LogbookError(
+            getattr(backend, "filename", "(logbook_connection)"),
+            "the interrupted run's record is incomplete (%s)" % exc,
+            advice="`abandon` that run (the database stays as it is), "
+            "then run the command again") from exc
     try:
         engine.compile()
         engine.prepare()
         engine.validate()
+    except exceptions.MistralDbError:
+        raise  # e.g. the logbook cannot be written: not the tasks' fault
     except Exception as exc:
         raise exceptions.PluginError(
             "flow %s" % getattr(flow, "name", "?"),
@@ -469,4 +332,5 @@ def run(flow: Any, store: dict | None = None,
             continue
     if cause is not None and not failed:
         failed.append("flow")
-    return Outcome(steps, values, failed[0] if failed else None, cause)
+    return Outcome(steps, values, failed[0] if failed else None, cause,
+                   _revert_failures(engine) if cause is not None else {})

@@ -8,9 +8,10 @@ can never go stale after a kill:
 * MariaDB/MySQL: ``GET_LOCK`` on a dedicated connection;
 * SQLite: ``flock`` on ``<database file>.lock``.
 
-The lock is named after the database (its name, or the SQLite file's
-path), never credentials: two URLs that reach the same database through
-different host names still exclude each other.
+The lock is named after the database's identity (``identity``: asked
+of the server on the lock's own session, the SQLite file's real path),
+never credentials: two URLs that reach the same database through
+different host names, ports, drivers or users exclude each other.
 
 None of it imports SQLAlchemy for a plain URL (``dbapi`` opens the
 driver itself): every guarded run takes the lock, ``populate`` included,
@@ -39,46 +40,6 @@ _MYSQL_MAX_WAIT_TIMEOUT = 31536000
 _POLL = 0.05
 
 
-class LockError(exceptions.MistralDbError):
-    """The lock could not be taken or was lost (not a timeout)."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, *, database: str) -> None:
-        self.database = database
-        super().__init__(message)
-
-
-class LockTimeout(LockError):
-    """Another run holds the database's lock; we waited ``timeout``.
-
-    ``holder`` describes the other run when the backend can tell (pid,
-    application, client, connection id...), else None.
-    """
-
-    exit_code = 11
-
-    def __init__(self, *, database: str, lock: str, timeout: float,
-                 owner: str, holder: dict[str, Any] | None) -> None:
-        self.lock = lock
-        self.timeout = timeout
-        self.owner = owner
-        self.holder = holder
-        who = describe_holder(holder) if holder else "another run"
-        exceptions.MistralDbError.__init__(
-            self,
-            "database %s is locked by %s; gave up after %gs. Wait for that "
-            "run to finish (or raise the lock timeout) and try again"
-            % (database, who, timeout))
-        self.database = database
-
-
-def describe_holder(holder: dict[str, Any]) -> str:
-    parts = ["%s %s" % (k.replace("_", " "), v)
-             for k, v in holder.items() if v not in (None, "")]
-    return "a run with " + ", ".join(parts) if parts else "another run"
-
-
 def _owner_tag(owner: str) -> str:
     return "%s (pid %d on %s)" % (owner, os.getpid(), socket.gethostname())
 
@@ -92,7 +53,14 @@ class _Lock:
         self.url = url
         self.owner = owner
         self.database = database or ""
-        self.name = "%s:%s" % (_PREFIX, self.database)
+        # Known once the server was asked (see identity), or given.
+        self.identity: str | None = None
+        self.name = ""
+
+    def named(self, identity: str) -> None:
+        """Name the lock after the database's ``identity``."""
+        self.identity = identity
+        self.name = "%s:%s" % (_PREFIX, identity)
 
     def acquire(self, timeout: float) -> None:
         raise NotImplementedError
@@ -104,9 +72,10 @@ class _Lock:
         """Raise LockError if the lock was lost (e.g. connection cut)."""
 
     def _timeout(self, timeout: float,
-                 holder: dict[str, Any] | None) -> LockTimeout:
-        return LockTimeout(database=self.database, lock=self.name,
-                           timeout=timeout, owner=self.owner, holder=holder)
+                 holder: dict[str, Any] | None) -> exceptions.LockTimeout:
+        return exceptions.LockTimeout(
+            database=self.database, lock=self.name, timeout=timeout,
+            owner=self.owner, holder=holder)
 
 
 class _ServerLock(_Lock):
@@ -132,9 +101,10 @@ class _ServerLock(_Lock):
         try:
             handle = dbapi.connect(self.url, private=True)
         except exceptions.DatabaseUnreachable as exc:
-            raise LockError("cannot connect to take the lock on database "
-                            "%s: %s" % (self.database, exc.reason),
-                            database=self.database) from None
+            raise exceptions.LockError(
+                "cannot connect to take the lock on database %s: %s"
+                % (self.database, exc.reason),
+                database=self.database) from None
         self.handle = handle
         # Through SQLAlchemy, conn is a pool proxy around the driver's.
         raw = getattr(handle.conn, "dbapi_connection", None)
@@ -166,19 +136,19 @@ class _ServerLock(_Lock):
         row = self._query(statement, params)
         return row[0] if row is not None else None
 
-    def _error(self, what: str, exc: BaseException) -> LockError:
-        from mistral_db_flows import migration
+    def _error(self, what: str, exc: BaseException) -> exceptions.LockError:
+        from mistral_db_flows import urls
 
-        reason = str(exc).strip()
-        text = migration.scrub(reason, self.url) if reason \
+        text = urls.first_line(exc, self.url) if str(exc).strip() \
             else type(exc).__name__
-        return LockError("%s on database %s: %s"
-                         % (what, self.database, text),
-                         database=self.database)
+        return exceptions.LockError("%s on database %s: %s"
+                                    % (what, self.database, text),
+                                    database=self.database)
 
-    def _lost(self) -> LockError:
-        return LockError("lost the lock on database %s" % self.database,
-                         database=self.database)
+    def _lost(self) -> exceptions.LockError:
+        return exceptions.LockError(
+            "lost the lock on database %s" % self.database,
+            database=self.database)
 
     def release(self) -> None:
         # Closing the session releases the lock on the server.
@@ -196,8 +166,12 @@ class _ServerLock(_Lock):
     def acquire(self, timeout: float) -> None:
         self._connect()
         try:
+            if self.identity is None:
+                from mistral_db_flows import identity
+
+                self.named(identity.of_handle(self.handle))
             self._take(timeout)
-        except LockError:
+        except exceptions.LockError:
             self.release()
             raise
         except self._errors as exc:
@@ -231,8 +205,10 @@ def _set_autocommit(raw: Any) -> bool:
 class _PostgresLock(_ServerLock):
     backend = "postgresql"
 
-    def __init__(self, url: str, database: str | None, owner: str) -> None:
-        super().__init__(url, database, owner)
+    key = key_high = key_low = 0
+
+    def named(self, identity: str) -> None:
+        super().named(identity)
         # Advisory locks are per database already; the name keeps ours
         # apart from other applications' keys.
         digest = hashlib.sha256(self.name.encode()).digest()
@@ -314,13 +290,13 @@ class _PostgresLock(_ServerLock):
 class _MysqlLock(_ServerLock):
     backend = "mysql"
 
-    def __init__(self, url: str, database: str | None, owner: str) -> None:
-        super().__init__(url, database, owner)
-        # GET_LOCK names are server-wide, hence the database name in it;
-        # they are limited to 64 characters.
+    def named(self, identity: str) -> None:
+        super().named(identity)
+        # GET_LOCK names are server-wide, hence the database in it; they
+        # are limited to 64 characters, which an identity may pass.
         if len(self.name) > _MYSQL_NAME_MAX:
             self.name = "%s:%s" % (_PREFIX, hashlib.sha256(
-                self.database.encode()).hexdigest()[:40])
+                identity.encode()).hexdigest()[:40])
 
     def _take(self, timeout: float) -> None:
         # The session must outlive a long run; the server would
@@ -331,8 +307,9 @@ class _MysqlLock(_ServerLock):
                           (self.name, min(max(0.0, timeout),
                                           _MYSQL_MAX_WAIT_TIMEOUT)))
         if got is None:
-            raise LockError("GET_LOCK failed on database %s"
-                            % self.database, database=self.database)
+            raise exceptions.LockError(
+                "GET_LOCK failed on database %s" % self.database,
+                database=self.database)
         if not got:
             raise self._timeout(timeout, self._holder())
 
@@ -390,23 +367,33 @@ class _FileLock(_Lock):
 
     def __init__(self, url: str, database: str | None, owner: str) -> None:
         super().__init__(url, database, owner)
-        path = database or ""
-        if path in ("", ":memory:") or path.startswith("file:"):
-            raise LockError("cannot lock an in-memory or URI SQLite "
-                            "database: give a file path",
-                            database=path)
+        from mistral_db_flows import identity
+        from mistral_db_flows import urls
+
+        parsed = urls.parse(url)
+        path = parsed.sqlite_path
+        if path is None:
+            raise exceptions.LockError(
+                "cannot lock an in-memory SQLite database: give a file "
+                "path", database=database or "")
+        self.named(identity.of_sqlite(parsed))
         self.database = os.path.realpath(path)
         self.path = self.database + ".lock"
         self.name = self.path
         self.fd: int | None = None
 
+    def named(self, identity: str) -> None:
+        # The file's real path is all of a SQLite database's identity.
+        self.identity = identity
+
     def acquire(self, timeout: float) -> None:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise LockError("cannot create the lock file %s: %s"
-                            % (self.path, exc.strerror),
-                            database=self.database) from None
+            raise exceptions.LockError(
+                "cannot create the lock file %s: %s"
+                % (self.path, exc.strerror),
+                database=self.database) from None
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             try:
@@ -445,37 +432,38 @@ class _FileLock(_Lock):
 
 
 _BACKENDS = {"postgresql": _PostgresLock, "mysql": _MysqlLock,
-             "mariadb": _MysqlLock, "sqlite": _FileLock}
+             "sqlite": _FileLock}
 
 
-def lock_for(url: str, owner: str) -> _Lock:
-    """The (not yet taken) lock of the database at ``url``."""
-    from mistral_db_flows import migration
+def lock_for(url: str, owner: str, *,
+             identity: str | None = None) -> _Lock:
+    """The (not yet taken) lock of the database at ``url``; without
+    its ``identity``, the lock's session asks the server for it."""
+    from mistral_db_flows import dbapi
 
-    parts = migration.parse_url(url)
-    if parts is not None:
-        backend, database = parts["dialect"], parts["database"]
-    else:  # an unusual URL: SQLAlchemy knows how to read it
-        from sqlalchemy.engine import url as sa_url
-
-        u = sa_url.make_url(url)
-        backend, database = u.get_backend_name(), u.database
-    if backend not in _BACKENDS:
-        raise LockError("cannot lock a %s database" % backend,
-                        database=database or "")
-    return _BACKENDS[backend](url, database, owner)
+    parsed = dbapi.parse(url)
+    if parsed.backend not in _BACKENDS:
+        raise exceptions.LockError(
+            "cannot lock a %s database" % parsed.backend,
+            database=parsed.database or "")
+    lock = _BACKENDS[parsed.backend](url, parsed.database, owner)
+    if identity is not None and lock.identity is None:
+        lock.named(identity)
+    return lock
 
 
 @contextlib.contextmanager
-def hold(url: str, *, timeout: float, owner: str) -> Iterator[_Lock]:
+def hold(url: str, *, timeout: float, owner: str,
+         identity: str | None = None) -> Iterator[_Lock]:
     """Hold the database's lock for the body; wait up to ``timeout``
-    seconds for another run to finish, else raise ``LockTimeout``.
+    seconds for another run to finish, else raise ``exceptions.LockTimeout``.
 
     ``owner`` says what this run is (e.g. ``"upgrade head"``); others
     waiting for the lock see it with our pid and host when the backend
-    can show it.
+    can show it. The lock's ``identity`` is the database's (see
+    ``identity``), asked on the lock's session unless given.
     """
-    lock = lock_for(url, owner)
+    lock = lock_for(url, owner, identity=identity)
     lock.acquire(timeout)
     try:
         yield lock
@@ -483,7 +471,8 @@ def hold(url: str, *, timeout: float, owner: str) -> Iterator[_Lock]:
         lock.release()
 
 
-def held_by(url: str) -> dict[str, Any] | None:
+def held_by(url: str, *, identity: str | None = None
+            ) -> dict[str, Any] | None:
     """Who holds the database's lock right now (None: nobody).
 
     Takes the lock without waiting and gives it back at once; when
@@ -491,8 +480,8 @@ def held_by(url: str) -> dict[str, Any] | None:
     (an empty dict when it tells nothing).
     """
     try:
-        with hold(url, timeout=0, owner="status"):
+        with hold(url, timeout=0, owner="status", identity=identity):
             return None
-    except LockTimeout as exc:
+    except exceptions.LockTimeout as exc:
         return exc.holder or {}
 

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from mistral_db_flows import ddl
 from mistral_db_flows import schema_dump
+from mistral_db_flows import urls
 
 # -- column groups shared by several tables --------------------------------
 
@@ -355,8 +356,11 @@ def create_and_dump(url: str) -> dict:
     with a migrated database of the same backend. ``sqlite://`` (in
     memory) works: everything happens on one connection.
     """
-    engine = sa.create_engine(url, poolclass=sa.pool.StaticPool
-                              if _in_memory(url) else sa.pool.NullPool)
+    parsed = urls.parse(url)
+    in_memory = parsed.backend == "sqlite" and parsed.sqlite_path is None
+    engine = sa.create_engine(parsed.to_sqlalchemy(),
+                              poolclass=sa.pool.StaticPool if in_memory
+                              else sa.pool.NullPool)
     try:
         with engine.begin() as conn:
             found = [t for t in sa.inspect(conn).get_table_names()
@@ -369,9 +373,3 @@ def create_and_dump(url: str) -> dict:
             return schema_dump.dump_connection(conn)
     finally:
         engine.dispose()
-
-
-def _in_memory(url: str) -> bool:
-    u = sa.engine.make_url(url)
-    return u.get_backend_name() == "sqlite" and u.database in (None, "",
-                                                              ":memory:")

@@ -33,9 +33,11 @@ def guarded(settings: conf.Settings, owner: str
     from mistral_db_flows import locking
 
     with locking.hold(settings.database_url,
-                      timeout=settings.lock_timeout, owner=owner):
-        with logbook.opened(logbook_url(settings),
-                            settings.database_url) as store:
+                      timeout=settings.lock_timeout, owner=owner) as lock:
+        # The lock asked the server which database this is: the logbook
+        # (and the run's backup) use that answer.
+        with logbook.opened(logbook_url(settings), settings.database_url,
+                            target_identity=lock.identity) as store:
             yield store
 
 
@@ -153,12 +155,14 @@ def read_interrupted(settings: conf.Settings) -> dict | None:
     or was interrupted (nobody holds the lock).
     """
     url = logbook_url(settings)
-    database = identity.database_identity(settings.database_url)
+    target = identity.of_url(settings.database_url)
     if logbook.is_local_file(url):
-        meta = records.peek_interrupted(url, logbook.book_uuid(database))
+        meta = records.peek_interrupted(url, *logbook.book_uuids(
+            target, identity.legacy(settings.database_url)))
         info = _describe_meta(meta, meta.pop("atoms")) if meta else None
     else:
-        with logbook.opened(url, settings.database_url) as store:
+        with logbook.opened(url, settings.database_url,
+                            target_identity=target) as store:
             fd = store.interrupted()
             info = describe(fd) if fd is not None else None
     if info is None:
@@ -167,7 +171,7 @@ def read_interrupted(settings: conf.Settings) -> dict | None:
     if info["state"] is states.RunState.RUNNING:
         from mistral_db_flows import locking
 
-        holder = locking.held_by(settings.database_url)
+        holder = locking.held_by(settings.database_url, identity=target)
         if holder is not None:
             info["in_progress"] = True
             info["holder"] = holder

@@ -12,6 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mistral_db_flows import urls
+
 # Alembic's own bookkeeping is not part of Mistral's schema.
 IGNORED_TABLES = frozenset({"alembic_version"})
 
@@ -136,7 +138,8 @@ def dump_connection(conn: sa.Connection) -> dict:
 
 def dump_url(url: str) -> dict:
     """Reflect the schema of the database at ``url``."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(urls.parse(url).to_sqlalchemy(),
+                              poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
             return dump_connection(conn)

@@ -85,3 +85,44 @@ def drop(url: str) -> None:
                                      % u.database))
     finally:
         engine.dispose()
+
+
+def add_user(backend: str, database: str, *, password: str | None = None,
+             owner: bool = False) -> str:
+    """A new server user (with ``password``, if any) allowed into
+    ``database`` (PostgreSQL: made its ``owner`` if asked); its name."""
+    user = "mdf_user_%s" % uuid.uuid4().hex[:8]
+    secret = "" if password is None else " %s '%s'" % (
+        "PASSWORD" if backend == "postgresql" else "IDENTIFIED BY", password)
+    engine = _admin_engine(backend)
+    try:
+        with engine.connect() as conn:
+            if backend == "postgresql":
+                conn.execute(sa.text("CREATE ROLE %s LOGIN%s"
+                                     % (user, secret)))
+                if owner:
+                    conn.execute(sa.text("ALTER DATABASE %s OWNER TO %s"
+                                         % (database, user)))
+            else:
+                conn.execute(sa.text("CREATE USER '%s'@'%%'%s"
+                                     % (user, secret)))
+                conn.execute(sa.text("GRANT ALL PRIVILEGES ON `%s`.* TO "
+                                     "'%s'@'%%'" % (database, user)))
+    finally:
+        engine.dispose()
+    return user
+
+
+def drop_user(backend: str, user: str) -> None:
+    """Drop a user of :func:`add_user` (a PostgreSQL owner only once its
+    database is gone)."""
+    engine = _admin_engine(backend)
+    try:
+        with engine.connect() as conn:
+            if backend == "postgresql":
+                conn.execute(sa.text("DROP ROLE IF EXISTS %s" % user))
+            else:
+                conn.execute(sa.text("DROP USER IF EXISTS '%s'@'%%'"
+                                     % user))
+    finally:
+        engine.dispose()

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mistral_db_flows import migration
+from mistral_db_flows import version_table
 from mistral_db_flows import schema_compare
 from mistral_db_flows import schema_dump
 from tests import dbs
@@ -58,7 +59,7 @@ def version(url: str) -> str | None:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
-            revs = migration.current_revisions(conn)
+            revs = version_table.current_revisions(conn)
     finally:
         engine.dispose()
     return revs[0] if revs else None

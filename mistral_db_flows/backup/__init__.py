@@ -14,18 +14,21 @@ One small interface over three backends, picked by the URL's dialect:
   database.
 
 Backup file names carry the database name and a hash of its identity
-(backend, host, port, name), never a user or password.
+(``mistral_db_flows.identity``: asked of the server, so every URL of one
+database names its backups alike), never a user or password.
 """
 from __future__ import annotations
 
 import datetime
+import errno
 import importlib
 import os
 import shutil
 import time
 from typing import Any, Iterable, NoReturn
 
-from mistral_db_flows import backup_errors
+from mistral_db_flows import exceptions
+from mistral_db_flows import urls
 from mistral_db_flows.backup import common
 
 
@@ -49,7 +52,7 @@ def check_can_backup(url: str, directory: str) -> None:
     needed = module.check(u, path)
     free = shutil.disk_usage(path).free
     if needed > free:
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "not enough free space in %s for a backup of %s: about %s "
             "needed, %s free; free some space or set another backup "
             "directory" % (path, database, _human(needed), _human(free)),
@@ -58,22 +61,39 @@ def check_can_backup(url: str, directory: str) -> None:
 
 
 def take(url: str, directory: str, *, label: str,
-         progress: common.Progress | None = None) -> dict[str, Any]:
+         progress: common.Progress | None = None,
+         identity: str | None = None) -> dict[str, Any]:
     """Back the database up into ``directory``; describe the backup.
 
     ``label`` (e.g. ``upgrade``) becomes part of the file name.
     ``progress(done_bytes, total_bytes_or_None)`` is called every half
-    second while the backup runs.
+    second while the backup runs. ``identity`` is the database's (a run
+    knows it from its lock); without it the server is asked.
     """
     u, kind, module = _backend(url)
     database = common.database_name(u)
     path = common.prepare_directory(directory, database=database)
+    if identity is None:
+        identity = _identity_of(url)
     created = datetime.datetime.now(datetime.timezone.utc)
-    final = os.path.join(path, common.file_name(u, label, created))
+    final = os.path.join(path, common.file_name(u, label, created,
+                                                identity=identity))
     started = time.monotonic()
-    with common.new_file(final) as (fd, partial):
-        with common.watch(progress, lambda: os.fstat(fd).st_size, None):
-            module.dump(u, fd, partial)
+    try:
+        with common.new_file(final) as (fd, partial):
+            with common.watch(progress, lambda: os.fstat(fd).st_size, None):
+                module.dump(u, fd, partial)
+    except OSError as exc:
+        # The estimate checked beforehand is a lower bound: the disk may
+        # still fill up while the dump is written.
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise exceptions.BackupError(
+            "cannot write the backup %s: %s%s" % (
+                final, exc.strerror or exc,
+                "; free some space or set another backup directory"
+                if full else ""),
+            reason="no-space" if full else "write-failed",
+            database=database, path=final) from None
     seconds = round(time.monotonic() - started, 3)
     size = os.path.getsize(final)
     if progress is not None:
@@ -125,10 +145,23 @@ def restore(url: str, backup: dict[str, Any], *,
         progress(size, size)
 
 
+def _identity_of(url: str) -> str:
+    from mistral_db_flows import exceptions
+    from mistral_db_flows import identity
+
+    try:
+        return identity.of_url(url)
+    except exceptions.MistralDbError as exc:
+        raise exceptions.BackupError(
+            "cannot ask the server which database %s is: %s"
+            % (urls.masked(url), getattr(exc, "reason", exc)),
+            reason="unreachable") from None
+
+
 def _check_matches(backup: dict[str, Any], kind: str, database: str,
                    path: str) -> None:
     def refuse(why: str, reason: str) -> NoReturn:
-        raise backup_errors.RestoreError(
+        raise exceptions.RestoreError(
             "refusing to restore %s into %s: %s" % (path or "a backup",
                                                      database, why),
             reason=reason, database=database, path=path)

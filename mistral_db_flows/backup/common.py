@@ -1,14 +1,12 @@
 """What the backup backends share: URLs, file names, external tools.
 
-Nothing here imports a database driver at import time. Plain URLs (the
-ones :func:`mistral_db_flows.migration.parse_url` splits) are parsed
-without SQLAlchemy and connected to through :mod:`mistral_db_flows.dbapi`;
-SQLAlchemy is imported only for unusual URLs.
+Nothing here imports a database driver at import time. URLs are read by
+:mod:`mistral_db_flows.urls` (no SQLAlchemy) and connected to through
+:mod:`mistral_db_flows.dbapi`.
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import fcntl
 import hashlib
@@ -19,10 +17,10 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import types
-from typing import IO, Any, Callable, Iterator, Mapping, Sequence
+from typing import IO, Any, Callable, Iterator, Sequence
 
-from mistral_db_flows import backup_errors
+from mistral_db_flows import exceptions
+from mistral_db_flows import urls
 
 Progress = Callable[[int, "int | None"], None]
 
@@ -47,75 +45,19 @@ _STDERR_TAIL = 2000
 DEFAULT_LOCK_WAIT = 300.0
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class PlainUrl:
-    """The parts of a plain URL the backup code reads, under the names
-    of SQLAlchemy's URL (which stands in for anything unusual).
-
-    Never shows the password: not in its repr, nor in ``str``.
-    """
-
-    drivername: str
-    username: str | None = None
-    password: str | None = dataclasses.field(default=None, repr=False)
-    host: str | None = None
-    port: int | None = None
-    database: str | None = None
-    query: Mapping[str, str] = dataclasses.field(
-        default_factory=lambda: types.MappingProxyType({}))
-    text: str = dataclasses.field(default="", repr=False)
-
-    def get_backend_name(self) -> str:
-        return self.drivername.partition("+")[0]
-
-
-def parse(url: str) -> Any:
-    """A :class:`PlainUrl` for a plain URL (no SQLAlchemy import), else
-    SQLAlchemy's URL object of ``url``."""
-    plain = _plain(url)
-    if plain is not None:
-        return plain
-    from sqlalchemy.engine import url as sa_url
-
+def parse(url: str) -> urls.Url:
+    """``url`` read; one that cannot be is a BackupError."""
     try:
-        return sa_url.make_url(url)
-    except Exception as exc:  # ArgumentError, ValueError: never echo url
-        raise backup_errors.BackupError(
-            "cannot parse the database URL: %s" % type(exc).__name__,
+        return urls.parse(url)
+    except urls.UrlError as exc:
+        raise exceptions.BackupError(
+            "cannot parse the database URL %s: %s" % (exc.url, exc.reason),
             reason="unsupported") from None
 
 
-def _plain(url: str) -> PlainUrl | None:
-    """``url`` split by :func:`migration.parse_url`, or None wherever
-    that could differ from SQLAlchemy's reading (which then decides)."""
-    from mistral_db_flows import migration
-
-    parts = migration.parse_url(url) if isinstance(url, str) else None
-    if parts is None or parts.get("database") is None:
-        return None  # no database named: SQLAlchemy's '' or None
-    scheme, _, rest = url.partition("://")
-    if scheme != scheme.lower():
-        return None  # SQLAlchemy keeps the case in its messages
-    if parts["dialect"] == "sqlite":
-        if "%" in parts["database"]:
-            return None  # SQLAlchemy unquotes SQLite paths
-        return PlainUrl(drivername=scheme, database=parts["database"],
-                        text=url)
-    netloc = rest.partition("/")[0]
-    if parts["user"] is None and "@" in netloc:
-        return None  # an empty user name: SQLAlchemy's ''
-    query = {} if parts["charset"] is None else {"charset": parts["charset"]}
-    return PlainUrl(drivername=scheme, username=parts["user"],
-                    password=parts["password"], host=parts["host"],
-                    port=parts["port"], database=parts["database"],
-                    query=types.MappingProxyType(query), text=url)
-
-
-def url_text(u: Any) -> str:
+def url_text(u: urls.Url) -> str:
     """The URL to connect with (password included: never print it)."""
-    if isinstance(u, PlainUrl):
-        return u.text
-    return u.render_as_string(hide_password=False)
+    return u.text or u.render(hide_password=False)
 
 
 def _driver_text(exc: BaseException) -> str:
@@ -129,58 +71,45 @@ def _driver_text(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def connection(u: Any, fail: Callable[[str], Exception]) -> Iterator[Any]:
+def connection(u: urls.Url, fail: Callable[[str], Exception]) -> Iterator[Any]:
     """A plain DB-API connection (``dbapi.Handle``) to ``u``, closed
     afterwards; a driver error, connecting or later, raises
-    ``fail(the driver's message)`` instead."""
+    ``fail(the driver's message, any URL's password hidden)`` instead."""
     from mistral_db_flows import dbapi
-    from mistral_db_flows import exceptions
 
+    text = url_text(u)
     try:
-        handle = dbapi.connect(url_text(u))
+        handle = dbapi.connect(text)
     except exceptions.DatabaseUnreachable as exc:
-        raise fail(_driver_text(exc)) from None
+        raise fail(urls.mask_text(_driver_text(exc), (text,))) from None
     try:
         try:
             yield handle
         except handle.driver_errors() as exc:
-            raise fail(str(exc)) from None
+            raise fail(urls.mask_text(str(exc), (text,))) from None
     finally:
         handle.close()
 
 
-def backend(u: Any) -> str:
+def backend(u: urls.Url) -> str:
     """``sqlite``, ``postgresql`` or ``mysql`` (MariaDB included)."""
-    name = u.get_backend_name()
-    if name == "mariadb":
-        return "mysql"
-    if name not in EXTENSIONS:
-        raise backup_errors.BackupError(
-            "backups of %s databases are not supported" % name,
+    if u.backend not in EXTENSIONS:
+        raise exceptions.BackupError(
+            "backups of %s databases are not supported" % u.backend,
             reason="unsupported", database=u.database)
-    return name
+    return u.backend
 
 
-def sqlite_path(u: Any) -> str:
-    path = u.database or ""
-    if path in ("", ":memory:") or path.startswith("file:"):
-        raise backup_errors.BackupError(
-            "an in-memory or URI SQLite database cannot be backed up: "
-            "give a file path", reason="unsupported", database=path)
+def sqlite_path(u: urls.Url) -> str:
+    path = u.sqlite_path
+    if path is None:
+        raise exceptions.BackupError(
+            "an in-memory SQLite database cannot be backed up: give a "
+            "file path", reason="unsupported", database=u.database or "")
     return os.path.realpath(path)
 
 
-def identity(u: Any) -> str:
-    """Backend, place and name of the database; never user or password."""
-    kind = backend(u)
-    if kind == "sqlite":
-        return "sqlite://%s" % sqlite_path(u)
-    socket = u.query.get("unix_socket") or u.query.get("host") or ""
-    return "%s://%s:%s%s/%s" % (kind, u.host or "localhost", u.port or "",
-                                socket, u.database or "")
-
-
-def database_name(u: Any) -> str:
+def database_name(u: urls.Url) -> str:
     """The database's name as people say it (SQLite: the file path)."""
     if backend(u) == "sqlite":
         return sqlite_path(u)
@@ -192,12 +121,15 @@ def safe(text: str, limit: int = 40) -> str:
     return (_UNSAFE.sub("_", text).strip("_") or "db")[:limit]
 
 
-def file_name(u: Any, label: str, created: datetime.datetime) -> str:
+def file_name(u: urls.Url, label: str, created: datetime.datetime, *,
+              identity: str) -> str:
+    """``identity`` is the database's (see ``identity``): every URL of
+    one database gives its backups one key, pruned together."""
     kind = backend(u)
     name = database_name(u)
     if kind == "sqlite":
         name = os.path.splitext(os.path.basename(name))[0]
-    key = hashlib.sha256(identity(u).encode()).hexdigest()[:8]
+    key = hashlib.sha256(identity.encode()).hexdigest()[:8]
     return "%s-%s-%s-%s.%s" % (safe(name), key,
                                created.strftime(STAMP_FORMAT),
                                safe(label), EXTENSIONS[kind])
@@ -212,7 +144,7 @@ def prepare_directory(directory: str, *, database: str) -> str:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "cannot write backups into %s: %s"
             % (path, exc.strerror or exc), reason="no-permission",
             database=database, path=path) from None
@@ -257,24 +189,19 @@ def find_tool(candidates: Sequence[str], *, error: type,
         database=database, tool=candidates[0])
 
 
-def scrub(text: str, secret: str | None) -> str:
-    if secret:
-        text = text.replace(secret, "***")
-    return text
-
-
-def tail(stream: IO[bytes], secret: str | None) -> str:
-    """The end of a tool's stderr, printable and without the password."""
+def tail(stream: IO[bytes]) -> str:
+    """The end of a tool's stderr, printable, any URL's or connection
+    string's password hidden (the tools get theirs from the environment
+    or an option file, never on the command line)."""
     stream.seek(0, os.SEEK_END)
     size = stream.tell()
     stream.seek(max(0, size - _STDERR_TAIL))
-    text = stream.read().decode("utf-8", "replace").strip()
-    return scrub(text, secret)
+    return urls.mask_text(stream.read().decode("utf-8", "replace").strip())
 
 
 def run(argv: Sequence[str], *, env: dict[str, str],
         source: int | None = None, sink: int | None = None,
-        error: type, database: str, what: str, secret: str | None,
+        error: type, database: str, what: str,
         classify: Callable[[str], Exception | None] | None = None,
         **facts: Any) -> None:
     """Run one tool, pumping the file ``source`` into its stdin and its
@@ -312,7 +239,7 @@ def run(argv: Sequence[str], *, env: dict[str, str],
                 proc.kill()
                 proc.wait()
         if code != 0:
-            stderr = tail(err, secret)
+            stderr = tail(err)
             known = classify(stderr) if classify is not None else None
             if known is not None:
                 raise known
@@ -337,7 +264,7 @@ def lock_wait_limit(lock_wait: float, *, unit: float, most: int) -> int:
 
 def lock_timeout_error(database: str, path: str, waited: float, *,
                        table: str | None, changed: bool, outcome: str,
-                       kind: str = "table") -> backup_errors.RestoreError:
+                       kind: str = "table") -> exceptions.RestoreError:
     """The restore gave up waiting for a lock another session holds.
 
     ``outcome`` says what state that left the database in; ``table``
@@ -345,7 +272,7 @@ def lock_timeout_error(database: str, path: str, waited: float, *,
     said which.
     """
     where = "%s %s" % (kind, table) if table else "one of its tables"
-    return backup_errors.RestoreError(
+    return exceptions.RestoreError(
         "restoring %s from %s gave up after waiting %gs for a lock "
         "another session holds on %s; %s. Stop the Mistral services "
         "using the database, then run the same command again to finish "

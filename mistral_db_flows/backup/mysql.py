@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from typing import Any, Iterator
 
-from mistral_db_flows import backup_errors
+from mistral_db_flows import exceptions
 from mistral_db_flows.backup import common
 
 DUMP_TOOLS = ("mariadb-dump", "mysqldump")
@@ -58,10 +58,9 @@ def _quote_option(value: str) -> str:
 
 def option_text(u: Any) -> str:
     """The ``[client]`` option file contents for ``u``."""
-    query = {k: (v[-1] if isinstance(v, tuple) else v)
-             for k, v in u.query.items()}
+    query = u.options
     lines = ["[client]"]
-    for key, value in (("user", u.username), ("password", u.password),
+    for key, value in (("user", u.user), ("password", u.password),
                        ("host", u.host), ("port", u.port),
                        ("socket", query.get("unix_socket")),
                        ("ssl-ca", query.get("ssl_ca")),
@@ -98,12 +97,12 @@ def _tool(u: Any, error: type, purpose: str, names: tuple) -> str:
 def check(u: Any, directory: str) -> int:
     """Tools present; a lower bound of the backup's size."""
     for names in (DUMP_TOOLS, CLIENT_TOOLS):
-        _tool(u, backup_errors.BackupError, "a MySQL/MariaDB backup", names)
+        _tool(u, exceptions.BackupError, "a MySQL/MariaDB backup", names)
 
-    def fail(message: str) -> backup_errors.BackupError:
-        return backup_errors.BackupError(
+    def fail(message: str) -> exceptions.BackupError:
+        return exceptions.BackupError(
             "cannot measure the database %s before its backup: %s"
-            % (u.database, common.scrub(message, u.password)),
+            % (u.database, message),
             reason="unreachable", database=u.database)
 
     with common.connection(u, fail) as handle:
@@ -112,7 +111,7 @@ def check(u: Any, directory: str) -> int:
 
 
 def dump(u: Any, fd: int, path: str) -> None:
-    tool = _tool(u, backup_errors.BackupError, "a MySQL/MariaDB backup",
+    tool = _tool(u, exceptions.BackupError, "a MySQL/MariaDB backup",
                  DUMP_TOOLS)
     with option_file(u) as options:
         argv = [tool, "--defaults-extra-file=" + options,
@@ -123,9 +122,8 @@ def dump(u: Any, fd: int, path: str) -> None:
         if os.path.basename(tool) == "mysqldump" and _is_oracle(tool):
             argv.append("--set-gtid-purged=OFF")
         common.run(argv + ["--", u.database], env=dict(os.environ),
-                   sink=fd, error=backup_errors.BackupError,
-                   database=u.database, what="dump of %s" % u.database,
-                   secret=u.password)
+                   sink=fd, error=exceptions.BackupError,
+                   database=u.database, what="dump of %s" % u.database)
 
 
 @functools.lru_cache(maxsize=None)
@@ -139,12 +137,12 @@ def _is_oracle(tool: str) -> bool:
 
 def check_restore(u: Any, path: str) -> None:
     """Client present and the dump complete, before anything drops."""
-    _tool(u, backup_errors.RestoreError, "a MySQL/MariaDB restore",
+    _tool(u, exceptions.RestoreError, "a MySQL/MariaDB restore",
           CLIENT_TOOLS)
     with open(path, "rb") as dump_file:
         dump_file.seek(max(0, os.path.getsize(path) - 512))
         if COMPLETED not in dump_file.read():
-            raise backup_errors.RestoreError(
+            raise exceptions.RestoreError(
                 "the backup %s is incomplete (no end marker); refusing to "
                 "restore it" % path, reason="unusable-backup",
                 database=u.database, path=path)
@@ -179,10 +177,10 @@ def _drop_everything(u: Any, path: str = "",
         # %s parameter style: a literal % in a statement is written %%.
         return "`%s`" % name.replace("`", "``").replace("%", "%%")
 
-    def fail(message: str) -> backup_errors.RestoreError:
-        return backup_errors.RestoreError(
+    def fail(message: str) -> exceptions.RestoreError:
+        return exceptions.RestoreError(
             "could not empty %s before restoring it: %s"
-            % (u.database, common.scrub(message, u.password)),
+            % (u.database, message),
             reason="tool-failed", database=u.database, changed=True)
 
     seconds = common.lock_wait_limit(lock_wait, unit=1, most=_MAX_LOCK_WAIT)
@@ -234,12 +232,12 @@ def restore(u: Any, path: str, fd: int, *,
     for rows); a lock another session holds raises ``RestoreError`` with
     reason ``lock-timeout``.
     """
-    client = _tool(u, backup_errors.RestoreError, "a MySQL/MariaDB restore",
+    client = _tool(u, exceptions.RestoreError, "a MySQL/MariaDB restore",
                    CLIENT_TOOLS)
     seconds = common.lock_wait_limit(lock_wait, unit=1, most=_MAX_LOCK_WAIT)
     _drop_everything(u, path, lock_wait)
 
-    def classify(stderr: str) -> backup_errors.RestoreError | None:
+    def classify(stderr: str) -> exceptions.RestoreError | None:
         if re.search(r"\bERROR %d\b" % LOCK_WAIT_TIMEOUT, stderr) is None:
             return None
         return common.lock_timeout_error(
@@ -252,8 +250,7 @@ def restore(u: Any, path: str, fd: int, *,
                     "--init-command=" + _set_lock_waits(seconds, seconds),
                     "--batch", _MAX_PACKET, _CHARSET, "--", u.database],
                    env=dict(os.environ), source=fd,
-                   error=backup_errors.RestoreError, database=u.database,
+                   error=exceptions.RestoreError, database=u.database,
                    what="loading %s into %s (the database is part-restored;"
-                   " run the restore again)" % (path, u.database),
-                   secret=u.password, classify=classify, path=path,
+                   " run the restore again)" % (path, u.database), classify=classify, path=path,
                    changed=True)

@@ -18,7 +18,8 @@ import subprocess
 import tempfile
 from typing import Any, Callable
 
-from mistral_db_flows import backup_errors
+from mistral_db_flows import exceptions
+from mistral_db_flows import urls
 from mistral_db_flows.backup import common
 
 # zlib level 1: most of the size gain of the default level (6) for a
@@ -117,14 +118,13 @@ WHERE c.relkind IN ('r', 'm', 'p')
 """
 
 
-def environment(u: Any) -> dict[str, str]:
+def environment(u: urls.Url) -> dict[str, str]:
     """libpq variables for the tools; the password only ever here."""
     env = dict(os.environ)
-    query = {k: (v[-1] if isinstance(v, tuple) else v)
-             for k, v in u.query.items()}
+    query = u.options
     host = u.host or query.get("host")
     for var, value in (("PGHOST", host), ("PGPORT", u.port),
-                       ("PGUSER", u.username), ("PGDATABASE", u.database),
+                       ("PGUSER", u.user), ("PGDATABASE", u.database),
                        ("PGPASSWORD", u.password)):
         if value is not None:
             env[var] = str(value)
@@ -153,7 +153,7 @@ _TOOL_MAJOR: dict[str, int] = {}
 
 def check(u: Any, directory: str) -> int:
     """Tools present and recent enough; a lower bound of the size."""
-    pg_dump, _, _ = _tools(u, backup_errors.BackupError,
+    pg_dump, _, _ = _tools(u, exceptions.BackupError,
                            "a PostgreSQL backup",
                            ("pg_dump", "pg_restore", "psql"))
     probe = None
@@ -170,7 +170,7 @@ def check(u: Any, directory: str) -> int:
             _TOOL_MAJOR[pg_dump] = _major(probe.communicate()[0])
     tool = _TOOL_MAJOR[pg_dump]
     if tool and tool < server // 10000:
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "pg_dump %d cannot dump a PostgreSQL %d server; install the "
             "client tools of version %d or newer"
             % (tool, server // 10000, server // 10000),
@@ -179,10 +179,10 @@ def check(u: Any, directory: str) -> int:
 
 
 def _query_sizes(u: Any) -> tuple[int, int]:
-    def fail(message: str) -> backup_errors.BackupError:
-        return backup_errors.BackupError(
+    def fail(message: str) -> exceptions.BackupError:
+        return exceptions.BackupError(
             "cannot measure the database %s before its backup: %s"
-            % (u.database, common.scrub(message.strip(), u.password)),
+            % (u.database, message.strip()),
             reason="unreachable", database=u.database)
 
     with common.connection(u, fail) as handle:
@@ -191,22 +191,21 @@ def _query_sizes(u: Any) -> tuple[int, int]:
 
 
 def dump(u: Any, fd: int, path: str) -> None:
-    pg_dump, = _tools(u, backup_errors.BackupError, "a PostgreSQL backup",
+    pg_dump, = _tools(u, exceptions.BackupError, "a PostgreSQL backup",
                       ("pg_dump",))
     common.run([pg_dump, "--format=custom", "--compress=" + COMPRESSION,
                 "--no-password"],
-               env=environment(u), sink=fd, error=backup_errors.BackupError,
-               database=u.database, what="pg_dump of %s" % u.database,
-               secret=u.password)
+               env=environment(u), sink=fd, error=exceptions.BackupError,
+               database=u.database, what="pg_dump of %s" % u.database)
 
 
 def check_restore(u: Any, path: str) -> None:
     """Tools present and the archive readable, before anything drops."""
-    pg_restore, _ = _tools(u, backup_errors.RestoreError,
+    pg_restore, _ = _tools(u, exceptions.RestoreError,
                            "a PostgreSQL restore", ("pg_restore", "psql"))
     common.run([pg_restore, "--list", path], env=environment(u),
-               error=backup_errors.RestoreError, database=u.database,
-               what="reading the backup %s" % path, secret=u.password,
+               error=exceptions.RestoreError, database=u.database,
+               what="reading the backup %s" % path,
                path=path, changed=False)
 
 
@@ -227,7 +226,7 @@ def restore(u: Any, path: str, fd: int, *,
     holds rolls the whole restore back and raises ``RestoreError`` with
     reason ``lock-timeout``.
     """
-    pg_restore, psql = _tools(u, backup_errors.RestoreError,
+    pg_restore, psql = _tools(u, exceptions.RestoreError,
                               "a PostgreSQL restore", ("pg_restore", "psql"))
     limit = common.lock_wait_limit(lock_wait, unit=0.001,
                                    most=_MAX_LOCK_TIMEOUT_MS)
@@ -251,11 +250,11 @@ def restore(u: Any, path: str, fd: int, *,
                 proc.wait()
         failed = [
             "%s exited with %d: %s" % (name, proc.returncode,
-                                       common.tail(err, u.password))
+                                       common.tail(err))
             for name, proc, err in (("pg_restore", reader, reader_err),
                                     ("psql", writer, writer_err))
             if proc.returncode != 0]
-        locked = (lock_timeout(common.tail(writer_err, u.password))
+        locked = (lock_timeout(common.tail(writer_err))
                   if writer.returncode != 0 else None)
     if locked is not None:
         # psql stopped at the wait (pg_restore then lost its reader).
@@ -265,7 +264,7 @@ def restore(u: Any, path: str, fd: int, *,
             changed=False, outcome="the database is unchanged (the "
             "transaction was rolled back)")
     if failed:
-        raise backup_errors.RestoreError(
+        raise exceptions.RestoreError(
             "restoring %s from %s failed, the database is unchanged (the "
             "transaction was rolled back): %s"
             % (u.database, path, "; ".join(failed)),

@@ -12,10 +12,11 @@ import sqlite3
 import urllib.parse
 from typing import Any
 
-from mistral_db_flows import backup_errors
+from mistral_db_flows import exceptions
 from mistral_db_flows.backup import common
 
 _PAGES_PER_STEP = 4096  # small steps let other connections in between
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, named there from Python 3.11 on
 
 
 def check(u: Any, directory: str) -> int:
@@ -24,7 +25,7 @@ def check(u: Any, directory: str) -> int:
     try:
         return os.path.getsize(path)
     except OSError as exc:
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "cannot read the SQLite database %s: %s"
             % (path, exc.strerror), reason="unreachable",
             database=path) from None
@@ -40,7 +41,7 @@ def check_restore(u: Any, path: str) -> None:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        raise backup_errors.RestoreError(
+        raise exceptions.RestoreError(
             "the backup %s is not a usable SQLite database: %s"
             % (path, exc), reason="unusable-backup",
             database=common.sqlite_path(u), path=path) from None
@@ -94,15 +95,18 @@ def dump(u: Any, fd: int, path: str) -> None:
     """Copy the database into the empty 0600 file ``path``."""
     source = common.sqlite_path(u)
     if not os.path.exists(source):
-        raise backup_errors.BackupError(
+        raise exceptions.BackupError(
             "the SQLite database %s does not exist" % source,
             reason="unreachable", database=source)
     try:
         _copy(source, path, into_backup=True)
     except sqlite3.Error as exc:
-        raise backup_errors.BackupError(
-            "SQLite backup of %s failed: %s" % (source, exc),
-            reason="tool-failed", database=source) from None
+        folder = os.path.dirname(path)
+        full = getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL
+        raise exceptions.BackupError(
+            "SQLite backup of %s into %s failed: %s" % (source, folder, exc),
+            reason="no-space" if full else "tool-failed", database=source,
+            path=folder) from None
 
 
 def restore(u: Any, path: str, fd: int, *,
@@ -120,7 +124,7 @@ def restore(u: Any, path: str, fd: int, *,
             target, path, lock_wait or 0.0, table=None, changed=False,
             outcome="the database is unchanged") from None
     except sqlite3.Error as exc:
-        raise backup_errors.RestoreError(
+        raise exceptions.RestoreError(
             "SQLite restore of %s from %s failed: %s" % (target, path, exc),
             reason="tool-failed", database=target, path=path,
             changed=True) from None

@@ -1,7 +1,9 @@
 """The TaskFlow logbook: where runs are recorded so a crashed run resumes.
 
 One logbook per target database, keyed by the database's identity
-(backend, host, port, database name; never user or password). By default
+(``mistral_db_flows.identity``: asked of the server, never user or
+password; runs recorded by earlier builds under the identity they read
+from the URL's spelling are found too). By default
 the logbook is a SQLite file in the state directory, written by our
 light backend (``logbook.sqlite_backend``); with ``logbook_connection``
 it is TaskFlow's SQL backend (``logbook.sql_backend``) in any database
@@ -44,18 +46,30 @@ def book_uuid(identity: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, identity))
 
 
-def check_separate(logbook_url: str, target_url: str) -> None:
+def book_uuids(identity: str, legacy: str | None = None) -> list[str]:
+    """The database's book, then the one an earlier build kept its runs
+    in (named by the ``legacy`` identity), if that is another."""
+    uuids = [book_uuid(identity)]
+    if legacy is not None and book_uuid(legacy) not in uuids:
+        uuids.append(book_uuid(legacy))
+    return uuids
+
+
+def check_separate(logbook_url: str, target_identity: str) -> None:
     """Refuse a logbook inside the target database."""
     from mistral_db_flows import exceptions
 
     if is_local_file(logbook_url):
         logbook = "sqlite://%s" % os.path.realpath(logbook_url)
     else:
-        logbook = identity.database_identity(logbook_url)
-    if logbook == identity.database_identity(target_url):
+        try:
+            logbook = identity.of_url(logbook_url)
+        except exceptions.DatabaseUnreachable:
+            return  # opening it fails next, with TaskFlow's own error
+    if logbook == target_identity:
         raise exceptions.ConfigError(
             "the logbook connection must not be the Mistral database "
-            "itself (%s)" % identity.database_identity(target_url))
+            "itself (%s)" % target_identity)
 
 
 def _backend(logbook_url: str) -> Any:
@@ -73,11 +87,16 @@ def _backend(logbook_url: str) -> Any:
 class RunStore:
     """Runs of one target database in a logbook."""
 
-    def __init__(self, logbook_url: str, identity: str) -> None:
+    def __init__(self, logbook_url: str, identity: str,
+                 legacy: str | None = None) -> None:
         self.logbook_url = logbook_url
         self.identity = identity
+        # Runs an earlier build recorded under the identity it read
+        # from the URL: still found, still resumable.
+        self.legacy = legacy
         self._backend: Any = None
         self._book: Any = None
+        self._legacy_book: Any = None
 
     @property
     def backend(self) -> Any:
@@ -102,6 +121,13 @@ class RunStore:
             except tf_exc.NotFound:
                 self._book = models.LogBook(self.identity, uuid=uuid_)
                 conn.save_logbook(self._book)
+            legacy = book_uuids(self.identity, self.legacy)[1:]
+            if legacy:
+                try:
+                    self._legacy_book = conn.get_logbook(legacy[0],
+                                                         lazy=True)
+                except tf_exc.NotFound:  # no run before this build
+                    self._legacy_book = None
         except BaseException:
             self.close()
             raise
@@ -114,8 +140,11 @@ class RunStore:
 
     def runs(self, *, lazy: bool = False) -> list[Any]:
         """Every recorded run of the database (``lazy``: without steps)."""
-        return list(self._backend.get_connection().get_flows_for_book(
-            self._book.uuid, lazy=lazy))
+        conn = self._backend.get_connection()
+        books = [self._book] + [b for b in [self._legacy_book]
+                                if b is not None]
+        return [fd for book in books
+                for fd in conn.get_flows_for_book(book.uuid, lazy=lazy)]
 
     def interrupted(self) -> Any:
         """The newest run that did not end (with its steps), or None."""
@@ -152,11 +181,16 @@ class RunStore:
 
 
 @contextlib.contextmanager
-def opened(logbook_url: str, target_url: str) -> Iterator[RunStore]:
-    """The target database's runs in the logbook, for the body."""
-    check_separate(logbook_url, target_url)
-    store = RunStore(logbook_url,
-                     identity.database_identity(target_url)).open()
+def opened(logbook_url: str, target_url: str, *,
+           target_identity: str | None = None) -> Iterator[RunStore]:
+    """The target database's runs in the logbook, for the body;
+    ``target_identity`` is its identity when known (else the server is
+    asked)."""
+    if target_identity is None:
+        target_identity = identity.of_url(target_url)
+    check_separate(logbook_url, target_identity)
+    store = RunStore(logbook_url, target_identity,
+                     legacy=identity.legacy(target_url)).open()
     try:
         yield store
     finally:

@@ -111,8 +111,9 @@ def _under(conn: sqlite3.Connection, parent: str, kind: str,
             for uuid_ in children(conn, parent)]
 
 
-def peek_interrupted(path: str, book: str) -> dict | None:
-    """The newest resumable run in book ``book`` of the local logbook.
+def peek_interrupted(path: str, *books: str) -> dict | None:
+    """The newest resumable run in the ``books`` of the local logbook
+    (a database's own, and the one an earlier build named otherwise).
 
     Returns the run's meta plus ``atoms`` (step name -> TaskFlow atom
     state), or None: no file, no such book, no such run.
@@ -123,8 +124,10 @@ def peek_interrupted(path: str, book: str) -> dict | None:
         return None
     conn = open_file(path, readonly=True)
     try:
-        metas = dict(_under(conn, posixpath.join(BOOKS, book),
-                            FLOW_DETAILS, lambda fd: fd.get("meta") or {}))
+        metas = {uuid_: meta for book in books
+                 for uuid_, meta in _under(
+                     conn, posixpath.join(BOOKS, book), FLOW_DETAILS,
+                     lambda fd: fd.get("meta") or {})}
         fd_uuid = newest_resumable((meta, uuid_)
                                    for uuid_, meta in metas.items())
         if fd_uuid is None:

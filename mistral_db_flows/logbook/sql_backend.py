@@ -65,10 +65,13 @@ def _engine(logbook_url: str) -> Any:
     """
     import sqlalchemy as sa
 
-    if not logbook_url.startswith("sqlite"):
-        return sa.create_engine(logbook_url, pool_pre_ping=True)
+    from mistral_db_flows import dbapi
+
+    parsed = dbapi.parse(logbook_url)
+    if parsed.backend != "sqlite":
+        return sa.create_engine(parsed.to_sqlalchemy(), pool_pre_ping=True)
     engine = sa.create_engine(
-        logbook_url, poolclass=sa.pool.StaticPool,
+        parsed.to_sqlalchemy(), poolclass=sa.pool.StaticPool,
         connect_args={"check_same_thread": False, "timeout": 30})
 
     @sa.event.listens_for(engine, "connect")

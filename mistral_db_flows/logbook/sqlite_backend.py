@@ -21,13 +21,28 @@ import contextlib
 import json
 import os
 import posixpath
+import sqlite3
 import threading
 from typing import Any, Iterator
 
 from taskflow import exceptions as tf_exc
 from taskflow.persistence import path_based
 
+from mistral_db_flows import exceptions
 from mistral_db_flows.logbook import records
+
+
+@contextlib.contextmanager
+def _named(filename: str) -> Iterator[None]:
+    """The system's and SQLite's errors as LogbookError naming the file
+    (a full disk, a damaged file), not as an anonymous driver error."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise exceptions.LogbookError(filename, str(exc)) from exc
+    except OSError as exc:
+        raise exceptions.LogbookError(
+            filename, exc.strerror or str(exc)) from exc
 
 
 class SqliteLogbookBackend(path_based.PathBasedBackend):
@@ -39,7 +54,8 @@ class SqliteLogbookBackend(path_based.PathBasedBackend):
         super().__init__(conf)
         self.filename = os.path.abspath(conf["filename"])
         self.lock = threading.RLock()
-        self.db = records.open_file(self.filename)
+        with _named(self.filename):
+            self.db = records.open_file(self.filename)
         self._closed = False
         self._connection: SqliteLogbookConnection | None = None
 
@@ -60,6 +76,7 @@ class SqliteLogbookConnection(path_based.PathBasedConnection):
     def __init__(self, backend: SqliteLogbookBackend) -> None:
         super().__init__(backend)
         self._db = backend.db
+        self._filename = backend.filename
 
     # TaskFlow derives these from its own names; ours are fixed so that
     # the TaskFlow-free reader (records.peek_interrupted) finds them.
@@ -79,7 +96,7 @@ class SqliteLogbookConnection(path_based.PathBasedConnection):
         return posixpath.join(*parts)
 
     def _get_item(self, path: str) -> Any:
-        with self.backend.lock:
+        with self.backend.lock, _named(self._filename):
             try:
                 return records.item(self._db, path)
             except KeyError:
@@ -97,11 +114,11 @@ class SqliteLogbookConnection(path_based.PathBasedConnection):
             % records.TABLE, (path, len(path) + 1, path + "/"))
 
     def _get_children(self, path: str) -> list[str]:
-        with self.backend.lock:
+        with self.backend.lock, _named(self._filename):
             return records.children(self._db, path)
 
     def _ensure_path(self, path: str) -> None:
-        with self.backend.lock:
+        with self.backend.lock, _named(self._filename):
             for statement in records.SCHEMA:
                 self._db.execute(statement)
 
@@ -114,14 +131,17 @@ class SqliteLogbookConnection(path_based.PathBasedConnection):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        with self.backend.lock:
+        with self.backend.lock, _named(self._filename):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield None
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # A COMMIT that failed (a full disk) leaves the
+                # transaction open: end it, so the next save says why.
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def add_flow_details(self, book: Any, flow_detail: Any) -> None:
         """Record one new run in ``book`` without rewriting the others
@@ -136,7 +156,7 @@ class SqliteLogbookConnection(path_based.PathBasedConnection):
                               transaction)
 
     def validate(self) -> None:
-        with self.backend.lock:
+        with self.backend.lock, _named(self._filename):
             self._db.execute("SELECT 1")
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ import contextlib
 import os
 from typing import TYPE_CHECKING, Iterable, Iterator, Union
 
-from mistral_db_flows.populate import errors
+from mistral_db_flows import exceptions
 from mistral_db_flows.populate import report
 from mistral_db_flows.populate import sources
 from mistral_db_flows.populate import spec
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 # The public names, so callers need only this package.
 PopulateReport = report.PopulateReport
-PopulateError = errors.PopulateError
+PopulateError = exceptions.PopulateError
 Source = sources.Source
 
 Connectable = Union[str, "sa.Engine", "sa.Connection"]
@@ -48,8 +48,9 @@ def populate(connection: Connectable, *, actions: bool = True,
     ``extra_sources`` adds definition files; ``plugins=False`` ignores
     installed plugins (the shipped actions are always read).
 
-    Raises errors.PopulateError (nothing written) for an unusable source
-    or definition, errors.SchemaNotReady for a database not at head.
+    Raises exceptions.PopulateError (nothing written) for an unusable
+    source or definition, exceptions.SchemaNotReady for a database not
+    at head.
     """
     kinds = [kind for kind, wanted in ((spec.ACTION, actions),
                                        (spec.WORKFLOW, workflows))
@@ -90,11 +91,12 @@ def load(found: Iterable[sources.Source],
         try:
             definitions = _PARSERS[source.kind](text, source.path)
         except spec.Invalid as exc:
-            raise errors.DefinitionError(source.path, str(exc)) from None
+            raise exceptions.DefinitionError(source.path,
+                                             str(exc)) from None
         for definition in definitions:
             key = (definition.kind, definition.name)
             if key in where:
-                raise errors.DuplicateDefinition(
+                raise exceptions.DuplicateDefinition(
                     definition.kind, definition.name, where[key],
                     source.path)
             where[key] = source.path
@@ -224,15 +226,14 @@ def _connect(url: str) -> dbapi.Handle:
     database not at head (it is never created by populate)."""
     from mistral_db_flows import dbapi
     from mistral_db_flows import exceptions
-    from mistral_db_flows import migration
 
     try:
         return dbapi.connect(url)
     except exceptions.DatabaseUnreachable:
-        parts = migration.parse_url(url)
-        path = parts and parts["dialect"] == "sqlite" and parts["database"]
+        parsed = dbapi.parse(url)
+        path = parsed.backend == "sqlite" and parsed.sqlite_path
         if path and not os.path.exists(path):
-            raise errors.SchemaNotReady(
+            raise exceptions.SchemaNotReady(
                 "database file %s does not exist" % path) from None
         raise
 
@@ -244,7 +245,7 @@ def _lend(conn: sa.Connection) -> dbapi.Handle:
 
     dialect = conn.dialect
     if dialect.paramstyle not in ("qmark", "format", "pyformat"):
-        raise errors.PopulateError(
+        raise exceptions.PopulateError(
             None, "the %s driver's parameter style (%s) is not supported"
             % (dialect.driver, dialect.paramstyle))
     name = "mysql" if dialect.name == "mariadb" else dialect.name

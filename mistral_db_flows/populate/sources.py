@@ -19,7 +19,7 @@ import os
 import pathlib
 from typing import Any, Iterable
 
-from mistral_db_flows.populate import errors
+from mistral_db_flows import exceptions
 from mistral_db_flows.populate import spec
 
 MISTRAL_WORKFLOWS = "mistral.preinstalled_workflows"
@@ -46,7 +46,7 @@ class Source:
             # line endings included.
             return pathlib.Path(self.path).read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise errors.DefinitionError(
+            raise exceptions.DefinitionError(
                 self.path, "cannot read the file (from %s): %s"
                 % (self.origin, exc)) from exc
 
@@ -74,7 +74,7 @@ def plugins(kinds: Iterable[str]) -> list[Source]:
             origin = "%s:%s" % (DEFINITIONS, name)
             if not isinstance(value, dict) or not set(value) <= {
                     "actions", "workflows"}:
-                raise errors.SourceError(
+                raise exceptions.SourceError(
                     DEFINITIONS, name, "expected a mapping with keys "
                     "'actions' and/or 'workflows', got %r" % (value,))
             for key, kind in (("actions", spec.ACTION),
@@ -99,8 +99,8 @@ def _call_all(namespace: str) -> list[tuple[str, Any]]:
         on_load_failure_callback=on_failure)
     if failures:
         name, exc = failures[0]
-        raise errors.SourceError(namespace, name,
-                                 "cannot be loaded: %s" % (exc,))
+        raise exceptions.SourceError(namespace, name,
+                                     "cannot be loaded: %s" % (exc,))
     result = []
     for ext in sorted(manager.extensions, key=lambda e: e.name):
         value = ext.plugin
@@ -108,8 +108,8 @@ def _call_all(namespace: str) -> list[tuple[str, Any]]:
             try:
                 value = value()
             except Exception as exc:
-                raise errors.SourceError(namespace, ext.name,
-                                         "failed: %s" % (exc,)) from exc
+                raise exceptions.SourceError(namespace, ext.name,
+                                             "failed: %s" % (exc,)) from exc
         result.append((ext.name, value))
     return result
 
@@ -117,10 +117,10 @@ def _call_all(namespace: str) -> list[tuple[str, Any]]:
 def _paths(value: Any, namespace: str, name: str) -> list[str]:
     if isinstance(value, (str, bytes)) or not isinstance(
             value, (list, tuple)):
-        raise errors.SourceError(namespace, name, "expected a list of file "
-                                 "paths, got %r" % (value,))
+        raise exceptions.SourceError(namespace, name, "expected a list of "
+                                     "file paths, got %r" % (value,))
     for path in value:
         if not isinstance(path, (str, os.PathLike)):
-            raise errors.SourceError(namespace, name,
-                                     "%r is not a file path" % (path,))
+            raise exceptions.SourceError(namespace, name,
+                                         "%r is not a file path" % (path,))
     return [os.fspath(path) for path in value]

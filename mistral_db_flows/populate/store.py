@@ -20,7 +20,7 @@ import uuid
 from typing import Any, Iterator
 
 from mistral_db_flows import dbapi
-from mistral_db_flows.populate import errors
+from mistral_db_flows import exceptions
 from mistral_db_flows.populate import plan as plan_mod
 from mistral_db_flows.populate import spec
 
@@ -142,7 +142,7 @@ def _schema_errors(handle: dbapi.Handle, table: str) -> Iterator[None]:
     except handle.driver_errors() as exc:
         text = str(exc).strip()
         if any(fragment in text.lower() for fragment in _MISSING):
-            raise errors.SchemaNotReady(
+            raise exceptions.SchemaNotReady(
                 "table %s is missing or not at head: %s"
                 % (table, (text.splitlines() or [""])[0])) from exc
         raise

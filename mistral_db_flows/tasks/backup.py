@@ -18,7 +18,6 @@ import os
 from taskflow import task
 
 from mistral_db_flows import backup
-from mistral_db_flows import backup_errors
 from mistral_db_flows import flows
 
 LOG = logging.getLogger(__name__)
@@ -33,9 +32,13 @@ class Backup(task.Task):
     def __init__(self, database_url: str, *, directory: str, label: str,
                  enabled: bool = True, restore_on_failure: bool = True,
                  progress=None,
-                 lock_wait: float = backup.common.DEFAULT_LOCK_WAIT) -> None:
+                 lock_wait: float = backup.common.DEFAULT_LOCK_WAIT,
+                 identity: str | None = None) -> None:
         super().__init__(name="backup", provides="backup")
         self._database_url = database_url
+        # The database's identity (names the backup file), when the run
+        # knows it already; else the backup asks the server.
+        self._identity = identity
         self._directory = directory
         self._label = label
         self._enabled = enabled
@@ -57,7 +60,7 @@ class Backup(task.Task):
             self._early = _EarlyBackup(
                 lambda progress: backup.take(
                     self._database_url, self._directory, label=self._label,
-                    progress=progress))
+                    progress=progress, identity=self._identity))
 
     def execute(self, prior_backup: dict | None = None) -> dict | None:
         if not self._enabled:
@@ -74,7 +77,8 @@ class Backup(task.Task):
             # Nothing to copy: "before" is "no database file at all".
             return {"backend": "sqlite", "path": None, "absent": missing}
         return backup.take(self._database_url, self._directory,
-                           label=self._label, progress=self._report)
+                           label=self._label, progress=self._report,
+                           identity=self._identity)
 
     def _report(self, done: int, total: int | None) -> None:
         """The backup module's progress (from its own thread)."""
@@ -138,29 +142,20 @@ class _EarlyBackup:
 def missing_sqlite_file(url: str) -> str | None:
     """The path of a SQLite database file that does not exist yet.
 
-    None for other databases, for in-memory or URI SQLite databases (no
-    file of theirs to name) and for URLs that do not parse (the backup
-    itself then says why).
+    None for other databases, for in-memory SQLite databases (no file
+    of theirs to name) and for URLs that do not parse (the backup itself
+    then says why).
     """
-    from mistral_db_flows import migration
-    from mistral_db_flows.backup import common
+    from mistral_db_flows import urls
 
-    parts = migration.parse_url(url)
-    if parts is not None and parts["dialect"] != "sqlite":
-        return None
-    if parts is None and not url.lower().startswith("sqlite"):
-        return None
     try:
-        # The path as the backup reads it (SQLAlchemy for odd URLs).
-        u = common.parse(url)
-    except backup_errors.BackupError:
+        parsed = urls.parse(url)
+    except urls.UrlError:
         return None
-    if u.get_backend_name() != "sqlite":
+    path = parsed.sqlite_path if parsed.backend == "sqlite" else None
+    if path is None or os.path.exists(path):
         return None
-    path = u.database or ""
-    if path in ("", ":memory:") or path.startswith("file:"):
-        return None
-    return None if os.path.exists(path) else os.path.abspath(path)
+    return os.path.abspath(path)
 
 
 def factory(ctx) -> list[task.Task]:
@@ -173,7 +168,8 @@ def factory(ctx) -> list[task.Task]:
         label=ctx.operation,
         enabled=settings.backup,
         restore_on_failure=settings.restores_on_failure,
-        lock_wait=settings.lock_timeout)
+        lock_wait=settings.lock_timeout,
+        identity=getattr(ctx, "identity", None))
     if getattr(ctx, "fresh_run", False):
         made.start_early()
     return [made]

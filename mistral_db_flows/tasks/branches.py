@@ -4,7 +4,7 @@ from __future__ import annotations
 from taskflow import task
 
 from mistral_db_flows import exceptions
-from mistral_db_flows import migration
+from mistral_db_flows import revisions
 
 
 class CheckBranches(task.Task):
@@ -14,7 +14,7 @@ class CheckBranches(task.Task):
         super().__init__(name="check_branches")
 
     def execute(self) -> dict:
-        graph = migration.graph()
+        graph = revisions.graph()
         if not graph.sound:
             raise exceptions.BranchError(graph.branch_points, graph.heads,
                                          graph.missing)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from taskflow import task
 
 from mistral_db_flows import migration
+from mistral_db_flows import version_table
 
 
 class Stamp(task.Task):
@@ -15,7 +16,7 @@ class Stamp(task.Task):
         self.revision = revision
 
     def execute(self) -> dict:
-        before = migration.read_version(self._database_url)
+        before = version_table.read_version(self._database_url)
         migration.stamp(self._database_url, self.revision or "base")
         return {"revision": self.revision, "from": before[0] if before
                 else None}

@@ -10,8 +10,11 @@ import logging
 
 from taskflow import task
 
+from mistral_db_flows import dbapi
 from mistral_db_flows import exceptions
 from mistral_db_flows import migration
+from mistral_db_flows import revisions
+from mistral_db_flows import version_table
 
 
 LOG = logging.getLogger(__name__)
@@ -30,22 +33,18 @@ class MigrateTo(task.Task):
         self.revision = revision
 
     def execute(self) -> dict:
-        # One connection for all the run's steps: connecting costs more
-        # than most revisions. After a failure it is not trusted again.
-        conn = migration.shared_connection(self._database_url)
-        try:
+        # The run's connection (connecting costs more than most
+        # revisions); after a failure it is not trusted again.
+        with dbapi.sqlalchemy_connection(self._database_url) as conn:
             return self._upgrade_on(conn)
-        except BaseException:
-            migration.discard_shared(self._database_url)
-            raise
 
     def _versions(self, conn) -> list[str]:
-        found = migration.current_revisions(conn)
+        found = version_table.current_revisions(conn)
         conn.commit()  # Alembic must start its own transactions
         return found
 
     def _upgrade_on(self, conn) -> dict:
-        graph = migration.graph()
+        graph = revisions.graph()
         current = self._versions(conn)
         for rev in current:
             if rev not in graph:

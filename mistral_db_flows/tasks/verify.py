@@ -13,8 +13,9 @@ import os
 
 from taskflow import task
 
+from mistral_db_flows import dbapi
 from mistral_db_flows import exceptions
-from mistral_db_flows import migration
+from mistral_db_flows import version_table
 
 
 def models_available() -> bool:
@@ -75,15 +76,11 @@ def model_differences(database_url: str,
 
     expected = expected_schema(cache_dir)
     # The run's connection (the migrate steps' one, closed when the run
-    # ends): a new MariaDB connection costs 20 ms.
-    conn = migration.shared_connection(database_url)
-    try:
+    # ends): a new MariaDB connection costs 20 ms. Leaving the block
+    # rolls back: no snapshot or metadata lock stays behind.
+    with dbapi.sqlalchemy_connection(database_url) as conn:
         dialect = conn.dialect.name
         actual = schema_dump.dump_connection(conn)
-    except BaseException:
-        migration.discard_shared(database_url)  # not trusted again
-        raise
-    conn.rollback()  # no snapshot or metadata lock left behind
     if dialect in ("mysql", "mariadb"):
         expected = _with_foreign_key_indexes(expected)
     lines = schema_compare.diff(expected, actual, schema_compare.GENERIC)
@@ -128,7 +125,7 @@ class Verify(task.Task):
         self.populated = populated
 
     def execute(self) -> dict:
-        found = migration.read_version(self._database_url)
+        found = version_table.read_version(self._database_url)
         expected = [self.target] if self.target else []
         if found != expected:
             raise exceptions.VerifyFailed([

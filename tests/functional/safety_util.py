@@ -37,6 +37,7 @@ import pytest
 import sqlalchemy as sa
 
 from mistral_db_flows import migration
+from mistral_db_flows import version_table
 from mistral_db_flows import schema_dump
 from tests import conftest
 from tests import dbs
@@ -58,7 +59,11 @@ FAULT_TASKS = {
 SEED_AT = ("008", "019", "040", "044")
 BACKEND_MARKS = {"postgresql": (pytest.mark.postgresql,),
                  "mysql": (pytest.mark.mysql,)}
+EXIT_ERROR = 1
+EXIT_UNREACHABLE = 3
 EXIT_STEP_FAILED = 7
+EXIT_BACKUP_FAILED = 8
+EXIT_RESTORE_FAILED = 9
 EXIT_LOCKED = 11
 EXIT_REFUSED = 12
 
@@ -291,7 +296,7 @@ def expected_head_state(backend: str, start: str) -> dict:
 
 
 def version(url: str) -> str | None:
-    found = migration.read_version(url)
+    found = version_table.read_version(url)
     return found[0] if found else None
 
 
@@ -486,6 +491,15 @@ class Done:
 
     def steps(self) -> dict[str, dict]:
         return {s["name"]: s for s in self.run.get("steps", [])}
+
+    def error_line(self) -> str:
+        """The one error line on stderr (asserted: exactly one, and no
+        traceback anywhere on stderr)."""
+        lines = [line for line in self.err.splitlines()
+                 if line.startswith("mistral-db-manage: error:")]
+        assert len(lines) == 1, self
+        assert "Traceback" not in self.err, self
+        return lines[0]
 
     def __repr__(self) -> str:
         return "Done(code=%r)\nstdout:\n%s\nstderr:\n%s" % (

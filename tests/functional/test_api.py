@@ -25,10 +25,11 @@ from mistral_db_flows import exceptions
 from mistral_db_flows import migration
 from mistral_db_flows import plugins
 from mistral_db_flows import results
+from mistral_db_flows import revisions
 from tests import migrate_util
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-GRAPH = migration.graph()
+GRAPH = revisions.graph()
 HEAD = GRAPH.heads[0]
 ORDER = GRAPH.order
 
@@ -502,11 +503,11 @@ def test_url_variants_read_the_same_database(make_db, backend):
 def source_tree(tmp_path, monkeypatch):
     """A copy of the migrations in a fake source checkout."""
     root = tmp_path / "checkout"
-    shutil.copytree(migration.script_location(), root / "migrations",
+    shutil.copytree(revisions.script_location(), root / "migrations",
                     ignore=shutil.ignore_patterns("__pycache__"))
     (root / "setup.cfg").write_text("[metadata]\nname = x\n")
     location = str(root / "migrations")
-    monkeypatch.setattr(migration, "script_location", lambda: location)
+    monkeypatch.setattr(revisions, "script_location", lambda: location)
     yield root
     migration.clear_caches()
 
@@ -520,14 +521,14 @@ def test_revision_writes_the_next_number(source_tree, tmp_path):
     assert os.path.dirname(new.path) == str(source_tree / "migrations"
                                             / "versions")
     assert os.path.basename(new.path).startswith(expected + "_")
-    graph = migration.graph()
+    graph = revisions.graph()
     assert graph.heads == [expected] and graph.sound
     assert graph.revisions[expected].doc == "add a widget table"
     json_ready(new)
 
     named = api.revision(s, "with my id", rev_id="custom_1")
     assert named.down_revision == expected
-    assert migration.graph().heads == ["custom_1"]
+    assert revisions.graph().heads == ["custom_1"]
     with pytest.raises(exceptions.BadTarget):
         api.revision(s, "again", rev_id="custom_1")
     with pytest.raises(exceptions.BadTarget):
@@ -539,11 +540,11 @@ def test_revision_writes_the_next_number(source_tree, tmp_path):
 def test_revision_refuses_installed_migrations(tmp_path, monkeypatch):
     """Without a source checkout around them, nothing is written."""
     site = tmp_path / "lib" / "site-packages" / "mistral_db_flows"
-    shutil.copytree(migration.script_location(), site / "migrations",
+    shutil.copytree(revisions.script_location(), site / "migrations",
                     ignore=shutil.ignore_patterns("__pycache__"))
     (site.parent / "setup.cfg").write_text("")  # even then
     location = str(site / "migrations")
-    monkeypatch.setattr(migration, "script_location", lambda: location)
+    monkeypatch.setattr(revisions, "script_location", lambda: location)
     before = sorted(os.listdir(site / "migrations" / "versions"))
     with pytest.raises(exceptions.ReadOnlyMigrations) as info:
         api.revision(settings("sqlite://"), "nope")
@@ -570,7 +571,7 @@ def test_autogenerate_writes_a_revision(source_tree, tmp_path):
     api.upgrade(s, "head")
     new = api.revision(s, "auto", autogenerate=True)
     assert os.path.exists(new.path)
-    assert migration.graph().heads == [new.revision]
+    assert revisions.graph().heads == [new.revision]
 
 
 # -- embedding ---------------------------------------------------------------

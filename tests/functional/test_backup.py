@@ -19,8 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_types
 
 from mistral_db_flows import backup
-from mistral_db_flows import backup_errors
+from mistral_db_flows import exceptions
 from mistral_db_flows import schema_dump
+from mistral_db_flows import urls
 from mistral_db_flows.backup import common
 
 SECRET = "s3cr3t-Pa55"
@@ -196,7 +197,7 @@ def state(url: str) -> dict:
                 "schema": schema_dump.dump_connection(conn),
                 "rows": {t: _rows_digest(conn, t) for t in tables},
             }
-            extras = _EXTRAS[common.backend(engine.url)]
+            extras = _EXTRAS[common.backend(urls.parse(url))]
             for key, query in extras.items():
                 result[key] = [tuple(r) for r in
                                conn.execute(sa.text(query)).all()]
@@ -206,7 +207,7 @@ def state(url: str) -> dict:
 
 
 def _backend_of(url: str) -> str:
-    return common.backend(sa.engine.make_url(url))
+    return common.backend(urls.parse(url))
 
 
 def test_restore_brings_back_schema_and_every_row(db_url, tmp_path):
@@ -276,15 +277,15 @@ def test_missing_tools_fail_before_any_change(make_db, tmp_path,
         change(url)
         changed = state(url)
         monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-        with pytest.raises(backup_errors.BackupError) as err:
+        with pytest.raises(exceptions.BackupError) as err:
             backup.check_can_backup(url, str(directory))
         assert err.value.reason == "tool-missing"
         assert err.value.tool == tool and tool in str(err.value)
         assert err.value.exit_code == 8
-        with pytest.raises(backup_errors.BackupError):
+        with pytest.raises(exceptions.BackupError):
             backup.take(url, str(directory), label="upgrade")
         assert os.listdir(directory) == [os.path.basename(taken["path"])]
-        with pytest.raises(backup_errors.RestoreError) as err:
+        with pytest.raises(exceptions.RestoreError) as err:
             backup.restore(url, taken)
         assert err.value.reason == "tool-missing"
         assert err.value.changed is False and err.value.exit_code == 9
@@ -296,7 +297,7 @@ def test_unwritable_directory_is_refused(db_url, tmp_path):
     """A backup directory that cannot be created is a clear error."""
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         backup.check_can_backup(db_url, str(blocker / "backups"))
     assert err.value.reason == "no-permission"
     assert str(blocker) in str(err.value)
@@ -309,7 +310,7 @@ def test_not_enough_space_is_refused(db_url, tmp_path, monkeypatch):
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage",
                         lambda path: usage._replace(free=10))
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         backup.check_can_backup(db_url, str(tmp_path / "backups"))
     assert err.value.reason == "no-space"
     assert err.value.free == 10 and err.value.needed > 10
@@ -327,13 +328,13 @@ def test_restore_refuses_a_foreign_or_damaged_backup(db_url, make_db,
     taken = backup.take(other, str(tmp_path / "b"), label="upgrade")
     change(db_url)
     changed = state(db_url)
-    with pytest.raises(backup_errors.RestoreError) as err:
+    with pytest.raises(exceptions.RestoreError) as err:
         backup.restore(db_url, taken)
     assert err.value.reason == "mismatch" and err.value.changed is False
     mine = backup.take(db_url, str(tmp_path / "b"), label="upgrade")
     with open(mine["path"], "r+b") as damaged:
         damaged.truncate(mine["size"] // 2)
-    with pytest.raises(backup_errors.RestoreError) as err:
+    with pytest.raises(exceptions.RestoreError) as err:
         backup.restore(db_url, mine)
     assert err.value.reason == "unusable-backup"
     assert state(db_url) == changed
@@ -348,7 +349,7 @@ def test_mysql_dump_cut_short_is_refused(make_db, tmp_path):
     with open(taken["path"], "r+b") as damaged:
         damaged.truncate(taken["size"] - 100)
     taken["size"] -= 100
-    with pytest.raises(backup_errors.RestoreError) as err:
+    with pytest.raises(exceptions.RestoreError) as err:
         backup.restore(url, taken)
     assert err.value.reason == "unusable-backup"
     assert "workflow_definitions_v2" in sa.inspect(
@@ -366,7 +367,7 @@ def test_postgresql_failed_restore_rolls_back(make_db, tmp_path):
     with open(taken["path"], "r+b") as damaged:
         damaged.truncate(taken["size"] * 2 // 3)
     taken["size"] = taken["size"] * 2 // 3
-    with pytest.raises(backup_errors.RestoreError) as err:
+    with pytest.raises(exceptions.RestoreError) as err:
         backup.restore(url, taken)
     assert err.value.reason == "tool-failed"
     assert err.value.changed is False
@@ -643,7 +644,7 @@ def test_driver_errors_after_connecting_keep_their_messages(
         seed(url)
         database = sa.engine.make_url(url).database
         monkeypatch.setattr(module, "_SIZES", "SELECT no_such_column")
-        with pytest.raises(backup_errors.BackupError) as err:
+        with pytest.raises(exceptions.BackupError) as err:
             backup.check_can_backup(url, str(tmp_path / kind))
         assert err.value.reason == "unreachable"
         assert str(err.value).startswith(
@@ -654,7 +655,7 @@ def test_driver_errors_after_connecting_keep_their_messages(
     seed(url)
     taken = backup.take(url, str(tmp_path / "m"), label="upgrade")
     monkeypatch.setattr(mysql, "_ROUTINES", "SELECT no_such_column")
-    with pytest.raises(backup_errors.RestoreError) as err:
+    with pytest.raises(exceptions.RestoreError) as err:
         backup.restore(url, taken)
     assert str(err.value).startswith(
         "could not empty %s before restoring it: "
@@ -671,14 +672,18 @@ def test_driver_errors_after_connecting_keep_their_messages(
 ))
 def test_unusual_urls_still_go_through_sqlalchemy(make_db, tmp_path, kind,
                                                   options):
-    """A URL with options the plain reading leaves alone is read, and
-    connected to, through SQLAlchemy as before: check, take and restore
-    all work."""
+    """A URL with options the driver cannot take as they are is
+    connected to through SQLAlchemy as before (PostgreSQL's go to libpq
+    as SQLAlchemy passes them): check, take and restore all work."""
     url = make_db(kind)
     seed(url)
     before = state(url)
     odd = url + options
-    assert not isinstance(common.parse(odd), common.PlainUrl)
+    direct = common.parse(odd).direct()
+    if kind == "mysql":
+        assert direct is None
+    else:
+        assert direct is not None and direct[1]["sslmode"] == "disable"
     backup.check_can_backup(odd, str(tmp_path))
     taken = backup.take(odd, str(tmp_path), label="upgrade")
     change(url)
@@ -721,7 +726,7 @@ def _restore_while_locked(url: str, table: str, lock_wait: float,
     holder = _Holder(url, table)
     try:
         started = time.monotonic()
-        with pytest.raises(backup_errors.RestoreError) as err:
+        with pytest.raises(exceptions.RestoreError) as err:
             backup.restore(url, taken, lock_wait=lock_wait)
         elapsed = time.monotonic() - started
         assert state(url) == changed
@@ -821,7 +826,7 @@ def test_mysql_lock_held_while_loading_is_said_part_restored(
 
     monkeypatch.setattr(mysql, "_drop_everything", drop_then_lock)
     try:
-        with pytest.raises(backup_errors.RestoreError) as err:
+        with pytest.raises(exceptions.RestoreError) as err:
             backup.restore(url, taken, lock_wait=1)
     finally:
         for holder in holders:
@@ -857,7 +862,7 @@ def test_sqlite_restore_gives_up_on_a_busy_database(tmp_path):
     reader.execute("SELECT * FROM t").fetchall()
     started = time.monotonic()
     try:
-        with pytest.raises(backup_errors.RestoreError) as info:
+        with pytest.raises(exceptions.RestoreError) as info:
             backup.restore(url, taken, lock_wait=1)
     finally:
         reader.execute("ROLLBACK")

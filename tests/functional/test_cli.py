@@ -16,6 +16,7 @@ import pytest
 
 from mistral_db_flows import cli
 from mistral_db_flows import migration
+from mistral_db_flows import revisions
 from tests import conftest
 
 HEAD = "045"
@@ -226,12 +227,12 @@ def test_console_script_default_sqlite(tmp_path):
 @pytest.fixture
 def source_tree(tmp_path, monkeypatch):
     """A writable copy of the migrations, as in a source checkout."""
-    root = pathlib.Path(migration.script_location()).parent
+    root = pathlib.Path(revisions.script_location()).parent
     src = tmp_path / "src"
-    shutil.copytree(migration.script_location(), src / "migrations",
+    shutil.copytree(revisions.script_location(), src / "migrations",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(root / "setup.cfg", src / "setup.cfg")
-    monkeypatch.setattr(migration, "script_location",
+    monkeypatch.setattr(revisions, "script_location",
                         lambda: str(src / "migrations"))
     yield src / "migrations" / "versions"
     migration.clear_caches()

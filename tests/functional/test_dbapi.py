@@ -9,6 +9,7 @@ import pytest
 from mistral_db_flows import dbapi
 from mistral_db_flows import exceptions
 from mistral_db_flows import migration
+from mistral_db_flows import version_table
 
 
 def test_a_quoted_sqlite_path_is_the_file_sqlalchemy_opens(tmp_path):
@@ -24,7 +25,7 @@ def test_a_quoted_sqlite_path_is_the_file_sqlalchemy_opens(tmp_path):
             ("007",)]
     finally:
         handle.close()
-    assert migration.read_version(url) == ["007"]
+    assert version_table.read_version(url) == ["007"]
     assert not (tmp_path / "a%20b.sqlite").exists()
 
 
@@ -118,3 +119,102 @@ def test_a_guarded_populate_opens_one_connection(tmp_path, monkeypatch):
                              state_dir=str(tmp_path / "state"))
     assert api.populate(settings).state == "populated"
     assert len(opened) == 1
+
+
+def test_sqlalchemy_and_driver_share_one_connection_in_a_run(db_url):
+    """In a sharing block the SQLAlchemy Connection is the run's, kept
+    between borrowers, and (PostgreSQL, MySQL) on the very driver
+    connection the handle uses; SQLite gets a second one (autocommit
+    handle vs pysqlite's own transactions for batch mode)."""
+    migration.upgrade(db_url, "001")
+    with dbapi.sharing(db_url) as run:
+        with dbapi.sqlalchemy_connection(db_url) as first:
+            assert version_table.current_revisions(first) == ["001"]
+        with dbapi.sqlalchemy_connection(db_url) as second:
+            assert second is first and not first.in_transaction()
+        handle = dbapi.connect(db_url)
+        assert handle is run.handle()
+        raw = first.connection.dbapi_connection
+        assert (raw is handle.conn) == (not db_url.startswith("sqlite"))
+        assert version_table.read_version(db_url) == ["001"]
+        handle.close()
+    assert first.closed
+
+
+def test_a_failed_borrower_discards_the_run_connection(db_url):
+    """An error in the block: the connection is not trusted again, the
+    next borrower (SQLAlchemy or driver) gets a new one."""
+    migration.upgrade(db_url, "001")
+    with dbapi.sharing(db_url) as run:
+        handle = run.handle()
+        with pytest.raises(RuntimeError):
+            with dbapi.sqlalchemy_connection(db_url) as conn:
+                raise RuntimeError("a step failed")
+        assert conn.closed
+        with dbapi.sqlalchemy_connection(db_url) as again:
+            assert again is not conn
+        assert dbapi.connect(db_url) is not handle
+
+
+def test_no_run_no_other_thread_shares(tmp_path):
+    """Outside a block a borrower gets its own connection, closed after;
+    a run's block lends nothing to another thread (a second run there
+    has its own)."""
+    url = "sqlite:///%s" % (tmp_path / "x.sqlite")
+    sqlite3.connect(tmp_path / "x.sqlite").close()
+    with dbapi.sqlalchemy_connection(url) as alone:
+        pass
+    assert alone.closed
+    with dbapi.sharing(url) as run:
+        mine = run.sqlalchemy()
+        seen = []
+
+        def elsewhere():
+            assert dbapi.active(url) is None
+            with dbapi.sharing(url) as other:
+                with dbapi.sqlalchemy_connection(url) as conn:
+                    seen.append((other, conn))
+
+        worker = threading.Thread(target=elsewhere)
+        worker.start()
+        worker.join()
+        assert seen and seen[0][0] is not run and seen[0][1] is not mine
+        assert seen[0][1].closed and not mine.closed
+        with dbapi.sharing(url) as nested:  # a run in the run
+            assert nested is run
+        assert not mine.closed
+
+
+def test_a_guarded_upgrade_opens_one_connection_for_its_steps(
+        db_url, tmp_path, monkeypatch):
+    """Version reads, the backup's measurement, every migrate step and
+    verify borrow the run's connection; only the lock has its own."""
+    from mistral_db_flows import api
+    from mistral_db_flows import conf
+
+    migration.upgrade(db_url, "001")  # a database to back up
+    opened, private, engines = [], [], []
+    real_open, real_connect = dbapi._open, dbapi.connect
+    real_sqlalchemy = migration.connect
+    monkeypatch.setattr(dbapi, "_open",
+                        lambda u: opened.append(u) or real_open(u))
+
+    def connect(u, **kw):
+        if kw.get("private"):
+            private.append(u)
+        return real_connect(u, **kw)
+
+    def open_sqlalchemy(u, **kw):
+        engines.append("creator" in kw)
+        return real_sqlalchemy(u, **kw)
+
+    monkeypatch.setattr(dbapi, "connect", connect)
+    monkeypatch.setattr(migration, "connect", open_sqlalchemy)
+    settings = conf.Settings(database_url=db_url,
+                             state_dir=str(tmp_path / "state"))
+    assert api.upgrade(settings, "004").state == "upgraded"
+    assert version_table.read_version(db_url) == ["004"]
+    # SQLite's backup copies the file: its run may open no handle.
+    assert len(opened) - len(private) <= 1
+    shared = not db_url.startswith("sqlite")
+    assert engines == [shared]

@@ -17,6 +17,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from mistral_db_flows import exceptions
 from mistral_db_flows import locking
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -65,7 +66,7 @@ def test_second_holder_times_out_naming_the_first(db_url):
     with locking.hold(db_url, timeout=5, owner="upgrade head") as first:
         first.check()
         started = time.monotonic()
-        with pytest.raises(locking.LockTimeout) as err:
+        with pytest.raises(exceptions.LockTimeout) as err:
             with locking.hold(db_url, timeout=0.5, owner="second"):
                 pytest.fail("two holders at once")
         waited = time.monotonic() - started
@@ -83,7 +84,7 @@ def test_second_holder_times_out_naming_the_first(db_url):
             described = holder.get("owner") or holder.get("application")
             assert "upgrade head" in described
             assert "pid %d" % os.getpid() in str(err.value)
-        with pytest.raises(locking.LockTimeout):
+        with pytest.raises(exceptions.LockTimeout):
             with locking.hold(db_url, timeout=0, owner="third"):
                 pytest.fail("two holders at once")
     with locking.hold(db_url, timeout=0, owner="after release"):
@@ -104,7 +105,7 @@ def test_holder_killed_with_sigkill_leaves_no_stale_lock(db_url):
     next run takes it within seconds."""
     child = _start_holder(db_url, "doomed run")
     try:
-        with pytest.raises(locking.LockTimeout) as err:
+        with pytest.raises(exceptions.LockTimeout) as err:
             with locking.hold(db_url, timeout=0.2, owner="waiter"):
                 pytest.fail("two holders at once")
         if err.value.holder and "pid" in err.value.holder:
@@ -152,10 +153,10 @@ def test_lost_server_session_is_detected(make_db, backend_name):
                 conn.execute(sa.text("KILL %d" % pid))
         admin.dispose()
         time.sleep(0.2)
-        with pytest.raises(locking.LockError) as err:
+        with pytest.raises(exceptions.LockError) as err:
             lock.check()
         assert "lost the lock on database" in str(err.value)
-        assert not isinstance(err.value, locking.LockTimeout)
+        assert not isinstance(err.value, exceptions.LockTimeout)
 
 
 @pytest.mark.parametrize("backend_name", ["postgresql", "mysql"])
@@ -182,13 +183,14 @@ def test_lock_session_is_not_left_in_a_transaction(make_db, backend_name):
 # checks it, and says whether SQLAlchemy was imported on the way.
 _NO_SQLALCHEMY = textwrap.dedent("""
     import sys
+    from mistral_db_flows import exceptions
     from mistral_db_flows import locking
     with locking.hold(sys.argv[1], timeout=5, owner="populate") as lock:
         lock.check()
         try:
             with locking.hold(sys.argv[1], timeout=0.2, owner="second"):
                 raise SystemExit("two holders at once")
-        except locking.LockTimeout as exc:
+        except exceptions.LockTimeout as exc:
             assert "populate" in str(exc) or "connection id" in str(exc)
         lock.check()
     print("sqlalchemy" in sys.modules)

@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 
 from mistral_db_flows import dbapi
+from mistral_db_flows import exceptions
 from mistral_db_flows import migration
 from mistral_db_flows import populate
-from mistral_db_flows.populate import errors
 from tests import conftest
 from tests import dbs
 from tests import reference
@@ -373,7 +373,7 @@ def test_invalid_file_writes_nothing(engine, wf_dir, bad, problem,
     _write(wf_dir / "a_good.yaml", WF_V1 % "wf_good")
     _write(wf_dir / "b_bad.yaml", bad)
     log = StatementLog(engine, monkeypatch)
-    with pytest.raises(errors.PopulateError) as info:
+    with pytest.raises(exceptions.PopulateError) as info:
         populate.populate(engine)
     assert info.value.path == str(wf_dir / "b_bad.yaml")
     assert problem in info.value.problem
@@ -388,7 +388,7 @@ def test_duplicate_name_across_sources(engine, wf_dir, defs_dir):
     files; nothing is written."""
     _write(wf_dir / "one.yaml", WF_V1 % "twice")
     _write(defs_dir / "workflows" / "two.yaml", WF_V1 % "twice")
-    with pytest.raises(errors.DuplicateDefinition) as info:
+    with pytest.raises(exceptions.DuplicateDefinition) as info:
         populate.populate(engine)
     assert info.value.name == "twice"
     assert {info.value.first, info.value.second} == {
@@ -401,7 +401,7 @@ def test_broken_plugin_is_an_error(engine, monkeypatch, mode):
     """A definitions plugin that cannot be loaded, raises, or returns
     garbage stops populate (SourceError naming it); nothing written."""
     monkeypatch.setenv("MDF_TEST_BROKEN_PLUGIN", mode)
-    with pytest.raises(errors.SourceError) as info:
+    with pytest.raises(exceptions.SourceError) as info:
         populate.populate(engine)
     assert info.value.entry_point == "mdf_test_broken"
     assert info.value.namespace == "mistral_db_flows.definitions"
@@ -476,10 +476,10 @@ def test_database_not_at_head(make_db, backend, via):
     url = make_db(backend)
     eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
-        with pytest.raises(errors.SchemaNotReady) as info:
+        with pytest.raises(exceptions.SchemaNotReady) as info:
             populate.populate(url if via == "url" else eng)
         assert "upgrade head" in str(info.value)
-        with pytest.raises(errors.SchemaNotReady):
+        with pytest.raises(exceptions.SchemaNotReady):
             populate.still_to_do(url if via == "url" else eng)
     finally:
         eng.dispose()

@@ -232,15 +232,6 @@ def test_backup_disabled_in_the_config_stops(make_db, tmp_path):
 
 # -- passwords -------------------------------------------------------------
 
-def _admin(backend: str):
-    import sqlalchemy as sa
-
-    url = dbs.PG_ADMIN_URL if backend == "postgresql" else \
-        dbs.MYSQL_ADMIN_URL
-    return sa.create_engine(url, poolclass=sa.pool.NullPool,
-                            isolation_level="AUTOCOMMIT")
-
-
 @pytest.fixture
 def password_url(request, make_db):
     """Factory: a fresh database reached by a user of its own whose
@@ -255,21 +246,9 @@ def password_url(request, make_db):
     def make(backend: str) -> tuple[str, str]:
         admin_url = make_db(backend)
         database = sa.engine.make_url(admin_url).database
-        user = "mdf_pw_%s" % uuid.uuid4().hex[:8]
         password = "s3cr@t/Pw-%s" % uuid.uuid4().hex[:10]
-        engine = _admin(backend)
-        with engine.connect() as conn:
-            if backend == "postgresql":
-                conn.execute(sa.text("CREATE ROLE %s LOGIN PASSWORD '%s'"
-                                     % (user, password)))
-                conn.execute(sa.text("ALTER DATABASE %s OWNER TO %s"
-                                     % (database, user)))
-            else:
-                conn.execute(sa.text("CREATE USER '%s'@'%%' IDENTIFIED BY "
-                                     "'%s'" % (user, password)))
-                conn.execute(sa.text("GRANT ALL PRIVILEGES ON `%s`.* TO "
-                                     "'%s'@'%%'" % (database, user)))
-        engine.dispose()
+        user = dbs.add_user(backend, database, password=password,
+                            owner=True)
         made.append((backend, user, admin_url))
         url = sa.engine.make_url(admin_url).set(
             username=user, password=password)
@@ -281,14 +260,7 @@ def password_url(request, make_db):
     for backend, user, admin_url in made:
         # The database first: a PostgreSQL role owning one cannot go.
         dbs.drop(admin_url)
-        engine = _admin(backend)
-        with engine.connect() as conn:
-            if backend == "postgresql":
-                conn.execute(sa.text("DROP ROLE IF EXISTS %s" % user))
-            else:
-                conn.execute(sa.text("DROP USER IF EXISTS '%s'@'%%'"
-                                     % user))
-        engine.dispose()
+        dbs.drop_user(backend, user)
 
 
 def _command_lines() -> list[bytes]:
@@ -391,12 +363,13 @@ def _revert_failed(backend, make_db, tmp_path):
     tool = su.Tool(url, tmp_path)
     failed = tool.call("upgrade", "head", fault="inside:migrate_022:fail:6,"
                        "restore:backup:fail")
-    assert failed.code == su.EXIT_STEP_FAILED, failed
+    assert failed.code == su.EXIT_RESTORE_FAILED, failed
     assert failed.run["state"] == "revert_failed"
-    message = _last_error(failed)
+    message = failed.error_line()
     assert "step migrate_022 failed" in message
     assert "restoring the backup %s failed too: restore it by hand" \
         % failed.run["backup"] in message
+    assert "; restore: injected fault restore:backup:fail:1 (" in message
     interrupted = tool.call("status").doc["interrupted"]
     assert (interrupted["state"], interrupted["backup"]) == (
         "stopped", failed.run["backup"])
@@ -408,10 +381,11 @@ def _revert_failed(backend, make_db, tmp_path):
     pytest.param("postgresql", marks=[pytest.mark.postgresql,
                                       pytest.mark.slow])])
 def test_failed_restore_says_so_then_resumes(backend, make_db, tmp_path):
-    """The restore failing too: exit 7 naming both and the backup to
-    restore by hand. Where the failed restore left the database on the
-    run's way (SQLite, PostgreSQL: the restore is one transaction), the
-    same command finishes the upgrade."""
+    """The restore failing too: exit 9, one line naming both (the
+    restore's own error last) and the backup to restore by hand, no
+    traceback. Where the failed restore left the database on the run's
+    way (SQLite, PostgreSQL: the restore is one transaction), the same
+    command finishes the upgrade."""
     url, tool = _revert_failed(backend, make_db, tmp_path)
     done = tool.call("upgrade", "head")
     assert done.code == 0, done
@@ -423,7 +397,8 @@ def test_failed_restore_says_so_then_resumes(backend, make_db, tmp_path):
 @pytest.mark.mysql
 def test_failed_mysql_restore_is_retried(make_db, tmp_path):
     """After a failed MariaDB restore, the same command restores the
-    backup again: the database as before the run."""
+    backup again: the database as before the run, exit 7 (the step
+    failed; the restore succeeded this time)."""
     url, tool = _revert_failed("mysql", make_db, tmp_path)
     assert su.version(url) is None  # emptied, nothing loaded
     again = tool.call("upgrade", "head")

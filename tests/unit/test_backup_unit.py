@@ -12,11 +12,11 @@ import subprocess
 import sys
 
 import pytest
-import sqlalchemy as sa
 
 from mistral_db_flows import backup
-from mistral_db_flows import backup_errors
+from mistral_db_flows import exceptions
 from mistral_db_flows import locking
+from mistral_db_flows import urls
 from mistral_db_flows.backup import common
 from mistral_db_flows.backup import mysql
 from mistral_db_flows.backup import postgresql
@@ -27,34 +27,34 @@ WHEN = datetime.datetime(2025, 1, 2, 3, 4, 5, 678901,
                          tzinfo=datetime.timezone.utc)
 
 
-def _url(text: str):
-    return sa.engine.make_url(text)
+def _url(text: str, **parts):
+    return urls.parse(text).replace(**parts)
 
 
 def test_file_name_has_database_key_time_and_label_only():
     """The name is <db>-<identity hash>-<UTC time>-<label>.<ext>; the
     user and password never appear, odd characters are replaced."""
-    name = common.file_name(_url(PG_URL), "upgrade to 045/x", WHEN)
+    name = common.file_name(_url(PG_URL), "upgrade to 045/x", WHEN,
+                            identity="postgresql:7716/mistral")
     assert name.startswith("mistral-")
     assert name.endswith("-20250102T030405678901Z-upgrade_to_045_x.pgdump")
     assert common.NAME_RE.match(name)
     assert "pw" not in name and "@" not in name
 
 
-def test_identity_ignores_credentials_but_not_place():
-    """Two users of one database share a key; two servers do not."""
-    a = common.identity(_url("postgresql://a:1@h:5432/mistral"))
-    b = common.identity(_url("postgresql://b:2@h:5432/mistral"))
-    c = common.identity(_url("postgresql://a:1@other:5432/mistral"))
+def test_file_key_is_the_identity_not_the_spelling():
+    """Two spellings of one database (one identity) share a key, so
+    their backups are pruned together; two databases do not."""
+    other = "postgresql+psycopg2://u:x@127.0.0.1:5432/mistral"
+    a = common.file_name(_url(PG_URL), "x", WHEN, identity="pg:1/mistral")
+    b = common.file_name(_url(other), "x", WHEN, identity="pg:1/mistral")
+    c = common.file_name(_url(PG_URL), "x", WHEN, identity="pg:2/mistral")
     assert a == b != c
-    assert "1" not in a.replace("5432", "")
-    assert common.identity(_url("mariadb+pymysql://u@h/m")) == \
-        common.identity(_url("mysql+pymysql://u@h/m"))
 
 
 def test_in_memory_sqlite_cannot_be_backed_up():
     """An in-memory database has no file to back up: a clear error."""
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         backup.take("sqlite://", "/tmp", label="x")
     assert err.value.reason == "unsupported"
 
@@ -62,8 +62,7 @@ def test_in_memory_sqlite_cannot_be_backed_up():
 def test_postgresql_password_only_in_the_environment():
     """pg_dump gets the password (and user) through libpq variables,
     never on its command line."""
-    u = _url(PG_URL).set(password=PASSWORD,
-                         query={"sslmode": "require"})
+    u = _url(PG_URL, password=PASSWORD, query=(("sslmode", "require"),))
     env = postgresql.environment(u)
     assert env["PGPASSWORD"] == PASSWORD
     assert env["PGUSER"] == "mistral" and env["PGHOST"] == "db.example"
@@ -80,7 +79,7 @@ def test_postgresql_dump_command_line_has_no_credentials(monkeypatch):
 
     monkeypatch.setattr(common, "run", fake_run)
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
-    u = _url(PG_URL).set(password=PASSWORD)
+    u = _url(PG_URL, password=PASSWORD)
     postgresql.dump(u, 1, "/dev/null")
     flat = " ".join(seen["argvs"])
     assert PASSWORD not in flat and "mistral" not in flat
@@ -92,8 +91,8 @@ def test_postgresql_dump_command_line_has_no_credentials(monkeypatch):
 def test_mysql_option_file_survives_odd_passwords(tmp_path):
     """The client reads back exactly the password we wrote, whatever
     quotes, backslashes, '#' or tabs it holds; the file is 0600."""
-    u = _url("mysql+pymysql://mistral@db.example:3307/mistral").set(
-        password=PASSWORD)
+    u = _url("mysql+pymysql://mistral@db.example:3307/mistral",
+             password=PASSWORD)
     with mysql.option_file(u) as path:
         assert oct(os.stat(path).st_mode & 0o777) == "0o600"
         assert oct(os.stat(os.path.dirname(path)).st_mode & 0o777) == \
@@ -109,15 +108,18 @@ def test_mysql_option_file_survives_odd_passwords(tmp_path):
 
 
 def test_tool_errors_never_show_the_password():
-    """A tool that echoes the password on stderr has it masked."""
-    with pytest.raises(backup_errors.BackupError) as err:
+    """A tool that echoes a URL or a connection string on stderr has
+    its password masked."""
+    with pytest.raises(exceptions.BackupError) as err:
         common.run([sys.executable, "-c",
-                    "import sys; sys.stderr.write('bad %s' % sys.argv[1]);"
-                    " sys.exit(3)", "hunter2"],
-                   env=dict(os.environ), error=backup_errors.BackupError, database="db",
-                   what="the tool", secret="hunter2")
+                    "import sys; sys.stderr.write('bad %s password=%s'"
+                    " % (sys.argv[1], sys.argv[2])); sys.exit(3)",
+                    "postgresql://u:hunter2@h/db", "hunter2"],
+                   env=dict(os.environ), error=exceptions.BackupError,
+                   database="db", what="the tool")
     assert "hunter2" not in str(err.value)
-    assert "exited with 3" in str(err.value) and "bad ***" in str(err.value)
+    assert "exited with 3" in str(err.value)
+    assert "bad postgresql://u:***@h/db password=***" in str(err.value)
     assert err.value.reason == "tool-failed"
 
 
@@ -128,7 +130,7 @@ def test_missing_tool_is_named_before_connecting(monkeypatch, tmp_path):
     for url, tool in (("postgresql://u:pw@127.0.0.1:1/db", "pg_dump"),
                       ("mysql+pymysql://u:pw@127.0.0.1:1/db",
                        "mariadb-dump")):
-        with pytest.raises(backup_errors.BackupError) as err:
+        with pytest.raises(exceptions.BackupError) as err:
             backup.check_can_backup(url, str(tmp_path / "b"))
         assert err.value.reason == "tool-missing" and err.value.tool == tool
         assert "pw" not in str(err.value)
@@ -142,7 +144,7 @@ def test_sqlite_check_measures_the_file(tmp_path, monkeypatch):
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage",
                         lambda path: usage._replace(free=4999))
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         backup.check_can_backup("sqlite:///%s" % db, str(tmp_path / "b"))
     assert (err.value.needed, err.value.free) == (5000, 4999)
     assert err.value.reason == "no-space"
@@ -168,96 +170,45 @@ def test_prune_sorts_by_time_not_label(tmp_path):
 
 
 def test_lock_names_never_hold_credentials():
-    """Locks are named after the database; users and hosts do not
-    matter, so two URLs of one database exclude each other."""
-    a = locking.lock_for("postgresql://u:secret@h1/mistral", "x")
-    b = locking.lock_for("postgresql://v:other@h2/mistral", "x")
+    """Locks are named after the database's identity; users and hosts
+    do not matter, so two URLs of one database exclude each other (the
+    servers' answers are tested in test_locking)."""
+    a = locking.lock_for("postgresql://u:secret@h1/mistral", "x",
+                         identity="postgresql:42/mistral")
+    b = locking.lock_for("postgresql://v:other@h2/mistral", "x",
+                         identity="postgresql:42/mistral")
     assert a.name == b.name and a.key == b.key
     assert "secret" not in a.name
     long_name = "m" * 80
-    m = locking.lock_for("mysql+pymysql://u:secret@h/%s" % long_name, "x")
+    m = locking.lock_for("mysql+pymysql://u:secret@h/%s" % long_name, "x",
+                         identity="mysql:vm:3306/%s" % long_name)
     assert len(m.name) <= 64 and "secret" not in m.name
 
 
 def test_lock_timeout_message_names_the_holder():
     """The message says which database, who holds it and how long we
     waited; the error carries the same facts."""
-    err = locking.LockTimeout(database="mistral", lock="l", timeout=30,
-                              owner="upgrade head",
-                              holder={"connection_id": 42, "user": "m"})
+    err = exceptions.LockTimeout(database="mistral", lock="l", timeout=30,
+                                 owner="upgrade head",
+                                 holder={"connection_id": 42, "user": "m"})
     assert err.exit_code == 11 and err.holder["connection_id"] == 42
     text = str(err)
     assert "mistral" in text and "connection id 42" in text
     assert "30s" in text
 
 
-# -- plain URLs, read without SQLAlchemy ------------------------------------
+# -- URLs, read without SQLAlchemy (see also test_urls) ----------------------
 
-_PLAIN_URLS = (
-    "postgresql://mistral:pw@db.example:6543/mistral",
-    "postgresql+psycopg2://u%40x:p%2Fw%25%3A@h/d%20b",
-    "postgresql://u:@h/db",
-    "postgresql:///mistral",
-    "postgresql://u:pw@/mistral",
-    "mysql+pymysql://root@127.0.0.1:3306/mistral",
-    "mysql+pymysql://u:p:q@h/m?charset=utf8mb4",
-    "mariadb+pymysql://u:pw@h:3307/mistral",
-    "sqlite:////var/lib/mistral/mistral.sqlite",
-    "sqlite:///relative/mistral.db",
-    "sqlite+pysqlite:////tmp/x.db",
-)
+def test_backup_reads_urls_as_urls_does():
+    """The backup package's URL is the one value of ``urls``; one it
+    cannot read is a BackupError that shows no password."""
+    from mistral_db_flows import urls
 
-
-@pytest.mark.parametrize("text", _PLAIN_URLS)
-def test_plain_urls_read_as_sqlalchemy_reads_them(text):
-    """A plain URL is split without SQLAlchemy, into exactly what
-    SQLAlchemy's URL gives the backup code: parts, backend, identity,
-    file name and the credentials handed to the tools."""
-    plain, full = common.parse(text), _url(text)
-    assert isinstance(plain, common.PlainUrl)
-    for attr in ("drivername", "username", "password", "host", "port",
-                 "database"):
-        assert getattr(plain, attr) == getattr(full, attr), attr
-    assert dict(plain.query) == dict(full.query)
-    assert plain.get_backend_name() == full.get_backend_name()
-    assert common.backend(plain) == common.backend(full)
-    assert common.identity(plain) == common.identity(full)
-    assert common.file_name(plain, "x", WHEN) == \
-        common.file_name(full, "x", WHEN)
-    assert common.url_text(plain) == text
-    if common.backend(plain) == "postgresql":
-        assert postgresql.environment(plain) == postgresql.environment(full)
-    if common.backend(plain) == "mysql":
-        assert mysql.option_text(plain) == mysql.option_text(full)
-
-
-@pytest.mark.parametrize("text", (
-    "postgresql://u:pw@h/db?sslmode=require",
-    "postgresql://u:pw@[::1]:5432/db",
-    "postgresql://@h/db",
-    "postgresql://u:pw@h/",
-    "mysql://u:pw@h/db",
-    "mysql+pymysql://u:pw@h/db?unix_socket=/run/mysqld.sock",
-    "SQLITE:////tmp/x.db",
-    "sqlite:////tmp/a%20b.db",
-    "sqlite:///x.db?timeout=5",
-    "sqlite://",
-))
-def test_unusual_urls_are_left_to_sqlalchemy(text):
-    """Wherever a plain reading could differ (options, IPv6, empty
-    names, quoted SQLite paths, other drivers), SQLAlchemy reads."""
-    parsed = common.parse(text)
-    assert not isinstance(parsed, common.PlainUrl)
-    assert parsed == _url(text)
-
-
-def test_plain_url_never_shows_the_password():
-    """Neither repr nor str of a parsed URL holds the password."""
-    u = common.parse("postgresql://mistral:hunter2@h/db")
-    assert u.password == "hunter2"
-    assert "hunter2" not in repr(u) and "hunter2" not in str(u)
-    with pytest.raises(AttributeError):
-        u.password = "x"
+    assert common.parse(PG_URL) == urls.parse(PG_URL)
+    with pytest.raises(exceptions.BackupError) as err:
+        common.parse("postgresql://u:hunter2@[::1]x/db")
+    assert err.value.reason == "unsupported"
+    assert "hunter2" not in str(err.value)
 
 
 def test_plain_urls_need_no_sqlalchemy():
@@ -271,7 +222,7 @@ def test_plain_urls_need_no_sqlalchemy():
         "when = datetime.datetime.now(datetime.timezone.utc)\n"
         "for text in sys.argv[1:]:\n"
         "    u = common.parse(text)\n"
-        "    common.file_name(u, 'x', when)\n"
+        "    common.file_name(u, 'x', when, identity='i')\n"
         "    task.missing_sqlite_file(text)\n"
         "postgresql.environment(common.parse(sys.argv[1]))\n"
         "mysql.option_text(common.parse(sys.argv[2]))\n"
@@ -331,7 +282,7 @@ def test_pg_dump_version_is_asked_once_per_process(monkeypatch):
     assert calls == [["/usr/bin/pg_dump", "--version"]]
     monkeypatch.setattr(postgresql, "_TOOL_MAJOR",
                         {"/usr/bin/pg_dump": 16})
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         postgresql.check(u, "/tmp")
     assert err.value.reason == "tool-version"
     assert "pg_dump 16 cannot dump a PostgreSQL 17 server" in str(err.value)
@@ -371,7 +322,7 @@ def test_unreachable_server_is_reported_with_the_driver_message(
     own words and no password, whichever way the URL is read."""
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
     monkeypatch.setattr(postgresql, "_TOOL_MAJOR", {"/usr/bin/pg_dump": 0})
-    with pytest.raises(backup_errors.BackupError) as err:
+    with pytest.raises(exceptions.BackupError) as err:
         backup.check_can_backup(url, str(tmp_path / "b"))
     driver = _refused(kind)
     if kind == "postgresql":
@@ -594,7 +545,7 @@ def test_mysql_load_waits_bounded(tmp_path, monkeypatch, stderr, reason):
     u = common.parse("mysql+pymysql://u:secretpw@h/mistral")
     fd = os.open(dump, os.O_RDONLY)
     try:
-        with pytest.raises(backup_errors.RestoreError) as err:
+        with pytest.raises(exceptions.RestoreError) as err:
             mysql.restore(u, str(dump), fd, lock_wait=2.5)
     finally:
         os.close(fd)

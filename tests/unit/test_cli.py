@@ -19,6 +19,7 @@ import mistral_db_flows
 from mistral_db_flows import cli
 from mistral_db_flows import exceptions
 from mistral_db_flows import results
+from mistral_db_flows import urls
 
 PASSWORD = "s3cret-pw"
 URL = "postgresql+psycopg2://mistral:%s@127.0.0.1:5432/mistral" % PASSWORD
@@ -365,6 +366,22 @@ def test_operations_print_nothing_on_stdout(capsys, api, conf_file,
         "postgresql://u:***@h/d", "server closed the connection")), 3),
     (exceptions.PluginError("backup", "no such plugin"), 2),
     (exceptions.MistralDbError("generic"), 1),
+    (exceptions.ConnectionLost("postgresql://u:***@h/d", "killed"), 3),
+    (exceptions.BackupError("no space in /b", reason="no-space"), 8),
+    (exceptions.RestoreError("cannot read /b/x", reason="mismatch"), 9),
+    (exceptions.LockTimeout(database="d", lock="l", timeout=1.0,
+                            owner="upgrade", holder=None), 11),
+    (exceptions.ResumeRefused("this is stamp", operation="upgrade",
+                              target="045", step="migrate_013"), 12),
+    (exceptions.DefinitionError("/defs/x.yaml", "not YAML"), 13),
+    (exceptions.LogbookError("/state/logbook.sqlite", "disk is full"), 1),
+    (exceptions.LockError("lost the lock", database="d"), 1),
+    (exceptions.StepFailed("backup", exceptions.BackupError(
+        "cannot write the backup /b/x", reason="no-space")), 8),
+    (exceptions.StepFailed("migrate-031", "boom", restore_error=(
+        exceptions.RestoreError("cannot read /b/x", reason="mismatch"))), 9),
+    (exceptions.StepFailed("migrate-031", exceptions.ConnectionLost(
+        "postgresql://u:***@h/d", "killed"), restore_error="broke"), 9),
 ])
 def test_error_family_exit_codes(capsys, api, conf_file, error, code):
     """Each error: its exit_code, one line, no traceback."""
@@ -379,10 +396,11 @@ def test_unexpected_error_one_line_then_traceback_with_debug(capsys, api,
                                                              conf_file):
     """An unexpected exception: one line and exit 1; --debug adds the trace.
 
-    The password is masked in both, even when the exception carries it.
+    The password is masked in both, even when the exception carries it
+    (in a URL, or a connection string as libpq echoes it).
     """
-    api.error = RuntimeError("driver said: password %s rejected\nline 2"
-                             % PASSWORD)
+    api.error = RuntimeError("driver said: %s password=%s rejected\n"
+                             "line 2" % (URL, PASSWORD))
     code, out, err = run(capsys, "--config-file", conf_file, "current")
     assert code == 1
     line = one_error_line(err)
@@ -444,13 +462,69 @@ def test_logging_masks_and_is_removed(capsys, api, conf_file):
     assert logging.getLogger().handlers == before
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_library_tracebacks_only_with_debug(capsys, api, conf_file, debug):
+    """A library logging an exception (TaskFlow a failed revert with its
+    traceback, oslo.utils one formatted into its message) prints no
+    traceback without --debug: the error is the one line; --debug shows
+    them."""
+    def failing(settings, target=None, **kwargs):
+        try:
+            raise RuntimeError("restore broke")
+        except RuntimeError:
+            logging.getLogger("taskflow.engines").exception(
+                "Engine execution has failed")
+        logging.getLogger("oslo_utils.excutils").error(
+            "Original exception being dropped: %s",
+            ["Traceback (most recent call last):\n", "  File x\n"])
+        logging.getLogger("mistral_db_flows.test").warning("a warning")
+        raise exceptions.StepFailed("migrate_031", "boom",
+                                    restore_error="restore broke")
+
+    api.upgrade = failing
+    argv = ["--debug"] if debug else []
+    code, out, err = run(capsys, "--config-file", conf_file, *argv,
+                         "upgrade", "head")
+    assert code == 9
+    assert "a warning" in err
+    if debug:
+        assert err.count("Traceback") == 3  # two logged, main()'s own
+        assert "Engine execution has failed" in err
+    else:
+        assert "Traceback" not in err
+        assert "Engine execution" not in err and "dropped" not in err
+        lines = err.splitlines()
+        assert len(lines) == 2 and "a warning" in lines[0]
+        assert lines[1].startswith("mistral-db-manage: error: step "
+                                   "migrate_031 failed: boom")
+
+
 def test_mask_url_and_password():
-    """URL helpers: the password is found and masked, even with an @."""
-    assert cli.url_password(URL) == PASSWORD
-    assert cli.mask_url(URL) == URL.replace(PASSWORD, "***")
-    assert cli.url_password("mysql://u:p@ss@h/d") == "p@ss"
-    assert cli.url_password("sqlite:///x.db") is None
-    assert cli.mask_url("sqlite:///x.db") == "sqlite:///x.db"
+    """URL masking (urls.masked, Output.mask): the password is found and
+    masked, even with an @; nothing else is touched."""
+    assert urls.parse(URL).password == PASSWORD
+    assert urls.masked(URL) == URL.replace(PASSWORD, "***")
+    assert urls.parse("mysql://u:p@ss@h/d").password == "p@ss"
+    assert urls.masked("mysql://u:p@ss@h/d") == "mysql://u:***@h/d"
+    assert urls.parse("sqlite:///x.db").password is None
+    assert urls.masked("sqlite:///x.db") == "sqlite:///x.db"
+    out = cli.Output("text", False)
+    out.add_url(URL)
+    assert out.mask("at %s: %s" % (URL, PASSWORD)) == \
+        "at %s: %s" % (URL.replace(PASSWORD, "***"), PASSWORD)
+
+
+def test_json_output_is_masked(capsys):
+    """Every string of a JSON document has its URLs' passwords hidden,
+    as the text output has."""
+    out = cli.Output("json", False)
+    out.add_url(URL)
+    out.document({"url": URL, "lines": ["x %s" % URL], 3: None, "n": 1.5})
+    doc = json.loads(capsys.readouterr().out)
+    assert PASSWORD not in json.dumps(doc)
+    assert doc["url"] == URL.replace(PASSWORD, "***")
+    assert doc["lines"] == ["x " + URL.replace(PASSWORD, "***")]
+    assert doc["3"] is None and doc["n"] == 1.5
 
 
 def test_help_imports_nothing_heavy():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from mistral_db_flows import cli
+from mistral_db_flows import exceptions
 
 
 class Exited(Exception):
@@ -35,7 +36,7 @@ def test_a_text_system_exit_is_printed_and_fails(exits, monkeypatch, capsys):
     monkeypatch.setattr(cli, "main", bails)
     with pytest.raises(Exited) as exited:
         cli.console_main()
-    assert exited.value.code == cli.EXIT_ERROR
+    assert exited.value.code == exceptions.ExitCode.ERROR
     assert "no such thing" in capsys.readouterr().err
 
 

@@ -3,17 +3,12 @@ autocommit (or commit after every statement), and how a MariaDB/MySQL
 holder is described."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from mistral_db_flows import dbapi
+from mistral_db_flows import exceptions
 from mistral_db_flows import locking
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+from tests import fresh
 
 
 class FakeError(Exception):
@@ -76,33 +71,38 @@ def _with_fake(lock, conn, autocommit):
 
 def test_unusual_urls_name_the_same_lock():
     """A URL only SQLAlchemy can read names the same lock as the plain
-    one of the same database."""
-    plain = locking.lock_for("postgresql://u:pw@h/mistral", "x")
+    one of the same database: the name comes from the database's
+    identity (asked of the server: see test_locking), not the URL."""
+    ident = "postgresql:7716/mistral"
+    plain = locking.lock_for("postgresql://u:pw@h/mistral", "x",
+                             identity=ident)
     unusual = locking.lock_for(
-        "postgresql+psycopg2://u:pw@h/mistral?sslmode=require", "x")
+        "postgresql+psycopg2://u:pw@h/mistral?sslmode=require", "x",
+        identity=ident)
     assert (plain.key, plain.name) == (unusual.key, unusual.name)
-    a = locking.lock_for("mysql+pymysql://u@h/mistral?charset=utf8", "x")
-    b = locking.lock_for("mariadb+pymysql://u@[::1]:3306/mistral", "x")
+    assert plain.name == "mistral-db-flows:" + ident
+    ident = "mysql:vm:3306/mistral"
+    a = locking.lock_for("mysql+pymysql://u@h/mistral?charset=utf8", "x",
+                         identity=ident)
+    b = locking.lock_for("mariadb+pymysql://u@[::1]:3306/mistral", "x",
+                         identity=ident)
     assert isinstance(a, locking._MysqlLock)
-    assert a.name == b.name == "mistral-db-flows:mistral"
+    assert isinstance(b, locking._MysqlLock)
+    assert a.name == b.name == "mistral-db-flows:mysql:vm:3306/mistral"
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(locking.LockError) as err:
+    with pytest.raises(exceptions.LockError) as err:
         locking.lock_for("oracle://u@h/mistral", "x")
     assert "cannot lock a oracle database" in str(err.value)
 
 
 def test_lock_for_a_plain_url_does_not_import_sqlalchemy():
-    code = ("import sys; from mistral_db_flows import locking; "
-            "locking.lock_for('postgresql://u@h/m', 'x'); "
-            "locking.lock_for('mysql+pymysql://u@h/m', 'x'); "
-            "locking.lock_for('sqlite:////tmp/m.db', 'x'); "
-            "print('sqlalchemy' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], check=True,
-                         capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=ROOT)).stdout
-    assert out.strip() == "False"
+    assert not fresh.imports_sqlalchemy(
+        "from mistral_db_flows import locking\n"
+        "locking.lock_for('postgresql://u@h/m', 'x')\n"
+        "locking.lock_for('mysql+pymysql://u@h/m', 'x')\n"
+        "locking.lock_for('sqlite:////tmp/m.db', 'x')")
 
 
 def test_autocommit_is_switched_on_whatever_the_driver_calls_it():
@@ -135,14 +135,14 @@ def test_without_autocommit_every_statement_is_ended():
                       autocommit=False)
     assert lock._value("SELECT pg_try_advisory_lock(%s)", (lock.key,))
     assert conn.log[-1] == "COMMIT"
-    with pytest.raises(locking.LockError) as err:
+    with pytest.raises(exceptions.LockError) as err:
         lock.check()
     assert conn.log[-1] == "ROLLBACK"
     assert str(err.value) == ("lost the lock on database m: "
                               "server closed")
     lock.release()
     assert conn.log[-1] == "CLOSE" and lock.handle is None
-    with pytest.raises(locking.LockError):
+    with pytest.raises(exceptions.LockError):
         lock.check()
 
 
@@ -185,7 +185,7 @@ def test_mysql_holder_without_performance_schema(attrs):
 def test_unreachable_server_is_a_lock_error_without_password():
     lock = locking.lock_for(
         "postgresql://u:s3cret@127.0.0.1:1/m", "x")
-    with pytest.raises(locking.LockError) as err:
+    with pytest.raises(exceptions.LockError) as err:
         lock.acquire(0)
     text = str(err.value)
     assert text.startswith("cannot connect to take the lock on database m:")

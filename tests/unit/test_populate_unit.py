@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
+from mistral_db_flows import exceptions
 from mistral_db_flows import populate
-from mistral_db_flows.populate import errors
 from mistral_db_flows.populate import plan
 from mistral_db_flows.populate import report
 from mistral_db_flows.populate import sources
@@ -166,14 +166,14 @@ def test_load_names_the_file(tmp_path):
     attributes; an unreadable file too."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: '2.0'\nwf: {}\n")
-    with pytest.raises(errors.DefinitionError) as info:
+    with pytest.raises(exceptions.DefinitionError) as info:
         populate.load([sources.Source(spec.WORKFLOW, str(bad))],
                       [spec.WORKFLOW])
     assert info.value.path == str(bad)
     assert "missing required key 'tasks'" in info.value.problem
     assert info.value.exit_code == 13
     missing = str(tmp_path / "missing.yaml")
-    with pytest.raises(errors.DefinitionError) as info:
+    with pytest.raises(exceptions.DefinitionError) as info:
         populate.load([sources.Source(spec.WORKFLOW, missing, "x:y")],
                       [spec.WORKFLOW])
     assert info.value.path == missing and "cannot read" in str(info.value)
@@ -189,7 +189,7 @@ def test_load_refuses_duplicates_and_reads_a_file_once(tmp_path):
     found = populate.load([sources.Source(spec.WORKFLOW, str(one))] * 2,
                           [spec.WORKFLOW])
     assert [d.name for d in found[spec.WORKFLOW]] == ["same"]
-    with pytest.raises(errors.DuplicateDefinition) as info:
+    with pytest.raises(exceptions.DuplicateDefinition) as info:
         populate.load([sources.Source(spec.WORKFLOW, str(one)),
                        sources.Source(spec.WORKFLOW, str(two))],
                       [spec.WORKFLOW])
@@ -200,7 +200,7 @@ def test_load_refuses_duplicates_and_reads_a_file_once(tmp_path):
 @pytest.mark.parametrize("value", ["one/path.yaml", 42, [1]])
 def test_plugin_value_must_be_paths(value):
     """A plugin returning anything but a list of paths is a SourceError."""
-    with pytest.raises(errors.SourceError):
+    with pytest.raises(exceptions.SourceError):
         sources._paths(value, "ns", "ep")
 
 
@@ -350,7 +350,7 @@ def test_schema_errors_are_tight(memory_handle):
     from mistral_db_flows.populate import store
 
     assert memory_handle.driver_errors() == (sqlite3.Error,)
-    with pytest.raises(errors.SchemaNotReady) as info:
+    with pytest.raises(exceptions.SchemaNotReady) as info:
         store.read(memory_handle, spec.ACTION, ["std.wait_ssh"])
     assert "action_definitions_v2" in str(info.value)
     assert "no such table" in str(info.value)

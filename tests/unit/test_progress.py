@@ -7,6 +7,7 @@ from taskflow import task as tf_task
 from taskflow.patterns import linear_flow
 
 from mistral_db_flows import cli
+from mistral_db_flows import exceptions
 from mistral_db_flows import flows
 
 
@@ -117,7 +118,7 @@ def test_status_tells_a_running_run_from_an_interrupted_one(monkeypatch):
            "state": "running", "in_progress": True,
            "holder": {"pid": 4242, "host": "db1"}}
     code, text = _status_text(monkeypatch, run)
-    assert code == cli.EXIT_UPGRADE_NEEDED
+    assert code == exceptions.ExitCode.UPGRADE_NEEDED
     assert ("run in progress: upgrade to 045, at step migrate_010, by a "
             "run with pid 4242, host db1; wait for it to finish") in text
     code, text = _status_text(monkeypatch, dict(run, in_progress=False))

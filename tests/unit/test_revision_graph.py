@@ -6,7 +6,7 @@ from tests import reference
 
 
 def _scripts():
-    return migration.revisions()
+    return migration.scripts()
 
 
 def test_revision_ids_are_001_to_045_in_order():

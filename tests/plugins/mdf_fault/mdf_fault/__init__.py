@@ -9,9 +9,12 @@ resumes with it.
 ``MDF_FAULT`` says where to strike: ``phase:step:action[:n]``, several
 separated by commas; ``step`` is a task name (``backup``,
 ``migrate_013``, ``verify``...), ``action`` is ``fail`` (raise),
-``kill`` (SIGKILL ourselves: no clean-up, like a power cut) or
-``sleep`` (``n`` seconds, holding the lock; for concurrency tests).
-Phases:
+``kill`` (SIGKILL ourselves: no clean-up, like a power cut),
+``sleep`` (``n`` seconds, holding the lock; for concurrency tests) or
+``disconnect`` (phase ``inside`` only: the server ends the session that
+sent the statement, as an administrator would from another session,
+PostgreSQL's ``pg_terminate_backend`` or MariaDB's ``KILL``; the step's
+next statement finds its connection gone). Phases:
 
 * ``before`` / ``after``: at the start / end of the step's execute
   (``after``: the work is done, TaskFlow has not recorded it yet);
@@ -44,7 +47,7 @@ from typing import Any, Iterator
 ENV = "MDF_FAULT"
 LOG_ENV = "MDF_FAULT_LOG"
 PHASES = ("before", "after", "inside", "revert", "reverted", "restore")
-ACTIONS = ("fail", "kill", "sleep")
+ACTIONS = ("fail", "kill", "sleep", "disconnect")
 
 # DO: PostgreSQL's anonymous blocks (data migrations run as one).
 _CHANGE = re.compile(r"^\s*(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE|RENAME"
@@ -89,9 +92,10 @@ def faults_for(step: str, phase: str) -> list[Fault]:
             if f.step == step and f.phase == phase]
 
 
-def strike(fault: Fault, where: str = "") -> None:
-    """Do what ``fault`` says: die at once, sleep, or raise
-    InjectedFault."""
+def strike(fault: Fault, where: str = "",
+           end_session: Any = None) -> None:
+    """Do what ``fault`` says: die at once, sleep, end the session with
+    ``end_session()``, or raise InjectedFault."""
     text = "injected fault %s%s" % (fault, " (%s)" % where if where else "")
     log = os.environ.get(LOG_ENV)
     if log:
@@ -103,6 +107,11 @@ def strike(fault: Fault, where: str = "") -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if fault.action == "sleep":
         time.sleep(fault.n)
+        return
+    if fault.action == "disconnect":
+        if end_session is None:
+            raise ValueError("%s: disconnect needs the phase inside" % fault)
+        end_session()
         return
     raise InjectedFault(text)
 
@@ -138,7 +147,7 @@ def _counting(database_url: str, faults: list[Fault]) -> Iterator[None]:
     target = _target_key(database_url)
     seen = [0]
 
-    def count(statement: str) -> None:
+    def count(statement: str, session: Any) -> None:
         if not _CHANGE.match(statement or ""):
             return
         seen[0] += 1
@@ -147,15 +156,18 @@ def _counting(database_url: str, faults: list[Fault]) -> Iterator[None]:
             # error) keeps failing, like a fault that is really there.
             if seen[0] >= fault.n:
                 strike(fault, "after statement %d: %s"
-                       % (seen[0], " ".join(statement.split())[:80]))
+                       % (seen[0], " ".join(statement.split())[:80]),
+                       functools.partial(_end_session, database_url,
+                                         session))
 
     def after(conn, cursor, statement, parameters, context, executemany):
         if _target_key(conn.engine.url) == target:  # not the logbook
-            count(statement)
+            count(statement, conn.connection.dbapi_connection)
 
     def after_plain(handle, statement):
         # Plain DB-API handles only ever talk to the target database.
-        count(statement)
+        count(statement, getattr(handle.conn, "dbapi_connection", None)
+              or handle.conn)
 
     sa.event.listen(sa.engine.Engine, "after_cursor_execute", after)
     dbapi.AFTER_EXECUTE.append(after_plain)
@@ -164,6 +176,29 @@ def _counting(database_url: str, faults: list[Fault]) -> Iterator[None]:
     finally:
         sa.event.remove(sa.engine.Engine, "after_cursor_execute", after)
         dbapi.AFTER_EXECUTE.remove(after_plain)
+
+
+def _end_session(database_url: str, session: Any) -> None:
+    """End the server session of the driver connection ``session`` from
+    a session of our own, the way an administrator would."""
+    import sqlalchemy as sa
+
+    backend = _backend_of(database_url)
+    if backend == "postgresql":
+        info = getattr(session, "info", None)
+        pid = getattr(info, "backend_pid", None) or session.get_backend_pid()
+        statement = "SELECT pg_terminate_backend(%d)" % pid
+    elif backend == "mysql":
+        statement = "KILL %d" % session.thread_id()
+    else:
+        raise ValueError("disconnect: a SQLite database has no session "
+                         "a server could end")
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as admin:
+            admin.execute(sa.text(statement))
+    finally:
+        engine.dispose()
 
 
 def _striking(owner: Any, name: str, faults: list[Fault], where: str, *,

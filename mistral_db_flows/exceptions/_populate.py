@@ -6,10 +6,10 @@ as attributes for callers that want more than the message.
 """
 from __future__ import annotations
 
-from mistral_db_flows import exceptions
+from mistral_db_flows.exceptions import _base
 
 
-class PopulateError(exceptions.MistralDbError):
+class PopulateError(_base.MistralDbError):
     """A definition source cannot be used; nothing was written.
 
     ``path`` is the offending file (None when no file is involved) and
@@ -19,7 +19,9 @@ class PopulateError(exceptions.MistralDbError):
 
     # Distinct from the generic 1 so deployment tools can tell "your
     # definitions are broken" from "the database is unwell".
-    exit_code = 13
+    exit_code = _base.ExitCode.POPULATE_DEFINITIONS
+    path: str | None
+    problem: str
 
     def __init__(self, path: str | None, problem: str) -> None:
         self.path = path
@@ -35,6 +37,11 @@ class DefinitionError(PopulateError):
 
 class DuplicateDefinition(PopulateError):
     """Two sources define the same action or workflow name."""
+
+    kind: str
+    name: str
+    first: str
+    second: str
 
     def __init__(self, kind: str, name: str, first: str,
                  second: str) -> None:
@@ -52,6 +59,9 @@ class SourceError(PopulateError):
     A plugin is never skipped silently: a missing plugin would make its
     workflows look deleted and populate would remove them.
     """
+
+    namespace: str
+    entry_point: str
 
     def __init__(self, namespace: str, entry_point: str,
                  problem: str) -> None:

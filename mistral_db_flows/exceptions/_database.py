@@ -1,0 +1,138 @@
+"""The database server: unreachable, gone mid-run, locked by another
+run, or holding a schema object of an unexpected shape."""
+from __future__ import annotations
+
+from typing import Any
+
+from mistral_db_flows.exceptions import _base
+
+
+class DatabaseUnreachable(_base.MistralDbError):
+    """The server does not answer, or refuses the credentials.
+
+    ``url`` has its password hidden; ``reason`` is the driver's first
+    line, with the password scrubbed should a driver ever echo it.
+    """
+
+    exit_code = _base.ExitCode.UNREACHABLE
+    url: str
+    reason: str
+    _template = ("cannot connect to %s: %s; check that the server runs "
+                 "and [database] connection is right")
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(self._template % (url, reason))
+
+
+class ConnectionLost(DatabaseUnreachable):
+    """The server ended our session in the middle of a step: it was
+    restarted, or an administrator terminated the session."""
+
+    _template = "lost the connection to %s: %s"
+
+
+# How drivers say that the server ended the session: psycopg2 and
+# psycopg in words, PyMySQL and mysqlclient by number (2006 gone away,
+# 2013 lost during a query, 1927 killed, 4031 idle too long; PyMySQL's
+# InterfaceError 0 is a closed socket).
+_LOST_WORDS = ("terminating connection", "server closed the connection",
+               "connection already closed", "the connection is closed",
+               "no connection to the server",
+               "could not receive data from server", "lost connection",
+               "server has gone away", "connection was killed")
+_LOST_NUMBERS = frozenset({1927, 2006, 2013, 2055, 4031})
+
+
+def is_connection_lost(exc: object) -> bool:
+    """Whether a driver's error, bare or wrapped by SQLAlchemy, says the
+    server ended the session (a step failing so exits 3, not 7).
+
+    Decided from the error alone, without importing any driver.
+    """
+    if getattr(exc, "connection_invalidated", False):
+        return True  # SQLAlchemy asked the dialect already
+    error = getattr(exc, "orig", None) or exc
+    kind = type(error).__name__
+    if kind not in ("OperationalError", "InterfaceError"):
+        return False
+    args = getattr(error, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0] in _LOST_NUMBERS or (
+            args[0] == 0 and kind == "InterfaceError")
+    text = str(error).lower()
+    return any(words in text for words in _LOST_WORDS)
+
+
+class SchemaConflict(_base.MistralDbError):
+    """An object exists with the name a revision wants, in another shape.
+
+    Re-running a half-applied revision skips objects that already have
+    the intended shape; an object of another shape is never accepted
+    silently.
+    """
+
+    exit_code = _base.ExitCode.SCHEMA_CONFLICT
+    kind: str
+    name: str
+    table: str | None
+    expected: str
+    found: str
+
+    def __init__(self, kind: str, name: str, table: str | None,
+                 expected: str, found: str) -> None:
+        self.kind = kind
+        self.name = name
+        self.table = table
+        self.expected = expected
+        self.found = found
+        where = " on table %s" % table if table and table != name else ""
+        super().__init__(
+            "%s %s%s exists with another shape: found %s, expected %s; "
+            "fix or drop it by hand, then run the upgrade again"
+            % (kind, name, where, found, expected))
+
+
+class LockError(_base.MistralDbError):
+    """The run lock could not be taken or was lost (not a timeout)."""
+
+    exit_code = _base.ExitCode.ERROR
+    database: str
+
+    def __init__(self, message: str, *, database: str) -> None:
+        self.database = database
+        super().__init__(message)
+
+
+class LockTimeout(LockError):
+    """Another run holds the database's lock; we waited ``timeout``.
+
+    ``holder`` describes the other run when the backend can tell (pid,
+    application, client, connection id...), else None.
+    """
+
+    exit_code = _base.ExitCode.LOCKED
+    lock: str
+    timeout: float
+    owner: str
+    holder: dict[str, Any] | None
+
+    def __init__(self, *, database: str, lock: str, timeout: float,
+                 owner: str, holder: dict[str, Any] | None) -> None:
+        self.lock = lock
+        self.timeout = timeout
+        self.owner = owner
+        self.holder = holder
+        who = describe_holder(holder) if holder else "another run"
+        super().__init__(
+            "database %s is locked by %s; gave up after %gs. Wait for that "
+            "run to finish (or raise the lock timeout) and try again"
+            % (database, who, timeout), database=database)
+
+
+def describe_holder(holder: dict[str, Any]) -> str:
+    """The run holding a lock, in words (``LockTimeout.holder``)."""
+    parts = ["%s %s" % (k.replace("_", " "), v)
+             for k, v in holder.items() if v not in (None, "")]
+    return "a run with " + ", ".join(parts) if parts else "another run"
