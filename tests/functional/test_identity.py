@@ -154,8 +154,13 @@ def test_two_spellings_contend_for_one_lock(backend, db_url, tmp_path,
                                                   first.name)
 
 
+# Servers slow: SQLite's variant checks the kill and resume quick, and
+# test_every_spelling_of_one_database_has_one_identity (quick) that the
+# servers' spellings share one identity.
 @pytest.mark.parametrize("backend", [
-    "sqlite", pytest.param("postgresql", marks=[pytest.mark.postgresql]),
+    "sqlite",
+    pytest.param("postgresql", marks=[pytest.mark.postgresql,
+                                      pytest.mark.slow]),
     pytest.param("mysql", marks=[pytest.mark.mysql, pytest.mark.slow])])
 def test_run_killed_through_one_spelling_resumes_through_another(
         backend, make_db, tmp_path, monkeypatch):
