@@ -15,12 +15,9 @@ import argparse
 import contextlib
 import dataclasses
 import io
-import json
 import logging
 import os
 import sys
-import threading
-import time
 import traceback
 from typing import Any, Callable, NoReturn
 
@@ -28,13 +25,12 @@ from oslo_config import cfg
 
 import mistral_db_flows
 from mistral_db_flows import conf
+from mistral_db_flows import console
 from mistral_db_flows import exceptions
 from mistral_db_flows import states
 
 PROG = "mistral-db-manage"
 FORMATS = ("text", "json")
-
-LOG_FORMAT = "%(levelname)-5.5s [%(name)s] %(message)s"
 
 
 # -- argument parsing ------------------------------------------------------
@@ -109,7 +105,7 @@ def _no_args(parser: argparse.ArgumentParser) -> None:
 class Command:
     help: str
     arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[Any, Any, "Output"], int]
+    run: Callable[[Any, Any, console.Output], int]
 
 
 # Filled below, after the run_* functions; the order is the help order.
@@ -184,337 +180,55 @@ def _one_line(text: str) -> str:
     return " ".join(text.split()) or "(no message)"
 
 
-_EVENTS = {"running": "started", "success": "done", "failure": "failed",
-           "reverting": "reverting", "reverted": "reverted",
-           "revert_failure": "revert failed"}
+def _report(out: console.Output, exc: BaseException, code: int,
+            text: str) -> int:
+    """The error's one line on stderr (and its JSON document); the
+    traceback first with --debug."""
+    text = _one_line(out.mask(text))
+    if out.debug and not isinstance(exc, exceptions.UsageError):
+        sys.stderr.write(out.mask("".join(
+            traceback.format_exception(exc))))
+    sys.stderr.write("%s: error: %s\n" % (PROG, text))
+    if out.json and not out.documents:
+        doc = {"type": type(exc).__name__, "message": text,
+               "exit_code": code}
+        run = _arg(exc, "run")
+        if run is not None:
+            doc["run"] = _dict(run)
+        out.document({"error": doc})
+    return code
 
-
-PROGRESS_EVERY = 10.0  # seconds between progress lines off a terminal
-HEARTBEAT_AFTER = 5.0  # a step silent this long shows its running time
-
-
-def _is_terminal(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
-def _size(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return ("%d %s" if unit == "B" else "%.1f %s") % (count, unit)
-        count /= 1024
-    return "%d B" % count
-
-
-class Output:
-    """Where results (stdout) and messages (stderr) go, masked."""
-
-    def __init__(self, fmt: str, debug: bool) -> None:
-        self.json = fmt == "json"
-        self.debug = debug
-        # URLs whose passwords are hidden wherever the URL appears whole
-        # (any other URL's by its syntax: see urls.mask_text).
-        self.urls: set[str] = set()
-        self.documents = 0
-        # Results go here; while a command runs, sys.stdout points at
-        # stderr so that no library chatter lands in the results.
-        self.stdout = sys.stdout
-        # In-step progress: redrawn in place on a terminal; otherwise
-        # a plain line at most every PROGRESS_EVERY seconds per step.
-        self.terminal = _is_terminal(sys.stderr)
-        self._last_progress: dict[str, float] = {}
-        self._progress_shown = False
-        # A step without progress of its own (a long data migration)
-        # still shows it is alive: see _heartbeat.
-        self._running: tuple[str, float] | None = None
-        self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
-
-    def add_url(self, url: str | None) -> None:
-        if url:
-            self.urls.add(url)
-
-    def mask(self, text: str) -> str:
-        """``text`` with the password field of every URL in it hidden;
-        nothing else is touched."""
-        from mistral_db_flows import urls  # not for --help: start-up
-
-        return urls.mask_text(text, self.urls)
-
-    def line(self, text: str = "") -> None:
-        self.stdout.write(self.mask(text) + "\n")
-
-    def document(self, doc: Any) -> None:
-        text = json.dumps(self._masked(doc), indent=2, default=str)
-        self.stdout.write(text + "\n")
-        self.documents += 1
-
-    def _masked(self, value: Any) -> Any:
-        """``value`` (a JSON document) with every string masked."""
-        if isinstance(value, str):
-            return self.mask(value)
-        if isinstance(value, dict):
-            return {self._masked(k): self._masked(v)
-                    for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self._masked(v) for v in value]
-        if isinstance(value, (int, float, bool)) or value is None:
-            return value
-        return self.mask(str(value))
-
-    def message(self, text: str) -> None:
-        sys.stderr.write(self.mask(text) + "\n")
-
-    def progress(self, step: str, event: str, value: Any) -> None:
-        """One stderr line per step start and end (never on stdout);
-        long steps' progress in between."""
-        with self._lock:
-            if event == "progress":
-                self._step_progress(step, value or {})
-                return
-            self._clear_progress()
-            # Off a terminal the first progress line comes
-            # PROGRESS_EVERY seconds after the step started: short steps
-            # print none.
-            now = time.monotonic()
-            self._last_progress[step] = now
-            seconds = value
-            if seconds is None:
-                self._running = (step, now)
-                self._start_ticker()
-                self.message("%s: %s" % (step, _EVENTS.get(event, event)))
-            else:
-                self._running = None
-                self.message("%s: %s in %.2f s"
-                             % (step, _EVENTS.get(event, event), seconds))
-
-    def _clear_progress(self) -> None:
-        if self._progress_shown:
-            sys.stderr.write("\r\033[K")
-            self._progress_shown = False
-
-    def _start_ticker(self) -> None:
-        if self._ticker is None:
-            self._ticker = threading.Thread(target=self._tick,
-                                            name="step-heartbeat",
-                                            daemon=True)
-            self._ticker.start()
-
-    def _tick(self) -> None:
-        while not self._stop.wait(1.0):
-            self._heartbeat(time.monotonic())
-
-    def _heartbeat(self, now: float) -> None:
-        """A running step that reported nothing for a while: say how
-        long it has been running (redrawn on a terminal, else a line
-        every PROGRESS_EVERY seconds)."""
-        with self._lock:
-            if self._running is None:
-                return
-            step, since = self._running
-            if now - self._last_progress.get(step, since) < HEARTBEAT_AFTER:
-                return
-            text = "%s: running for %d s" % (step, now - since)
-            if self.terminal:
-                self._redraw(text)
-            else:
-                self._now_and_then(step, text, now)
-
-    def close(self) -> None:
-        """Stop the heartbeat (the command is over)."""
-        self._stop.set()
-        if self._ticker is not None:
-            self._ticker.join()
-            self._ticker = None
-        with self._lock:
-            self._clear_progress()
-
-    def _step_progress(self, step: str, details: dict) -> None:
-        done, total = details.get("done"), details.get("total")
-        if done is None:
-            text = "%d%%" % round(100 * (details.get("progress") or 0))
-        elif total:
-            text = "%s of %s (%d%%)" % (_size(done), _size(total),
-                                        min(100, round(100 * done / total)))
-        else:
-            text = "%s so far" % _size(done)
-        text = "%s: %s" % (step, text)
-        now = time.monotonic()
-        if self.terminal:
-            self._redraw(text)
-            self._last_progress[step] = now
-        else:
-            self._now_and_then(step, text, now)
-
-    def _redraw(self, text: str) -> None:
-        """The terminal's progress line, drawn over the last one."""
-        sys.stderr.write("\r\033[K" + self.mask(text))
-        sys.stderr.flush()
-        self._progress_shown = True
-
-    def _now_and_then(self, step: str, text: str, now: float) -> None:
-        """Off a terminal: a line at most every PROGRESS_EVERY seconds."""
-        if now - self._last_progress.setdefault(step, now) >= PROGRESS_EVERY:
-            self._last_progress[step] = now
-            self.message(text)
-
-    def error(self, exc: BaseException, code: int, text: str) -> int:
-        text = _one_line(self.mask(text))
-        if self.debug and not isinstance(exc, exceptions.UsageError):
-            sys.stderr.write(self.mask("".join(
-                traceback.format_exception(exc))))
-        sys.stderr.write("%s: error: %s\n" % (PROG, text))
-        if self.json and not self.documents:
-            doc = {"type": type(exc).__name__, "message": text,
-                   "exit_code": code}
-            run = _arg(exc, "run")
-            if run is not None:
-                doc["run"] = _dict(run)
-            self.document({"error": doc})
-        return code
-
-
-class _MaskingFormatter(logging.Formatter):
-    def __init__(self, output: Output) -> None:
-        super().__init__(LOG_FORMAT)
-        self._output = output
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self._output.mask(super().format(record))
-
-
-class _NoTracebacks(logging.Filter):
-    """Drops log records that carry a traceback; --debug keeps them.
-
-    They are libraries telling of an exception that reaches main() and
-    is reported there in one line: TaskFlow logs a failed revert with
-    its traceback, oslo.utils writes one into its message.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info or record.stack_info or
-                    "Traceback (most recent call last)"
-                    in record.getMessage())
-
-
-class _QuietAlembic(logging.Filter):
-    """Drops the two lines Alembic logs per revision about its context.
-
-    One step per revision makes them repeat 45 times; --debug keeps them.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name == "alembic.runtime.migration"
-                    and record.levelno == logging.INFO
-                    and str(record.msg).startswith(("Context impl",
-                                                    "Will assume")))
-
-
-class _StderrHandler(logging.StreamHandler):
-    """Writes to the sys.stderr of the moment (pytest swaps it)."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        del value
-
-
-@contextlib.contextmanager
-def _logging(output: Output):
-    """Messages and progress on stderr for the duration of one main()."""
-    handler = _StderrHandler()
-    handler.setFormatter(_MaskingFormatter(output))
-    if not output.debug:
-        handler.addFilter(_QuietAlembic())
-        handler.addFilter(_NoTracebacks())
-    levels = {"": logging.DEBUG if output.debug else logging.WARNING,
-              "mistral_db_flows": logging.DEBUG if output.debug
-              else logging.INFO,
-              # Its "Running upgrade A -> B" lines are what operators
-              # know from upstream as progress.
-              "alembic.runtime.migration": logging.DEBUG if output.debug
-              else logging.INFO}
-    saved = {name: logging.getLogger(name).level for name in levels}
-    root = logging.getLogger()
-    root.addHandler(handler)
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
-    # Library warnings become log lines on stderr, masked like the rest.
-    logging.captureWarnings(True)
-    try:
-        yield
-    finally:
-        logging.captureWarnings(False)
-        root.removeHandler(handler)
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
-
-
-# -- rendering -------------------------------------------------------------
 
 def _dict(result: Any) -> Any:
     return result.to_dict() if hasattr(result, "to_dict") else result
 
 
-def _summary(result: Any) -> str:
-    """One stderr line about a Run: what happened, from where to where."""
-    text = "%s: %s" % (result.operation, result.state)
-    start, end = result.start_revision, result.end_revision
-    if start != end:
-        text += " %s -> %s" % (start or "<base>", end or "<base>")
-    elif end:
-        text += " at %s" % end
-    steps = _arg(result, "steps") or []
-    if steps:
-        seconds = sum(_arg(step, "duration") or 0 for step in steps)
-        text += ", %d step%s in %.1f s" % (
-            len(steps), "" if len(steps) == 1 else "s", seconds)
-    if _arg(result, "backup"):
-        text += ", backup: %s" % result.backup
-    return text
-
-
-def _populate_lines(result: Any) -> list[str]:
-    """What populate did, by kind and name (from its step's report)."""
-    lines = []
-    for step in _arg(result, "steps") or []:
-        report = _arg(step, "detail")
-        if step.name not in ("populate", "populate_actions") \
-                or not isinstance(report, dict):
-            continue
-        for kind in ("actions", "workflows"):
-            changes = report.get(kind) or {}
-            for what in ("added", "updated", "removed", "unchanged"):
-                names = changes.get(what) or []
-                if names:
-                    lines.append("%s %s: %s" % (kind, what,
-                                                ", ".join(names)))
-        # Rows kept although no source defines them are warnings.
-        lines += ["warning: %s" % w for w in report.get("warnings") or []]
-    return lines
-
-
-def _finish_run(result: Any, out: Output, sql: str | None = None) -> int:
+def _finish_run(result: Any, out: console.Output,
+                sql: str | None = None) -> int:
     if out.json:
         doc = _dict(result)
         if sql is not None:
             doc["sql"] = sql
         out.document(doc)
-    # Like upstream, populate prints nothing on stdout; its report goes
-    # with the other messages.
-    for line in _populate_lines(result):
+    # Like upstream, populate prints nothing on stdout; its report and
+    # the summary go with the other messages.
+    for line in result.lines():
         out.message(line)
-    out.message(_summary(result))
     if result.state == states.RunState.FAILED:  # the api raises instead
         out.message("%s: error: %s failed; see the messages above"
                     % (PROG, result.operation))
         return exceptions.StepFailed.exit_code
+    return exceptions.ExitCode.OK
+
+
+def _render(result: Any, out: console.Output,
+            lines: list[str] | None = None) -> int:
+    """``result`` as a JSON document, else its text lines on stdout."""
+    if out.json:
+        out.document(_dict(result))
+        return exceptions.ExitCode.OK
+    for line in result.lines() if lines is None else lines:
+        out.line(line)
     return exceptions.ExitCode.OK
 
 
@@ -526,105 +240,50 @@ def _api():
     return api
 
 
-def run_current(args: Any, settings: Any, out: Output) -> int:
+def run_current(args: Any, settings: Any, out: console.Output) -> int:
     api = _api()
     result = api.current(settings)
-    if out.json:
-        out.document(_dict(result))
-        return exceptions.ExitCode.OK
-    if _arg(args, "verbose"):
+    if _arg(args, "verbose") and not out.json:
         from mistral_db_flows import urls
 
-        out.line("Current revision(s) for %s:"
-                 % urls.masked(settings.database_url))
-        if not result.revisions:
-            out.line("(none: the database has no version recorded)")
-        infos = {info.id: info for info in api.history(settings)}
-        for rev in result.revisions:
-            info = infos.get(rev)
-            out.line("Rev: %s%s" % (rev, " (head)" if rev == result.head
-                                    else ""))
-            if info is not None:
-                out.line("Parent: %s" % (info.down_revision or "<base>"))
-                out.line("")
-                for doc_line in (info.doc or "").splitlines():
-                    out.line("    " + doc_line.strip())
-        return exceptions.ExitCode.OK
-    for line in result.lines():
-        out.line(line)
-    return exceptions.ExitCode.OK
+        return _render(result, out, result.verbose_lines(
+            urls.masked(settings.database_url), api.history(settings)))
+    return _render(result, out)
 
 
-def _run_revision_list(infos: list[Any], out: Output,
+def _run_revision_list(infos: list[Any], out: console.Output,
                        branches: bool = False) -> int:
     if out.json:
         out.document({"revisions": [_dict(info) for info in infos]})
         return exceptions.ExitCode.OK
     for info in infos:
-        out.line(info.line())
-        if branches:
-            for child in _arg(info, "children") or []:
-                out.line("%s -> %s" % (" " * len(info.id), child))
+        for line in info.lines(children=branches):
+            out.line(line)
     return exceptions.ExitCode.OK
 
 
-def run_history(args: Any, settings: Any, out: Output) -> int:
+def run_history(args: Any, settings: Any, out: console.Output) -> int:
     return _run_revision_list(_api().history(settings), out)
 
 
-def run_branches(args: Any, settings: Any, out: Output) -> int:
+def run_branches(args: Any, settings: Any, out: console.Output) -> int:
     return _run_revision_list(_api().branches(settings), out, True)
 
 
-def run_check_migration(args: Any, settings: Any, out: Output) -> int:
-    result = _api().check_migration(settings)
-    if out.json:
-        out.document(_dict(result))
-        return exceptions.ExitCode.OK
-    out.line("OK: %d revisions in one unbroken chain from %s to the "
-             "single head %s" % (result.revisions, result.base,
-                                 result.head))
-    return exceptions.ExitCode.OK
+def run_check_migration(args: Any, settings: Any,
+                        out: console.Output) -> int:
+    return _render(_api().check_migration(settings), out)
 
 
-def run_status(args: Any, settings: Any, out: Output) -> int:
+def run_status(args: Any, settings: Any, out: console.Output) -> int:
     result = _api().status(settings)
-    needed = result.upgrade_needed
-    if out.json:
-        out.document(_dict(result))
-    else:
-        current = result.current
-        if isinstance(current, (list, tuple)):
-            current = ", ".join(current)
-        out.line("current: %s" % (current or "(none)"))
-        out.line("head: %s" % result.head)
-        out.line("pending: %s" % (" ".join(result.pending) or "(none)"))
-        run = result.interrupted
-        if run and run.get("in_progress"):
-            out.line("run in progress: %s to %s, at step %s, by %s; wait "
-                     "for it to finish" % (
-                         run["operation"], run["target"] or "base",
-                         run["step"], _holder_text(run.get("holder"))))
-        else:
-            out.line("interrupted run: %s" % (
-                "%s to %s, stopped at step %s (%s); run the same command "
-                "to resume, or `abandon`" % (run["operation"],
-                                             run["target"] or "base",
-                                             run["step"], run["state"])
-                if run else "no"))
-        out.line("upgrade needed" if needed else "up to date")
-    if needed:
+    _render(result, out)
+    if result.upgrade_needed:
         return exceptions.ExitCode.UPGRADE_NEEDED
     return exceptions.ExitCode.OK
 
 
-def _holder_text(holder: dict | None) -> str:
-    if not holder:
-        return "another process"
-    return exceptions.describe_holder(holder)
-
-
-def _with_safety(args: Any, settings: Any, out: Output) -> Any:
+def _with_safety(args: Any, settings: Any, out: console.Output) -> Any:
     """Settings with this command's --on-failure / --no-backup."""
     changes = {}
     if _arg(args, "on_failure"):
@@ -638,7 +297,7 @@ def _with_safety(args: Any, settings: Any, out: Output) -> Any:
         else settings
 
 
-def run_upgrade(args: Any, settings: Any, out: Output) -> int:
+def run_upgrade(args: Any, settings: Any, out: console.Output) -> int:
     target, delta = _arg(args, "revision"), _arg(args, "delta")
     if target is None and delta is None:
         raise exceptions.UsageError(
@@ -653,7 +312,7 @@ def run_upgrade(args: Any, settings: Any, out: Output) -> int:
         args, out)
 
 
-def run_stamp(args: Any, settings: Any, out: Output) -> int:
+def run_stamp(args: Any, settings: Any, out: console.Output) -> int:
     revision = _arg(args, "revision")
     if not revision:
         # Upstream empties the version table here; never do that.
@@ -666,7 +325,7 @@ def run_stamp(args: Any, settings: Any, out: Output) -> int:
 
 
 def _offline_or_online(call: Callable[..., Any], args: Any,
-                       out: Output) -> int:
+                       out: console.Output) -> int:
     if not _arg(args, "sql"):
         return _finish_run(call(progress=out.progress), out)
     if out.json:
@@ -677,7 +336,7 @@ def _offline_or_online(call: Callable[..., Any], args: Any,
     return _finish_run(result, out)
 
 
-def run_revision(args: Any, settings: Any, out: Output) -> int:
+def run_revision(args: Any, settings: Any, out: console.Output) -> int:
     message = _arg(args, "message")
     if not message:
         raise exceptions.UsageError(
@@ -693,8 +352,8 @@ def run_revision(args: Any, settings: Any, out: Output) -> int:
     return exceptions.ExitCode.OK
 
 
-def _run_operation(name: str) -> Callable[[Any, Any, Output], int]:
-    def run(args: Any, settings: Any, out: Output) -> int:
+def _run_operation(name: str) -> Callable[[Any, Any, console.Output], int]:
+    def run(args: Any, settings: Any, out: console.Output) -> int:
         settings = _with_safety(args, settings, out)
         return _finish_run(getattr(_api(), name)(
             settings, progress=out.progress), out)
@@ -703,11 +362,11 @@ def _run_operation(name: str) -> Callable[[Any, Any, Output], int]:
     return run
 
 
-def run_verify(args: Any, settings: Any, out: Output) -> int:
+def run_verify(args: Any, settings: Any, out: console.Output) -> int:
     return _finish_run(_api().verify(settings, progress=out.progress), out)
 
 
-def run_abandon(args: Any, settings: Any, out: Output) -> int:
+def run_abandon(args: Any, settings: Any, out: console.Output) -> int:
     forgotten = _api().abandon(settings)
     if out.json:
         out.document({"abandoned": forgotten})
@@ -788,16 +447,17 @@ def _config_error_text(exc: BaseException) -> str:
     return "configuration: %s" % exc
 
 
-def _handle(exc: BaseException, name: str, out: Output) -> int:
+def _handle(exc: BaseException, name: str, out: console.Output) -> int:
     """One line on stderr; the exit code the error names."""
     exc = _unwrap(exc)
     if isinstance(exc, KeyboardInterrupt):
-        return out.error(exc, exceptions.ExitCode.INTERRUPTED, "interrupted")
+        return _report(out, exc, exceptions.ExitCode.INTERRUPTED,
+                       "interrupted")
     if isinstance(exc, exceptions.UsageError):
         # A mistake in the arguments: exit 2 for every command, status
         # included.
-        return out.error(exc, exc.exit_code, "%s (see '%s %s --help')"
-                         % (exc, PROG, name))
+        return _report(out, exc, exc.exit_code, "%s (see '%s %s --help')"
+                       % (exc, PROG, name))
     if isinstance(exc, cfg.Error):
         code = exceptions.ConfigError.exit_code
         text = _config_error_text(exc)
@@ -816,7 +476,7 @@ def _handle(exc: BaseException, name: str, out: Output) -> int:
     if name == "status" and code != exceptions.ExitCode.OK:
         # status promises deployment tools 0 / 10 / 1 only.
         code = exceptions.ExitCode.ERROR
-    return out.error(exc, code, text)
+    return _report(out, exc, code, text)
 
 
 # -- entry point -----------------------------------------------------------
@@ -831,21 +491,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = _parse(opts, argv)
     except (cfg.Error, OSError, UnicodeDecodeError) as exc:
-        out = Output("json" if _wants_json(argv) else "text", False)
-        return out.error(exc, exceptions.ConfigError.exit_code,
-                         _config_error_text(exc))
+        out = console.Output("json" if _wants_json(argv) else "text",
+                             False)
+        return _report(out, exc, exceptions.ConfigError.exit_code,
+                       _config_error_text(exc))
     if code is not None:
         return code
     name = opts.command.name
-    out = Output(_arg(opts.command, "command_format") or "text", False)
+    fmt = _arg(opts.command, "command_format")
+    out = console.Output(fmt or "text", False)
     try:
-        out = Output(_arg(opts.command, "command_format") or opts.format,
-                     opts.debug)
+        out = console.Output(fmt or opts.format, opts.debug)
         out.add_url(opts.database.connection)
         out.add_url(getattr(opts, conf.GROUP).logbook_connection)
     except Exception as exc:  # a bad value in a config file
         return _handle(exc, name, out)
-    with _logging(out), contextlib.redirect_stdout(sys.stderr):
+    with console.logging_to_stderr(out), \
+            contextlib.redirect_stdout(sys.stderr):
         try:
             if _arg(opts.command, "sql") and name not in OFFLINE_COMMANDS:
                 raise exceptions.UsageError(
