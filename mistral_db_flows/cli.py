@@ -27,7 +27,6 @@ import mistral_db_flows
 from mistral_db_flows import conf
 from mistral_db_flows import console
 from mistral_db_flows import exceptions
-from mistral_db_flows import states
 
 PROG = "mistral-db-manage"
 FORMATS = ("text", "json")
@@ -205,6 +204,8 @@ def _dict(result: Any) -> Any:
 
 def _finish_run(result: Any, out: console.Output,
                 sql: str | None = None) -> int:
+    """A run the api returned: it succeeded (a failed one raises
+    StepFailed, which carries its Run to the error document)."""
     if out.json:
         doc = _dict(result)
         if sql is not None:
@@ -214,10 +215,6 @@ def _finish_run(result: Any, out: console.Output,
     # the summary go with the other messages.
     for line in result.lines():
         out.message(line)
-    if result.state == states.RunState.FAILED:  # the api raises instead
-        out.message("%s: error: %s failed; see the messages above"
-                    % (PROG, result.operation))
-        return exceptions.StepFailed.exit_code
     return exceptions.ExitCode.OK
 
 
