@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from mistral_db_flows import cli
+from mistral_db_flows import exceptions
 from mistral_db_flows import identity
 from mistral_db_flows import locking
 from mistral_db_flows import logbook
@@ -145,7 +146,7 @@ def test_two_spellings_contend_for_one_lock(backend, db_url, tmp_path,
         if backend != "sqlite":  # a file's path is its name
             assert "root" not in first.name
             assert "postgres:" not in first.name
-        with pytest.raises(locking.LockTimeout):
+        with pytest.raises(exceptions.LockTimeout):
             with locking.hold(second_url, timeout=0.3, owner="second"):
                 pytest.fail("two spellings held the lock at once")
     with locking.hold(second_url, timeout=0, owner="second") as second:
