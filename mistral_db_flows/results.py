@@ -215,7 +215,7 @@ class Status(_Result):
     """Where the database stands; ``interrupted`` comes with resume.
 
     ``current`` is the stamped revision (None for an empty database).
-    ``interrupted`` is the run that has not ended (``runs.describe``),
+    ``interrupted`` is the run that has not ended (``resume.describe``),
     if any: running the same command continues it.
     """
 
