@@ -231,11 +231,40 @@ def _revert_failures(engine: Any) -> dict[str, BaseException | str]:
             for name, failure in failures.items()}
 
 
+def _drive(engine: Any, before_step: Callable[[], None] | None
+           ) -> exceptions.MistralDbError | None:
+    """Run ``engine`` to its end; the error that suspended it, if any.
+
+    The engine yields SCHEDULING before it schedules the next atom, so
+    a check there runs between steps, never inside one.
+    """
+    if before_step is None:
+        engine.run()
+        return None
+    from taskflow import states as tf_states
+
+    halted: exceptions.MistralDbError | None = None
+    steps = engine.run_iter()
+    try:
+        state = next(steps)
+        while True:
+            suspend = False
+            if state == tf_states.SCHEDULING and halted is None:
+                try:
+                    before_step()
+                except exceptions.MistralDbError as exc:
+                    halted, suspend = exc, True
+            state = steps.send(suspend)
+    except StopIteration:
+        pass
+    return halted
+
+
 def run(flow: Any, store: dict | None = None,
         fetch: Sequence[str] = ("backup",), *,
         flow_detail: Any = None, backend: Any = None,
-        progress: Callable[[str, str, Any], None] | None = None
-        ) -> Outcome:
+        progress: Callable[[str, str, Any], None] | None = None,
+        before_step: Callable[[], None] | None = None) -> Outcome:
     """Run ``flow`` on the serial engine; never raises for a task failure.
 
     ``fetch`` names the flow's provided values worth reporting (they
@@ -246,6 +275,10 @@ def run(flow: Any, store: dict | None = None,
     (``value``: None at a start, the seconds taken at an end) and, for
     event ``"progress"``, a long step's progress (``value``: a dict with
     ``progress`` 0..1 and, when known, ``done`` and ``total`` bytes).
+    ``before_step()`` is called before each step (or revert) is
+    scheduled; if it raises one of our errors, the engine suspends
+    before that step (the flow detail stays resumable) and the error is
+    raised once it has.
     """
     from mistral_db_flows import results
 
@@ -308,13 +341,16 @@ def run(flow: Any, store: dict | None = None,
     stop_listening = (_listen_to_progress(flow, progress)
                       if progress is not None else [])
     cause: BaseException | str | None = None
+    halted: exceptions.MistralDbError | None = None
     try:
-        engine.run()
+        halted = _drive(engine, before_step)
     except Exception as exc:
         cause = _step_failure(engine, failed) or _unwrap(exc)
     finally:
         for undo in stop_listening:
             undo()
+    if halted is not None:
+        raise halted
     steps = []
     for name in atom_names(flow):
         state = engine.storage.get_atom_state(name)

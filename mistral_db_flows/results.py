@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from mistral_db_flows import exceptions
 from mistral_db_flows import states
 
 
@@ -80,6 +81,46 @@ class Run(_Result):
     target: str | None = None
     resumed: bool = False
 
+    def lines(self) -> list[str]:
+        """What the run did: populate's report by kind and name, then
+        one summary line (what happened, from where to where)."""
+        return self._report_lines() + [self._summary()]
+
+    def _summary(self) -> str:
+        text = "%s: %s" % (self.operation, self.state)
+        start, end = self.start_revision, self.end_revision
+        if start != end:
+            text += " %s -> %s" % (start or "<base>", end or "<base>")
+        elif end:
+            text += " at %s" % end
+        if self.steps:
+            seconds = sum(step.duration or 0 for step in self.steps)
+            text += ", %d step%s in %.1f s" % (
+                len(self.steps), "" if len(self.steps) == 1 else "s",
+                seconds)
+        if self.backup:
+            text += ", backup: %s" % self.backup
+        return text
+
+    def _report_lines(self) -> list[str]:
+        lines = []
+        for step in self.steps:
+            report = step.detail
+            if step.name not in ("populate", "populate_actions") \
+                    or not isinstance(report, dict):
+                continue
+            for kind in ("actions", "workflows"):
+                changes = report.get(kind) or {}
+                for what in ("added", "updated", "removed", "unchanged"):
+                    names = changes.get(what) or []
+                    if names:
+                        lines.append("%s %s: %s" % (kind, what,
+                                                    ", ".join(names)))
+            # Rows kept although no source defines them are warnings.
+            lines += ["warning: %s" % w
+                      for w in report.get("warnings") or []]
+        return lines
+
 
 @dataclasses.dataclass
 class Current(_Result):
@@ -93,6 +134,26 @@ class Current(_Result):
         """Upstream's text: one line per revision, e.g. ``045 (head)``."""
         return ["%s (head)" % r if r == self.head else r
                 for r in self.revisions]
+
+    def verbose_lines(self, database: str,
+                      history: list[RevisionInfo]) -> list[str]:
+        """``current --verbose``: each revision with its parent and
+        description; ``database`` is the URL already masked."""
+        lines = ["Current revision(s) for %s:" % database]
+        if not self.revisions:
+            lines.append("(none: the database has no version recorded)")
+        infos = {info.id: info for info in history}
+        for rev in self.revisions:
+            info = infos.get(rev)
+            lines.append("Rev: %s%s" % (rev, " (head)" if rev == self.head
+                                        else ""))
+            if info is not None:
+                lines.append("Parent: %s" % (info.down_revision
+                                             or "<base>"))
+                lines.append("")
+                lines += ["    " + doc_line.strip()
+                          for doc_line in (info.doc or "").splitlines()]
+        return lines
 
 
 @dataclasses.dataclass
@@ -125,6 +186,13 @@ class RevisionInfo(_Result):
             down, self.id, " (head)" if self.is_head else "",
             " (branchpoint)" if self.is_branch_point else "", self.doc)
 
+    def lines(self, children: bool = False) -> list[str]:
+        """The history line; with ``children`` (``branches``), one
+        more line per revision built on this one."""
+        return [self.line()] + (["%s -> %s" % (" " * len(self.id), child)
+                                 for child in self.children]
+                                if children else [])
+
 
 @dataclasses.dataclass
 class Check(_Result):
@@ -133,7 +201,13 @@ class Check(_Result):
     head: str
     base: str
     revisions: int
+    # Always true when returned (a broken graph raises BranchError), but
+    # part of the documented JSON document (docs/cli.md): kept.
     sound: bool = True
+
+    def lines(self) -> list[str]:
+        return ["OK: %d revisions in one unbroken chain from %s to the "
+                "single head %s" % (self.revisions, self.base, self.head)]
 
 
 @dataclasses.dataclass
@@ -141,7 +215,7 @@ class Status(_Result):
     """Where the database stands; ``interrupted`` comes with resume.
 
     ``current`` is the stamped revision (None for an empty database).
-    ``interrupted`` is the run that has not ended (``runs.describe``),
+    ``interrupted`` is the run that has not ended (``resume.describe``),
     if any: running the same command continues it.
     """
 
@@ -165,6 +239,34 @@ class Status(_Result):
         out["at_head"] = self.at_head
         out["upgrade_needed"] = self.upgrade_needed
         return out
+
+    def lines(self) -> list[str]:
+        """``status``: current, head, pending, the run left, verdict."""
+        current = self.current
+        if isinstance(current, (list, tuple)):
+            current = ", ".join(current)
+        lines = ["current: %s" % (current or "(none)"),
+                 "head: %s" % self.head,
+                 "pending: %s" % (" ".join(self.pending) or "(none)")]
+        run = self.interrupted
+        if run and run.get("in_progress"):
+            holder = run.get("holder")
+            lines.append(
+                "run in progress: %s to %s, at step %s, by %s; wait for "
+                "it to finish" % (
+                    run["operation"], run["target"] or "base", run["step"],
+                    exceptions.describe_holder(holder) if holder
+                    else "another process"))
+        else:
+            lines.append("interrupted run: %s" % (
+                "%s to %s, stopped at step %s (%s); run the same command "
+                "to resume, or `abandon`" % (run["operation"],
+                                             run["target"] or "base",
+                                             run["step"], run["state"])
+                if run else "no"))
+        lines.append("upgrade needed" if self.upgrade_needed
+                     else "up to date")
+        return lines
 
 
 @dataclasses.dataclass

@@ -1,24 +1,41 @@
-"""Guarded runs: one at a time, recorded in a logbook, resumable.
+"""Guarded runs: the engine behind every command that changes a database.
 
-A run that changes the database holds the database's lock for its whole
-length and records every step in the TaskFlow logbook. Running the same
-command again after a crash finds the interrupted run and continues it
-from the step that was running, with the plan it started with; a run
-that cannot safely continue (another operation or target, a changed
-flow, a database that moved) is refused with a way out.
+A run goes through named phases:
+
+* plan: what the command would do (a :class:`revisions.Plan`), once
+  without the lock so that a bad URL or target fails first, then again
+  under it;
+* guard: hold the database's lock and open its logbook; find the
+  interrupted run this command continues (:mod:`resume`);
+* build: the flow of the configured task plugins (:func:`flows.build`);
+* execute: TaskFlow runs it, recording every step in the logbook; the
+  lock is checked before every step, so a run that lost it stops
+  between two steps, resumable (``LockLost``);
+* outcome: TaskFlow's outcome and the logbook become a
+  :class:`results.Run`, or a ``StepFailed`` saying what is left
+  (:func:`aftermath.settle` names the states and the words).
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+import dataclasses
+from typing import Any, Callable, Iterator, TextIO
 
+from mistral_db_flows import aftermath
 from mistral_db_flows import conf
 from mistral_db_flows import exceptions
 from mistral_db_flows import flows
 from mistral_db_flows import identity
 from mistral_db_flows import logbook
+from mistral_db_flows import resume
+from mistral_db_flows import results
 from mistral_db_flows import states
+from mistral_db_flows import urls
+from mistral_db_flows import version_table
 from mistral_db_flows.logbook import records
+
+# What a planner returns: the revision graph and the plan made on it.
+Planner = Callable[[], "tuple[Any, flows.Plan]"]
 
 
 def logbook_url(settings: conf.Settings) -> str:
@@ -26,9 +43,27 @@ def logbook_url(settings: conf.Settings) -> str:
         settings.resolved_state_dir())
 
 
+# -- guard -----------------------------------------------------------------
+
+@dataclasses.dataclass
+class Guard:
+    """A run's lock and logbook, held for its whole length."""
+
+    lock: Any
+    store: logbook.RunStore
+
+    def check(self) -> None:
+        """Raise LockLost if the lock went away (called between steps:
+        one cheap query on the lock's own session)."""
+        try:
+            self.lock.check()
+        except exceptions.LockError as exc:
+            raise exceptions.LockLost(database=exc.database,
+                                      reason=str(exc)) from exc
+
+
 @contextlib.contextmanager
-def guarded(settings: conf.Settings, owner: str
-            ) -> Iterator[logbook.RunStore]:
+def guard(settings: conf.Settings, owner: str) -> Iterator[Guard]:
     """Hold the database's lock and open its logbook for the body."""
     from mistral_db_flows import locking
 
@@ -38,112 +73,279 @@ def guarded(settings: conf.Settings, owner: str
         # (and the run's backup) use that answer.
         with logbook.opened(logbook_url(settings), settings.database_url,
                             target_identity=lock.identity) as store:
-            yield store
+            yield Guard(lock, store)
 
 
-def plan_facts(plan: flows.Plan) -> dict:
-    return {"start": plan.start, "target": plan.target,
-            "pending": list(plan.pending)}
+@contextlib.contextmanager
+def guarded(settings: conf.Settings, owner: str
+            ) -> Iterator[logbook.RunStore]:
+    """:func:`guard`, for a body that needs only the logbook."""
+    with guard(settings, owner) as held:
+        yield held.store
 
 
-def fingerprint(flow: Any, plan: flows.Plan) -> dict:
-    """What must be the same for a resumed run to be the same run."""
-    return {"tasks": flows.atom_names(flow), "start": plan.start,
-            "target": plan.target}
+# -- build -----------------------------------------------------------------
+
+def with_driver(settings: conf.Settings) -> conf.Settings:
+    """Settings whose URL names an installed driver (for every tool)."""
+    try:
+        parsed = urls.parse(settings.database_url)
+    except urls.UrlError:
+        return settings  # reading it fails later, with its own error
+    url = parsed.with_installed_driver()
+    if url == parsed:
+        return settings
+    return dataclasses.replace(settings, database_url=url.text)
 
 
-# A step in these states is where its run stopped (or died).
-_UNFINISHED = (states.StepState.RUNNING, states.StepState.FAILED,
-               states.StepState.REVERTING, states.StepState.REVERT_FAILED)
-# A run with a step in these states was reverting when it died.
-_REVERTING = (states.StepState.FAILED, states.StepState.REVERTING,
-              states.StepState.REVERTED, states.StepState.REVERT_FAILED)
+def build(operation: str, settings: conf.Settings, plan: flows.Plan,
+          graph: Any, *, fresh_run: bool = False,
+          identity: str | None = None):
+    """The flow of ``operation`` doing ``plan``."""
+    settings = with_driver(settings)
+    ctx = flows.BuildContext(
+        operation=operation, database_url=settings.database_url,
+        plan=plan, head=graph.heads[0] if graph.sound else None,
+        settings=settings, fresh_run=fresh_run, identity=identity)
+    return flows.build(ctx)
 
 
-def _step(order: list[str], atoms: dict[str, str]) -> str | None:
-    """The step a run stopped in (or after), from its atom states."""
-    last_done = last_reverted = None
-    for name in order:
-        state = states.StepState.of_atom(atoms.get(name, ""))
-        if state in _UNFINISHED:
-            return name
-        if state is states.StepState.DONE:
-            last_done = name
-        elif state is states.StepState.REVERTED:
-            # A stopped run's engine reverted (without restoring) every
-            # step up to the failed one, the last reverted in order.
-            last_reverted = name
-    return last_done or last_reverted
+def _check_can_backup(settings: conf.Settings) -> None:
+    """A backup that cannot be made is refused before any change, with
+    the backup's own error."""
+    from mistral_db_flows import backup
+    from mistral_db_flows.tasks import backup as backup_task
+
+    if not backup_task.missing_sqlite_file(settings.database_url):
+        backup.check_can_backup(settings.database_url,
+                                settings.resolved_backup_dir())
 
 
-def _describe_meta(meta: dict, atoms: dict[str, str]) -> dict:
-    plan = meta.get("plan") or {}
-    order = (meta.get("fingerprint") or {}).get("tasks") or list(atoms)
-    return {"operation": meta.get("operation"),
-            "target": plan.get("target"),
-            "state": records.run_state(meta),
-            "step": _step(order, atoms),
-            "started": meta.get("started"),
-            "backup": (meta.get("backup") or {}).get("path")}
+# -- plan, guard, build, execute -------------------------------------------
+
+def run_plan(operation: str, settings: conf.Settings, planner: Planner,
+             *, progress: Any = None, relative: str | None = None
+             ) -> results.Run:
+    """Plan under the lock, resume an interrupted run or start one."""
+    from mistral_db_flows import dbapi
+
+    settings = with_driver(settings)
+    # One connection for the whole run (version reads, the backup's
+    # measurements, migrate steps, populate, verify); the lock keeps
+    # its own.
+    with dbapi.sharing(settings.database_url):
+        # Plan first without the lock: a bad URL, an unreachable server
+        # or an unknown revision fails with its own error first.
+        planner()
+        with guard(settings, owner=operation) as held:
+            return _run_guarded(operation, settings, planner, held,
+                                progress=progress, relative=relative)
 
 
-def describe(fd: Any) -> dict:
-    """The interrupted run, as ``status`` shows it."""
-    return _describe_meta(fd.meta or {},
-                          {ad.name: str(ad.state) for ad in fd})
+def _run_guarded(operation: str, settings: conf.Settings,
+                 planner: Planner, held: Guard, *, progress: Any,
+                 relative: str | None) -> results.Run:
+    store = held.store
+    # Plan again under the lock: a run we waited for may have moved the
+    # database already.
+    graph, plan = planner()
+    fd = store.interrupted()
+    prior_backup = None
+    resumed = fd is not None
+    if fd is not None:
+        try:
+            plan = resume.resume_plan(fd, operation, plan,
+                                      relative=relative)
+        except exceptions.ResumeRefused:
+            if not (fd.meta or {}).get("revert_failed"):
+                raise
+            # Its restore failed half-way (MariaDB cannot restore in one
+            # transaction): finish that first, never forget it.
+            _retry_restore(settings, store, fd, operation)
+        if records.run_state(fd.meta) is states.RunState.STOPPED:
+            # A stopped run's engine has reverted; continue in a new run
+            # that keeps the first attempt's backup.
+            prior_backup = (fd.meta or {}).get("backup")
+            store.set_state(fd, states.RunState.RESUMED)
+            fd = None
+    elif plan.unchanged and operation in ("upgrade", "stamp"):
+        return results.Run(operation=operation,
+                           state=results.Outcome.UNCHANGED,
+                           start_revision=plan.start,
+                           end_revision=plan.target, target=plan.target)
+    fresh = fd is None
+    if fresh and settings.backup and not prior_backup:
+        _check_can_backup(settings)
+    # A fresh run's backup starts while the flow is built.
+    flow = build(operation, settings, plan, graph,
+                 fresh_run=fresh and not prior_backup,
+                 identity=store.identity)
+    if fd is not None:
+        resume.check_fingerprint(fd, flow, plan)
+    else:
+        fd = store.start(operation, resume.fingerprint(flow, plan),
+                         plan=resume.plan_facts(plan), relative=relative)
+    return execute(flow, settings, held, fd, plan,
+                   prior_backup=prior_backup, resumed=resumed,
+                   progress=progress)
 
 
-def _refuse(fd: Any, reason: str) -> exceptions.ResumeRefused:
-    info = describe(fd)
-    return exceptions.ResumeRefused(reason, operation=info["operation"],
-                                    target=info["target"],
-                                    step=info["step"])
+def run_flow(flow: Any, settings: conf.Settings, *,
+             target: str | None = None, progress: Any = None
+             ) -> results.Run:
+    """Run a built flow (ours or an embedder's) as a guarded run."""
+    from mistral_db_flows import dbapi
+
+    settings = with_driver(settings)
+    operation = flows.operation_of(flow)
+    plan = flows.Plan(None, target)
+    with dbapi.sharing(settings.database_url):
+        # Reachable, with a valid URL, before the lock is asked for.
+        version_table.read_version(settings.database_url)
+        with guard(settings, owner=operation) as held:
+            fd = held.store.start(operation, resume.fingerprint(flow, plan),
+                                  plan=resume.plan_facts(plan))
+            return execute(flow, settings, held, fd, plan,
+                           progress=progress)
 
 
-def resume_plan(fd: Any, operation: str, requested: flows.Plan, *,
-                relative: str | None = None) -> flows.Plan:
-    """The plan of the interrupted run, if this command continues it.
+def execute(flow: Any, settings: conf.Settings, held: Guard, fd: Any,
+            plan: flows.Plan, *, prior_backup: dict | None = None,
+            resumed: bool = False, progress: Any = None) -> results.Run:
+    """Run (or resume) ``flow`` under ``fd``; settle the logbook."""
+    store = held.store
+    before = version_table.read_version(settings.database_url)
+    # What an earlier, killed attempt of this run recorded: its backup
+    # and the step that failed (a resumed revert does not run them).
+    recorded = {ad.name: ad for ad in fd}
+    earlier_backup = getattr(recorded.get("backup"), "results", None)
+    earlier_failure = next(
+        (name for name in flows.atom_names(flow)
+         if getattr(recorded.get(name), "failure", None) is not None),
+        None)
+    outcome = flows.run(flow, store={"prior_backup": prior_backup},
+                        flow_detail=fd, backend=store.backend,
+                        progress=progress, before_step=held.check)
+    try:
+        after = version_table.read_version(settings.database_url)
+    except exceptions.MistralDbError:
+        after = []
+    # The step's own result: after a revert TaskFlow forgets the value.
+    taken = ({st.name: st.detail for st in outcome.steps}.get("backup")
+             or (earlier_backup if isinstance(earlier_backup, dict)
+                 else None)
+             or prior_backup)
+    operation = flows.operation_of(flow)
+    facts = aftermath.Facts(
+        operation=operation, failed=outcome.cause is not None,
+        failed_step=outcome.failed_step,
+        starts_with_backup=flows.atom_names(flow)[:1] == ["backup"],
+        backup=taken, restores=settings.restores_on_failure,
+        backup_step={s.name: s.state for s in outcome.steps}.get("backup"),
+        unchanged=before == after and not resumed,
+        end_revision=after[0] if after else None)
+    settled = aftermath.settle(facts)
+    store.set_state(fd, settled.logbook_state, **settled.logbook_facts)
+    run = results.Run(operation=operation, state=settled.run_state,
+                      start_revision=plan.start if resumed else (
+                          before[0] if before else None),
+                      end_revision=facts.end_revision,
+                      steps=outcome.steps,
+                      backup=(taken or {}).get("path"),
+                      target=plan.target, resumed=resumed)
+    if not facts.failed:
+        _prune_backups(settings, taken)
+        return run
+    failed_step = outcome.failed_step
+    if failed_step in (None, "flow") and earlier_failure:
+        failed_step = earlier_failure
+    restore_error = None
+    if settled.run_state is states.RunState.REVERT_FAILED:
+        restore_error = outcome.revert_causes.get("backup") \
+            or "the restore failed"
+    raise exceptions.StepFailed(failed_step or "flow",
+                                _known(outcome.cause, settings.database_url),
+                                run=run, aftermath=settled.aftermath,
+                                restore_error=restore_error)
 
-    ``requested`` is what the command would do now; its ``start`` is
-    where the database is now. ``relative`` is a relative request
-    (``+2``): the same one continues the interrupted run whatever
-    target it gives from where the database is now.
-    """
+
+# -- outcome ---------------------------------------------------------------
+
+def _known(cause: BaseException | str | None, url: str
+           ) -> BaseException | str:
+    """A step's failure as one of our errors where we know what it
+    means, so that it exits with that error's code: a driver saying the
+    server ended the session is ConnectionLost (3, not 7)."""
+    if not isinstance(cause, BaseException):
+        return cause or "unknown failure"
+    if not exceptions.is_connection_lost(cause):
+        return cause
+    driver = getattr(cause, "orig", None) or cause
+    args = driver.args
+    # PyMySQL's message is its second argument (the first a number).
+    said = args[1] if len(args) > 1 and isinstance(args[0], int) else driver
+    lost = exceptions.ConnectionLost(urls.masked(url),
+                                     urls.mask_text(str(said), (url,)))
+    lost.__cause__ = cause
+    return lost
+
+
+def _prune_backups(settings: conf.Settings, taken: dict | None) -> None:
+    if not taken:
+        return
+    from mistral_db_flows import backup
+
+    backup.prune(settings.resolved_backup_dir(), settings.backup_keep)
+
+
+def _retry_restore(settings: conf.Settings, store: Any, fd: Any,
+                   operation: str) -> None:
+    """Restore the backup an interrupted run failed to restore; raise
+    StepFailed (state ``reverted``) saying so, or RestoreError again."""
+    from mistral_db_flows import backup
+
     meta = fd.meta or {}
-    if meta.get("operation") != operation:
-        raise _refuse(fd, "this is %s" % operation)
-    stored = meta.get("plan") or {}
-    plan = flows.Plan(stored.get("start"), stored.get("target"),
-                      tuple(stored.get("pending") or ()))
-    same_relative = relative is not None and meta.get("relative") == relative
-    if requested.target != plan.target and not same_relative:
-        raise _refuse(fd, "this run asks for %s" % (requested.target
-                                                   or "base"))
-    path = {plan.start, plan.target, *plan.pending}
-    if requested.start not in path and not _reverting(fd):
-        raise _refuse(fd, "the database is at %s now, which is not on "
-                      "that run's way from %s to %s"
-                      % (requested.start or "base", plan.start or "base",
-                         plan.target or "base"))
-    return plan
+    taken = meta.get("backup") or {}
+    step = resume.describe(fd)["step"] or "backup"
+    backup.restore(settings.database_url, taken,
+                   lock_wait=settings.lock_timeout)
+    store.set_state(fd, states.RunState.REVERTED)
+    after = version_table.read_version(settings.database_url)
+    plan = meta.get("plan") or {}
+    run = results.Run(operation=operation, state=states.RunState.REVERTED,
+                      start_revision=plan.get("start"),
+                      end_revision=after[0] if after else None,
+                      backup=taken.get("path"), target=plan.get("target"),
+                      resumed=True)
+    raise exceptions.StepFailed(
+        step, "the earlier run failed and so did its restore", run=run,
+        aftermath="the backup %s was restored now, so the database is as "
+        "before that run; run the command again to upgrade"
+        % taken.get("path"))
 
 
-def _reverting(fd: Any) -> bool:
-    """The run died while reverting: the database may be anywhere (a
-    MySQL restore killed after its drops leaves it empty), and resuming
-    the revert restores the backup whatever it holds now."""
-    if records.run_state(fd.meta) is not states.RunState.RUNNING:
-        return False
-    return any(states.StepState.of_atom(ad.state) in _REVERTING
-               for ad in fd)
+# -- offline, status, abandon ----------------------------------------------
 
+def offline(operation: str, settings: conf.Settings, plan: Any,
+            output: TextIO | None) -> results.Run:
+    """Write the SQL script of an upgrade or stamp; nothing connects."""
+    import sys
 
-def check_fingerprint(fd: Any, flow: Any, plan: flows.Plan) -> None:
-    """TaskFlow would run a changed flow out of order: refuse instead."""
-    recorded = (fd.meta or {}).get("fingerprint")
-    if recorded != fingerprint(flow, plan):
-        raise _refuse(fd, "its steps differ from the ones this command "
-                      "builds now (task list or plugins changed)")
+    from mistral_db_flows import migration
+
+    migration.check_url(settings.database_url)
+    out = output if output is not None else sys.stdout
+    if operation == "upgrade":
+        target = (plan.target if plan.start is None
+                  else "%s:%s" % (plan.start, plan.target))
+        migration.upgrade(settings.database_url, target, sql=True,
+                          output=out)
+    else:
+        migration.stamp(settings.database_url, plan.target or "base",
+                        sql=True, output=out)
+    return results.Run(operation=operation, state=results.Outcome.OFFLINE,
+                       start_revision=plan.start, end_revision=plan.target,
+                       target=plan.target)
 
 
 def read_interrupted(settings: conf.Settings) -> dict | None:
@@ -159,12 +361,13 @@ def read_interrupted(settings: conf.Settings) -> dict | None:
     if logbook.is_local_file(url):
         meta = records.peek_interrupted(url, *logbook.book_uuids(
             target, identity.legacy(settings.database_url)))
-        info = _describe_meta(meta, meta.pop("atoms")) if meta else None
+        info = (resume.describe_meta(meta, meta.pop("atoms"))
+                if meta else None)
     else:
         with logbook.opened(url, settings.database_url,
                             target_identity=target) as store:
             fd = store.interrupted()
-            info = describe(fd) if fd is not None else None
+            info = resume.describe(fd) if fd is not None else None
     if info is None:
         return None
     info["in_progress"] = False
@@ -184,6 +387,6 @@ def abandon(settings: conf.Settings) -> dict | None:
         fd = store.interrupted()
         if fd is None:
             return None
-        info = describe(fd)
+        info = resume.describe(fd)
         store.set_state(fd, states.RunState.ABANDONED)
         return info

@@ -20,6 +20,7 @@ from mistral_db_flows.exceptions._base import MistralDbError
 from mistral_db_flows.exceptions._database import ConnectionLost
 from mistral_db_flows.exceptions._database import DatabaseUnreachable
 from mistral_db_flows.exceptions._database import LockError
+from mistral_db_flows.exceptions._database import LockLost
 from mistral_db_flows.exceptions._database import LockTimeout
 from mistral_db_flows.exceptions._database import SchemaConflict
 from mistral_db_flows.exceptions._database import describe_holder
@@ -48,11 +49,10 @@ from mistral_db_flows.exceptions._run import VerifyFailed
 __all__ = [
     "BackupError", "BadTarget", "BadUrl", "BranchError", "ConfigError",
     "ConnectionLost", "DatabaseUnreachable", "DefinitionError",
-    "DuplicateDefinition", "ExitCode", "LockError", "LockTimeout",
+    "DuplicateDefinition", "ExitCode", "LockError", "LockLost", "LockTimeout",
     "LogbookError", "MistralDbError", "PluginError", "PopulateError",
-    "ReadOnlyMigrations", "ResumeRefused", "RestoreError",
-    "SchemaConflict", "SchemaNotReady", "SourceError", "StepFailed",
-    "UnknownRevision", "UnsupportedRevisionFile", "UsageError",
-    "VerifyFailed", "describe_holder",
+    "ReadOnlyMigrations", "ResumeRefused", "RestoreError", "SchemaConflict",
+    "SchemaNotReady", "SourceError", "StepFailed", "UnknownRevision",
+    "UnsupportedRevisionFile", "UsageError", "VerifyFailed", "describe_holder",
     "is_connection_lost",
 ]

@@ -131,6 +131,22 @@ class LockTimeout(LockError):
             % (database, who, timeout), database=database)
 
 
+class LockLost(LockError):
+    """The run's lock went away between two steps (its session was
+    ended): the run stopped before its next step and can be resumed
+    by running the same command again. ``reason`` is what the check
+    found."""
+
+    exit_code = _base.ExitCode.LOCKED
+    reason: str
+
+    def __init__(self, *, database: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            "%s; the run stopped before its next step: run the same "
+            "command again to resume it" % reason, database=database)
+
+
 def describe_holder(holder: dict[str, Any]) -> str:
     """The run holding a lock, in words (``LockTimeout.holder``)."""
     parts = ["%s %s" % (k.replace("_", " "), v)

@@ -74,7 +74,7 @@ def test_flow_step_falls_back_to_careful_run_after_a_crash(db_url, tmp_path,
     from mistral_db_flows import api
     from mistral_db_flows import conf
 
-    caplog.set_level("INFO", logger="mistral_db_flows.tasks.upgrade")
+    caplog.set_level("INFO", logger="mistral_db_flows.tasks.migrate")
     settings = conf.Settings(database_url=db_url,
                              state_dir=str(tmp_path / "state"))
     migration.upgrade(db_url, "009")

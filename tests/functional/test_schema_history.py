@@ -54,7 +54,7 @@ def _settings(url: str, tmp_path) -> conf.Settings:
 def test_guarded_upgrade_head_matches_reference(db_url, tmp_path, caplog):
     """The flow (fast first attempt per step, then verify) reaches the
     reference head schema too, and no step needed its careful retry."""
-    caplog.set_level("INFO", logger="mistral_db_flows.tasks.upgrade")
+    caplog.set_level("INFO", logger="mistral_db_flows.tasks.migrate")
     run = api.upgrade(_settings(db_url, tmp_path), "head")
     assert [r.getMessage() for r in caplog.records
             if "retrying" in r.getMessage()] == []

@@ -17,6 +17,7 @@ import pytest
 
 import mistral_db_flows
 from mistral_db_flows import cli
+from mistral_db_flows import console
 from mistral_db_flows import exceptions
 from mistral_db_flows import results
 from mistral_db_flows import urls
@@ -508,7 +509,7 @@ def test_mask_url_and_password():
     assert urls.masked("mysql://u:p@ss@h/d") == "mysql://u:***@h/d"
     assert urls.parse("sqlite:///x.db").password is None
     assert urls.masked("sqlite:///x.db") == "sqlite:///x.db"
-    out = cli.Output("text", False)
+    out = console.Output("text", False)
     out.add_url(URL)
     assert out.mask("at %s: %s" % (URL, PASSWORD)) == \
         "at %s: %s" % (URL.replace(PASSWORD, "***"), PASSWORD)
@@ -517,7 +518,7 @@ def test_mask_url_and_password():
 def test_json_output_is_masked(capsys):
     """Every string of a JSON document has its URLs' passwords hidden,
     as the text output has."""
-    out = cli.Output("json", False)
+    out = console.Output("json", False)
     out.add_url(URL)
     out.document({"url": URL, "lines": ["x %s" % URL], 3: None, "n": 1.5})
     doc = json.loads(capsys.readouterr().out)
@@ -543,14 +544,16 @@ def test_help_imports_nothing_heavy():
 
 
 def test_populate_report_lines():
-    """populate's text report: one line per kind and change, warnings."""
+    """populate's text report: one line per kind and change, warnings,
+    then the run's summary line."""
     report = {"actions": {"added": ["std.a"], "unchanged": ["std.b"]},
               "workflows": {"removed": ["wf.old"]},
               "warnings": ["kept wf.cron: a cron trigger uses it"]}
     run = results.Run("populate", "populated", "045", "045",
                       [results.Step("backup", "done"),
                        results.Step("populate", "done", 0.1, report)])
-    assert cli._populate_lines(run) == [
+    assert run.lines() == [
         "actions added: std.a", "actions unchanged: std.b",
         "workflows removed: wf.old",
-        "warning: kept wf.cron: a cron trigger uses it"]
+        "warning: kept wf.cron: a cron trigger uses it",
+        "populate: populated at 045, 2 steps in 0.1 s"]

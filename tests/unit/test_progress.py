@@ -6,9 +6,10 @@ import io
 from taskflow import task as tf_task
 from taskflow.patterns import linear_flow
 
-from mistral_db_flows import cli
+from mistral_db_flows import console
 from mistral_db_flows import exceptions
 from mistral_db_flows import flows
+from mistral_db_flows.cli import commands
 
 
 class Copying(tf_task.Task):
@@ -57,8 +58,8 @@ def test_a_task_s_progress_reaches_the_run_s_listener():
 
 def _output(monkeypatch, terminal):
     err = io.StringIO()
-    monkeypatch.setattr(cli.sys, "stderr", err)
-    out = cli.Output("text", False)
+    monkeypatch.setattr(console.sys, "stderr", err)
+    out = console.Output("text", False)
     out.terminal = terminal
     # The heartbeat is driven by hand here (see _heartbeat tests).
     monkeypatch.setattr(out, "_start_ticker", lambda: None)
@@ -84,7 +85,7 @@ def test_a_terminal_redraws_one_progress_line(monkeypatch):
 def test_off_a_terminal_progress_is_a_line_every_few_seconds(monkeypatch):
     out, err = _output(monkeypatch, terminal=False)
     clock = [100.0]
-    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(console.time, "monotonic", lambda: clock[0])
     out.progress("restore", "reverting", None)
     for clock[0] in (101.0, 105.0, 110.5, 115.0, 121.0):
         out.progress("restore", "progress", {"progress": clock[0] / 200,
@@ -106,10 +107,10 @@ def _status_text(monkeypatch, interrupted):
             return results.Status(current="009", head="045",
                                   pending=["010"], interrupted=interrupted)
 
-    monkeypatch.setattr(cli, "_api", lambda: Api)
-    out = cli.Output("text", False)
+    monkeypatch.setattr(commands, "_api", lambda: Api)
+    out = console.Output("text", False)
     out.stdout = io.StringIO()
-    code = cli.run_status(None, None, out)
+    code = commands.run_status(None, None, out)
     return code, out.stdout.getvalue()
 
 
@@ -129,7 +130,7 @@ def test_status_tells_a_running_run_from_an_interrupted_one(monkeypatch):
 def test_a_silent_long_step_shows_how_long_it_has_run(monkeypatch):
     out, err = _output(monkeypatch, terminal=False)
     clock = [1000.0]
-    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(console.time, "monotonic", lambda: clock[0])
     out.progress("migrate_020", "running", None)
     for now in (1003.0, 1006.0, 1012.0, 1016.0, 1027.0):
         out._heartbeat(now)
@@ -145,7 +146,7 @@ def test_a_silent_long_step_shows_how_long_it_has_run(monkeypatch):
 
 def test_on_a_terminal_the_heartbeat_is_redrawn_and_cleared(monkeypatch):
     out, err = _output(monkeypatch, terminal=True)
-    monkeypatch.setattr(cli.time, "monotonic", lambda: 50.0)
+    monkeypatch.setattr(console.time, "monotonic", lambda: 50.0)
     out.progress("migrate_020", "running", None)
     out._heartbeat(53.0)
     out._heartbeat(57.0)
@@ -160,8 +161,8 @@ def test_on_a_terminal_the_heartbeat_is_redrawn_and_cleared(monkeypatch):
 
 def test_the_heartbeat_thread_stops_with_the_command(monkeypatch):
     err = io.StringIO()
-    monkeypatch.setattr(cli.sys, "stderr", err)
-    out = cli.Output("text", False)
+    monkeypatch.setattr(console.sys, "stderr", err)
+    out = console.Output("text", False)
     out.progress("verify", "running", None)
     assert out._ticker is not None and out._ticker.is_alive()
     out.close()

@@ -355,7 +355,7 @@ def _wrapping(module: str, factory: str = "factory"):
 
 backup = _wrapping("backup")
 check_branches = _wrapping("branches")
-migrate = _wrapping("upgrade")
+migrate = _wrapping("migrate")
 stamp = _wrapping("stamp")
 verify = _wrapping("verify")
 populate = _wrapping("populate")

@@ -1,0 +1,196 @@
+"""The run engine's decisions, without a database.
+
+How a run ends (:func:`aftermath.settle`): one test per way it can
+end. The lock check between steps (``before_step``, ``Guard.check``):
+with tasks that touch nothing and a fake lock.
+"""
+from __future__ import annotations
+
+import pytest
+from taskflow import task
+
+from mistral_db_flows import aftermath
+from mistral_db_flows import exceptions
+from mistral_db_flows import flows
+from mistral_db_flows import runs
+from mistral_db_flows import states
+from mistral_db_flows.results import Outcome
+
+RunState = states.RunState
+BACKUP = {"path": "/b/mistral-045.sql"}
+
+
+def failed(**facts):
+    defaults = dict(operation="upgrade", failed=True,
+                    failed_step="migrate_013", starts_with_backup=True,
+                    backup=BACKUP, restores=True,
+                    backup_step=states.StepState.REVERTED,
+                    end_revision="012")
+    defaults.update(facts)
+    return aftermath.settle(aftermath.Facts(**defaults))
+
+
+# -- settle: success -------------------------------------------------------
+
+@pytest.mark.parametrize("operation, done", [
+    ("upgrade", Outcome.UPGRADED), ("stamp", Outcome.STAMPED),
+    ("populate", Outcome.POPULATED), ("populate_actions", Outcome.POPULATED),
+    ("verify", Outcome.VERIFIED), ("embedders_own", Outcome.DONE)])
+def test_a_run_that_moved_says_what_its_operation_did(operation, done):
+    settled = aftermath.settle(aftermath.Facts(operation, failed=False))
+    assert settled == aftermath.Settled(done, RunState.FINISHED)
+
+
+@pytest.mark.parametrize("operation", ["upgrade", "stamp"])
+def test_an_upgrade_or_stamp_that_did_not_move_is_unchanged(operation):
+    settled = aftermath.settle(aftermath.Facts(operation, failed=False,
+                                               unchanged=True))
+    assert settled == aftermath.Settled(Outcome.UNCHANGED,
+                                        RunState.FINISHED)
+
+
+def test_a_populate_that_left_the_revision_is_still_populated():
+    """populate never moves the revision: that is not "unchanged"."""
+    settled = aftermath.settle(aftermath.Facts("populate", failed=False,
+                                               unchanged=True))
+    assert settled.run_state is Outcome.POPULATED
+
+
+# -- settle: failure -------------------------------------------------------
+
+def test_a_failed_verify_is_failed_with_nothing_left_to_do():
+    settled = failed(operation="verify", failed_step="verify",
+                     starts_with_backup=False, backup=None,
+                     backup_step=None)
+    assert settled == aftermath.Settled(RunState.FAILED, RunState.FAILED)
+
+
+def test_a_failed_first_backup_changed_nothing():
+    settled = failed(failed_step="backup", backup=None,
+                     backup_step=states.StepState.FAILED)
+    assert settled == aftermath.Settled(RunState.FAILED, RunState.FAILED,
+                                        "nothing was changed")
+
+
+def test_a_backup_that_is_not_the_first_step_does_not_claim_nothing():
+    """An embedder's flow may change things before its backup."""
+    settled = failed(failed_step="backup", starts_with_backup=False,
+                     backup=None, backup_step=states.StepState.FAILED)
+    assert settled.run_state is RunState.STOPPED
+
+
+def test_a_restored_run_is_reverted_and_names_its_backup():
+    settled = failed()
+    assert settled == aftermath.Settled(
+        RunState.REVERTED, RunState.REVERTED,
+        "the database was restored from the backup /b/mistral-045.sql")
+
+
+def test_a_new_sqlite_file_removed_is_reverted_without_a_path():
+    """A SQLite database the run created has no backup file: its
+    "restore" removes the file."""
+    settled = failed(backup={"path": None, "created": True})
+    assert settled == aftermath.Settled(
+        RunState.REVERTED, RunState.REVERTED,
+        "the database file it created was removed")
+
+
+def test_a_failed_restore_is_revert_failed_and_recorded_resumable():
+    settled = failed(backup_step=states.StepState.REVERT_FAILED)
+    assert settled.run_state is RunState.REVERT_FAILED
+    assert settled.logbook_state is RunState.STOPPED
+    assert settled.logbook_facts == {"backup": BACKUP,
+                                     "revert_failed": True}
+    assert settled.aftermath == (
+        "restoring the backup /b/mistral-045.sql failed too: restore it "
+        "by hand (see docs/safety.md)")
+
+
+@pytest.mark.parametrize("facts", [
+    {"restores": False},                     # --on-failure stop
+    {"backup": None, "backup_step": None},   # no backup step at all
+    {"backup_step": states.StepState.DONE},  # the revert never got there
+], ids=["stop", "no-backup", "not-reverted"])
+def test_otherwise_the_run_stops_where_it_is_resumable(facts):
+    settled = failed(**facts)
+    assert settled.run_state is RunState.STOPPED
+    assert settled.logbook_state is RunState.STOPPED
+    assert settled.logbook_facts == {"backup": facts.get("backup",
+                                                         BACKUP)}
+    assert settled.aftermath == (
+        "the database was left as it is (at 012) for inspection: run the "
+        "same command to resume, or `abandon`")
+
+
+def test_a_stopped_run_at_no_revision_says_base():
+    settled = failed(restores=False, end_revision=None)
+    assert "(at base)" in settled.aftermath
+
+
+# -- the lock check between steps ------------------------------------------
+
+class Note(task.Task):
+    def execute(self, ran):
+        ran.append(self.name)
+
+
+def three_steps():
+    from taskflow.patterns import linear_flow
+
+    return linear_flow.Flow("mistral-db-test").add(
+        Note("one"), Note("two"), Note("three"))
+
+
+def test_before_step_is_asked_before_every_step():
+    ran, asked = [], []
+    outcome = flows.run(three_steps(), store={"ran": ran},
+                        before_step=lambda: asked.append(list(ran)))
+    assert outcome.cause is None and ran == ["one", "two", "three"]
+    # Before each step, never inside one (the last: before game over).
+    assert asked[:3] == [[], ["one"], ["one", "two"]]
+
+
+def test_a_failed_check_stops_before_the_next_step_resumable():
+    """The step running when the lock went away finishes; the next does
+    not start; the flow is suspended (so TaskFlow can resume it) and
+    the check's error is raised."""
+    ran = []
+
+    def check():
+        if ran:
+            raise exceptions.LockLost(database="d", reason="gone")
+
+    flow = three_steps()
+    with pytest.raises(exceptions.LockLost) as err:
+        flows.run(flow, store={"ran": ran}, before_step=check)
+    assert ran == ["one"]
+    assert err.value.exit_code == exceptions.ExitCode.LOCKED
+
+
+class FakeLock:
+    def __init__(self, error=None):
+        self.error, self.checks = error, 0
+
+    def check(self):
+        self.checks += 1
+        if self.error is not None:
+            raise self.error
+
+
+def test_guard_check_passes_while_the_lock_is_held():
+    lock = FakeLock()
+    runs.Guard(lock, store=None).check()
+    assert lock.checks == 1
+
+
+def test_guard_check_turns_a_lost_lock_into_lock_lost():
+    cause = exceptions.LockError("lost the lock on database m",
+                                 database="m")
+    with pytest.raises(exceptions.LockLost) as err:
+        runs.Guard(FakeLock(cause), store=None).check()
+    assert err.value.database == "m"
+    assert err.value.reason == "lost the lock on database m"
+    assert err.value.__cause__ is cause
+    assert err.value.exit_code == exceptions.ExitCode.LOCKED
+    assert str(err.value).startswith("lost the lock on database m; the "
+                                     "run stopped before its next step")
