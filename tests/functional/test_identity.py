@@ -294,8 +294,6 @@ def test_logbook_in_the_target_is_refused_whatever_the_spelling(make_db):
     """``logbook_connection`` naming the Mistral database through
     another URL (``localhost`` for ``127.0.0.1``) is still the target:
     refused; another database is not."""
-    from mistral_db_flows import exceptions
-
     url = make_db("postgresql")
     target = identity.of_url(url)
     same = "postgresql://postgres@localhost/%s" % urls.parse(url).database
