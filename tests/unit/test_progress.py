@@ -6,10 +6,10 @@ import io
 from taskflow import task as tf_task
 from taskflow.patterns import linear_flow
 
-from mistral_db_flows import cli
 from mistral_db_flows import console
 from mistral_db_flows import exceptions
 from mistral_db_flows import flows
+from mistral_db_flows.cli import commands
 
 
 class Copying(tf_task.Task):
@@ -107,10 +107,10 @@ def _status_text(monkeypatch, interrupted):
             return results.Status(current="009", head="045",
                                   pending=["010"], interrupted=interrupted)
 
-    monkeypatch.setattr(cli, "_api", lambda: Api)
+    monkeypatch.setattr(commands, "_api", lambda: Api)
     out = console.Output("text", False)
     out.stdout = io.StringIO()
-    code = cli.run_status(None, None, out)
+    code = commands.run_status(None, None, out)
     return code, out.stdout.getvalue()
 
 
