@@ -17,8 +17,8 @@ None of it imports SQLAlchemy for a plain URL (``dbapi`` opens the
 driver itself): every guarded run takes the lock, ``populate`` included,
 and the import alone would cost it about a tenth of a second.
 
-This module holds what every backend offers (``Lock``) and the entry
-points; ``server`` the session shared by ``postgres`` and ``mysql``;
+This module holds the entry points; ``base`` what every backend offers
+(``Lock``); ``server`` the session shared by ``postgres`` and ``mysql``;
 ``file`` the SQLite lock.
 """
 from __future__ import annotations
@@ -27,55 +27,19 @@ import contextlib
 from typing import Any, Iterator
 
 from mistral_db_flows import exceptions
-
-PREFIX = "mistral-db-flows"
-
-
-class Lock:
-    """What every backend offers; ``hold`` yields one of these."""
-
-    backend = ""
-
-    def __init__(self, url: str, database: str | None, owner: str) -> None:
-        self.url = url
-        self.owner = owner
-        self.database = database or ""
-        # Known once the server was asked (see identity), or given.
-        self.identity: str | None = None
-        self.name = ""
-
-    def named(self, identity: str) -> None:
-        """Name the lock after the database's ``identity``."""
-        self.identity = identity
-        self.name = "%s:%s" % (PREFIX, identity)
-
-    def acquire(self, timeout: float) -> None:
-        raise NotImplementedError
-
-    def release(self) -> None:
-        raise NotImplementedError
-
-    def check(self) -> None:
-        """Raise LockError if the lock was lost (e.g. connection cut)."""
-
-    def _timeout(self, timeout: float,
-                 holder: dict[str, Any] | None) -> exceptions.LockTimeout:
-        return exceptions.LockTimeout(
-            database=self.database, lock=self.name, timeout=timeout,
-            owner=self.owner, holder=holder)
+from mistral_db_flows.locking import base
+from mistral_db_flows.locking import file
+from mistral_db_flows.locking import mysql
+from mistral_db_flows.locking import postgres
 
 
 def lock_for(url: str, owner: str, *,
-             identity: str | None = None) -> Lock:
+             identity: str | None = None) -> base.Lock:
     """The (not yet taken) lock of the database at ``url``; without
     its ``identity``, the lock's session asks the server for it."""
     from mistral_db_flows import dbapi
-    # Imported here: each backend module subclasses Lock from this one.
-    from mistral_db_flows.locking import file
-    from mistral_db_flows.locking import mysql
-    from mistral_db_flows.locking import postgres
 
-    backends: dict[str, type[Lock]] = {
+    backends: dict[str, type[base.Lock]] = {
         "postgresql": postgres.PostgresLock, "mysql": mysql.MysqlLock,
         "sqlite": file.FileLock}
     parsed = dbapi.parse(url)
@@ -91,7 +55,7 @@ def lock_for(url: str, owner: str, *,
 
 @contextlib.contextmanager
 def hold(url: str, *, timeout: float, owner: str,
-         identity: str | None = None) -> Iterator[Lock]:
+         identity: str | None = None) -> Iterator[base.Lock]:
     """Hold the database's lock for the body; wait up to ``timeout``
     seconds for another run to finish, else raise ``exceptions.LockTimeout``.
 

@@ -10,12 +10,12 @@ import time
 from typing import Any
 
 from mistral_db_flows import exceptions
-from mistral_db_flows import locking
+from mistral_db_flows.locking import base
 
 _POLL = 0.05
 
 
-class FileLock(locking.Lock):
+class FileLock(base.Lock):
     backend = "sqlite"
 
     def __init__(self, url: str, database: str | None, owner: str) -> None:

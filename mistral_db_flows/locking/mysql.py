@@ -5,7 +5,7 @@ import hashlib
 from typing import Any
 
 from mistral_db_flows import exceptions
-from mistral_db_flows import locking
+from mistral_db_flows.locking import base
 from mistral_db_flows.locking import server
 
 _MYSQL_NAME_MAX = 64
@@ -20,7 +20,7 @@ class MysqlLock(server.ServerLock):
         # GET_LOCK names are server-wide, hence the database in it; they
         # are limited to 64 characters, which an identity may pass.
         if len(self.name) > _MYSQL_NAME_MAX:
-            self.name = "%s:%s" % (locking.PREFIX, hashlib.sha256(
+            self.name = "%s:%s" % (base.PREFIX, hashlib.sha256(
                 identity.encode()).hexdigest()[:40])
 
     def _take(self, timeout: float) -> None:

@@ -6,10 +6,10 @@ import contextlib
 from typing import Any
 
 from mistral_db_flows import exceptions
-from mistral_db_flows import locking
+from mistral_db_flows.locking import base
 
 
-class ServerLock(locking.Lock):
+class ServerLock(base.Lock):
     """A lock living in a dedicated server session.
 
     The session is a plain DB-API connection (``dbapi.connect``), not
