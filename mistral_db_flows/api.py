@@ -82,8 +82,6 @@ def check_migration(settings: conf.Settings | None = None
 
 def status(settings: conf.Settings) -> results.Status:
     """Current revision, head and what an ``upgrade head`` would apply."""
-    from mistral_db_flows import dbapi
-
     graph = revisions.graph()
     head = revisions.single_head(graph)
     # One connection reads the version and asks which database this is

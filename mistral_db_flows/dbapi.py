@@ -398,8 +398,6 @@ def _close_sqlalchemy(conn: Any) -> None:
 def _same_driver(handle: Handle, url: str) -> bool:
     """Whether SQLAlchemy would load, for ``url``, the driver that opened
     ``handle`` itself (not through SQLAlchemy)."""
-    import sqlalchemy as sa
-
     if handle.engine is not None:
         return False
     try:

@@ -68,6 +68,24 @@ def _named_diffs(table: str, kind: str, exp: list, act: list,
     return out
 
 
+# (unique, how a generic difference line names it)
+_GENERIC_INDEX_KINDS = ((False, "index on"), (True, "unique on"))
+
+
+def _indexes(table: dict, unique: bool) -> list[tuple[str, dict]]:
+    """A table's indexes (unique ones with its unique constraints)."""
+    out = [("unique index" if unique else "index", i)
+           for i in table["indexes"] if bool(i["unique"]) == unique]
+    if unique:
+        out += [("unique constraint", u)
+                for u in table["unique_constraints"]]
+    return out
+
+
+def _column_sets(table: dict, unique: bool) -> set:
+    return {tuple(sorted(i["columns"])) for _, i in _indexes(table, unique)}
+
+
 def _table_diffs(name: str, exp: dict, act: dict, mode: str) -> list[str]:
     out = _column_diffs(name, exp["columns"], act["columns"], mode)
     if mode == EXACT:
@@ -95,16 +113,8 @@ def _table_diffs(name: str, exp: dict, act: dict, mode: str) -> list[str]:
                    % (name, act["primary_key"]["columns"],
                       exp["primary_key"]["columns"]))
 
-    def column_sets(table: dict, unique: bool) -> set:
-        sets = {tuple(sorted(i["columns"])) for i in table["indexes"]
-                if bool(i["unique"]) == unique}
-        if unique:
-            sets |= {tuple(sorted(u["columns"]))
-                     for u in table["unique_constraints"]}
-        return sets
-
-    for unique, kind in ((False, "index on"), (True, "unique on")):
-        e, a = column_sets(exp, unique), column_sets(act, unique)
+    for unique, kind in _GENERIC_INDEX_KINDS:
+        e, a = _column_sets(exp, unique), _column_sets(act, unique)
         out += ["%s: missing %s %s" % (name, kind, list(c))
                 for c in sorted(e - a)]
         out += ["%s: unexpected %s %s" % (name, kind, list(c))
@@ -134,3 +144,31 @@ def diff(expected: dict, actual: dict, mode: str = EXACT,
         out += _table_diffs(name, exp_t[name], act_t[name], mode)
     ignored = set(ignore)
     return [line for line in out if line not in ignored]
+
+
+def foreign_objects(expected: dict, actual: dict) -> list[tuple[str, str]]:
+    """What ``actual`` has beyond ``expected``: tables and indexes.
+
+    One ``(line, label)`` pair per object: ``line`` is the generic
+    :func:`diff` line the object causes, ``label`` names it for people
+    (``table ops_audit``, ``index ix_desc on workflow_executions_v2``).
+    An index counts when no expected index of its table has its columns:
+    an extra index on columns the expected schema indexes already causes
+    no line. Whether a line is upstream's own (known drift) is for the
+    caller to say.
+    """
+    out = []
+    exp_t, act_t = expected["tables"], actual["tables"]
+    for name in sorted(set(act_t) - set(exp_t)):
+        out.append(("unexpected table %s" % name, "table %s" % name))
+    for name in sorted(set(exp_t) & set(act_t)):
+        for unique, kind in _GENERIC_INDEX_KINDS:
+            known = _column_sets(exp_t[name], unique)
+            for what, index in _indexes(act_t[name], unique):
+                columns = tuple(sorted(index["columns"]))
+                if columns not in known:
+                    out.append(("%s: unexpected %s %s"
+                                % (name, kind, list(columns)),
+                                "%s %s on %s" % (what, index["name"],
+                                                 name)))
+    return out

@@ -145,3 +145,52 @@ def dump_url(url: str) -> dict:
             return dump_connection(conn)
     finally:
         engine.dispose()
+
+
+# Views, triggers and routines, as (kind, name, table) rows. Mistral
+# creates none of them, so whatever is there is an operator's; verify
+# reports them. The catalogs are the backend's own: SQLAlchemy reflects
+# views but neither triggers nor routines.
+_OTHER_OBJECTS = {
+    "sqlite":
+        # A view's tbl_name is its own name.
+        "SELECT type, name, "
+        "CASE type WHEN 'trigger' THEN tbl_name END FROM sqlite_master "
+        "WHERE type IN ('view', 'trigger') AND name NOT LIKE 'sqlite_%'",
+    "postgresql":
+        "SELECT 'view', table_name, NULL FROM information_schema.views "
+        "WHERE table_schema = current_schema() "
+        "UNION SELECT 'trigger', trigger_name, event_object_table "
+        "FROM information_schema.triggers "
+        "WHERE trigger_schema = current_schema() "
+        "UNION SELECT 'routine', routine_name, NULL "
+        "FROM information_schema.routines "
+        "WHERE routine_schema = current_schema()",
+    "mysql":
+        "SELECT 'view', table_name, NULL FROM information_schema.views "
+        "WHERE table_schema = DATABASE() "
+        "UNION SELECT 'trigger', trigger_name, event_object_table "
+        "FROM information_schema.triggers "
+        "WHERE trigger_schema = DATABASE() "
+        "UNION SELECT 'routine', routine_name, NULL "
+        "FROM information_schema.routines "
+        "WHERE routine_schema = DATABASE()",
+}
+
+
+def other_objects(conn: sa.Connection) -> list[str]:
+    """The views, triggers and routines reachable through ``conn``.
+
+    Labels for people, sorted: ``view v``, ``trigger t on table``,
+    ``routine f``.
+    """
+    dialect = {"mariadb": "mysql"}.get(conn.dialect.name,
+                                       conn.dialect.name)
+    query = _OTHER_OBJECTS.get(dialect)
+    if query is None:
+        return []
+    labels = set()
+    for kind, name, table in conn.execute(sa.text(query)):
+        labels.add("%s %s on %s" % (kind, name, table) if table
+                   else "%s %s" % (kind, name))
+    return sorted(labels)

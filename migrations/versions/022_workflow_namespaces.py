@@ -33,9 +33,16 @@ def upgrade():
     ddl.create_unique(_NAMESPACE_UNIQUE, "workflow_definitions_v2",
                       ["name", "namespace", "project_id"])
     # Existing definitions and executions live in the default namespace
-    # ''. Action executions keep NULL, as upstream leaves them.
+    # ''. Upstream moves an action execution there only when its
+    # workflow_name is set and not empty (a run of upstream's 022 on
+    # PostgreSQL and MariaDB: tests/reference_data/upstream_022_data.json);
+    # the others keep NULL. LENGTH, not <> '', because MySQL's PAD SPACE
+    # collations find ' ' equal to '' while upstream counts it as a name.
     ddl.execute("UPDATE workflow_definitions_v2 SET namespace = '' "
                 "WHERE namespace IS NULL")
     for table in ("workflow_executions_v2", "task_executions_v2"):
         ddl.execute("UPDATE %s SET workflow_namespace = '' "
                     "WHERE workflow_namespace IS NULL" % table)
+    ddl.execute("UPDATE action_executions_v2 SET workflow_namespace = '' "
+                "WHERE workflow_namespace IS NULL "
+                "AND LENGTH(workflow_name) > 0")

@@ -8,7 +8,21 @@ from mistral_db_flows.exceptions import _base
 
 def _first_line(error: BaseException | str) -> str:
     lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+    text = lines[0] if lines else type(error).__name__
+    detail = _server_detail(error)
+    return "%s (%s)" % (text, detail) if detail else text
+
+
+def _server_detail(error: BaseException | str) -> str | None:
+    """The server's DETAIL (psycopg2's ``diag``), which the first line
+    lacks: e.g. the operator's view that keeps a column from changing.
+    SQLAlchemy keeps the driver's error as ``orig``."""
+    for candidate in (error, getattr(error, "orig", None)):
+        diag = getattr(candidate, "diag", None)
+        detail = getattr(diag, "message_detail", None)
+        if detail:
+            return " ".join(str(detail).split())
+    return None
 
 
 class StepFailed(_base.MistralDbError):

@@ -9,6 +9,7 @@ SQLite database, so verification never writes to the target.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 
 from taskflow import task
@@ -16,6 +17,8 @@ from taskflow import task
 from mistral_db_flows import dbapi
 from mistral_db_flows import exceptions
 from mistral_db_flows import version_table
+
+LOG = logging.getLogger(__name__)
 
 
 def models_available() -> bool:
@@ -69,7 +72,21 @@ def expected_schema(cache_dir: str | None = None) -> dict:
 
 def model_differences(database_url: str,
                       cache_dir: str | None = None) -> list[str]:
-    """Live schema vs the models, minus upstream's known drift."""
+    """Live schema vs the models, minus upstream's known drift and the
+    operators' own objects (see :func:`model_report`)."""
+    return model_report(database_url, cache_dir)[0]
+
+
+def model_report(database_url: str, cache_dir: str | None = None
+                 ) -> tuple[list[str], list[str]]:
+    """``(problems, not_mistrals)``: live schema vs the models.
+
+    ``problems`` are the differences of Mistral's own objects, minus
+    upstream's known drift. ``not_mistrals`` names the objects that are
+    not Mistral's (an operator's table, an index on a Mistral table,
+    views, triggers, routines): they are kept and only reported, as
+    upstream's upgrades ignore them too.
+    """
     from mistral_db_flows import known_drift
     from mistral_db_flows import schema_compare
     from mistral_db_flows import schema_dump
@@ -81,10 +98,19 @@ def model_differences(database_url: str,
     with dbapi.sqlalchemy_connection(database_url) as conn:
         dialect = conn.dialect.name
         actual = schema_dump.dump_connection(conn)
+        others = schema_dump.other_objects(conn)
     if dialect in ("mysql", "mariadb"):
         expected = _with_foreign_key_indexes(expected)
     lines = schema_compare.diff(expected, actual, schema_compare.GENERIC)
-    return known_drift.unknown(lines, dialect, schema_compare.GENERIC)
+    lines = known_drift.unknown(lines, dialect, schema_compare.GENERIC)
+    # Upstream's own extra table and indexes are known drift: they
+    # were dropped from ``lines`` above, so they never count as foreign.
+    foreign = [(line, label) for line, label
+               in schema_compare.foreign_objects(expected, actual)
+               if line in lines]
+    foreign_lines = {line for line, _ in foreign}
+    return ([line for line in lines if line not in foreign_lines],
+            [label for _, label in foreign] + others)
 
 
 def _with_foreign_key_indexes(schema: dict) -> dict:
@@ -132,13 +158,22 @@ class Verify(task.Task):
                 "alembic_version is %s, expected %s"
                 % (", ".join(found) or "empty", self.target or "empty")])
         models = "skipped"
+        foreign: list[str] = []
         if self.compare_models and models_available():
-            problems = model_differences(self._database_url,
-                                         self._cache_dir)
+            problems, foreign = model_report(self._database_url,
+                                             self._cache_dir)
+            if foreign:
+                LOG.warning("not Mistral's, kept: %s", ", ".join(foreign))
             if problems:
                 raise exceptions.VerifyFailed(problems)
             models = "matched"
-        result = {"revision": self.target, "models": models}
+        result: dict = {"revision": self.target, "models": models}
+        if foreign:
+            # In the step's detail, so the Run (and --format json)
+            # carries the warning to the operator.
+            result["warnings"] = ["not Mistral's, kept: %s"
+                                  % ", ".join(foreign)]
+            result["not_mistrals"] = foreign
         if self.populated:
             from mistral_db_flows import populate
 

@@ -2,11 +2,15 @@
 
 Only our own migrations run here (upstream is not installed in CI). Rows
 are seeded before each data migration (020, 022, 029) and checked after;
+022's expected data is upstream's own, recorded in
+tests/reference_data/upstream_022_data.json;
 the expected task types of 020 are upstream's, found by running
 upstream's 020 on the same specs, except where upstream crashes (we say
 'ACTION') or where a backend cannot tell (noted per case).
 """
 from __future__ import annotations
+
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +18,7 @@ import sqlalchemy as sa
 from mistral_db_flows import migration
 from tests import dbs
 from tests import migrate_util
+from tests import reference
 
 # Statements with :name parameters, one transaction.
 _execute = migrate_util.execute
@@ -218,7 +223,8 @@ def test_019_leaves_key_empty_like_upstream(db_url):
 
 
 def test_022_puts_definitions_and_executions_in_namespace_empty(db_url):
-    """022 sets '' on definitions, workflow and task executions only."""
+    """022 sets '' on definitions, workflow and task executions; an
+    action execution without a workflow_name keeps NULL."""
     migration.upgrade(db_url, "021")
     _execute(db_url, "INSERT INTO workflow_definitions_v2 "
                      "(id, name, project_id) VALUES ('w1', 'wf', 'p')")
@@ -233,9 +239,73 @@ def test_022_puts_definitions_and_executions_in_namespace_empty(db_url):
                            "FROM workflow_executions_v2") == {"wo-1": ""}
     assert _select(db_url, "SELECT id, workflow_namespace "
                            "FROM task_executions_v2") == {"ta-1": ""}
-    # Upstream leaves action executions without a namespace.
+    # Upstream leaves action executions without a workflow_name without
+    # a namespace.
     assert _select(db_url, "SELECT id, workflow_namespace "
                            "FROM action_executions_v2") == {"ac-1": None}
+
+
+def _upstream_022() -> dict:
+    """Rows seeded at 021 and what upstream's 022 left, per backend."""
+    with open(reference.REFERENCE_DIR / "upstream_022_data.json") as f:
+        return json.load(f)
+
+
+def _seed_022(url: str, seed: dict) -> None:
+    for table, rows in seed.items():
+        names = list(rows[0])
+        _execute(url, "INSERT INTO %s (%s) VALUES (%s)" % (
+            table, ", ".join(names), ", ".join(":" + n for n in names)),
+            params=rows)
+
+
+def _namespaces_022(url: str) -> dict:
+    return {table: _select(url, "SELECT id, %s FROM %s" % (
+        "namespace" if table == "workflow_definitions_v2"
+        else "workflow_namespace", table))
+        for table in _upstream_022()["seed"]}
+
+
+def test_022_upstream_data_agrees_across_servers():
+    """Upstream's 022 left the same values on PostgreSQL and MariaDB,
+    so one expectation serves SQLite too."""
+    after = _upstream_022()["after"]
+    assert after["postgresql"] == after["mysql"]
+
+
+def test_022_data_equals_upstreams(db_url):
+    """Rows seeded at 021 get exactly upstream's namespaces from our 022:
+    action executions '' only with a non-empty workflow_name."""
+    backend = migrate_util.backend_of(db_url)
+    data = _upstream_022()
+    migration.upgrade(db_url, "021")
+    _seed_022(db_url, data["seed"])
+    migration.upgrade(db_url, "022")
+    assert _namespaces_022(db_url) == data["after"].get(
+        backend, data["after"]["postgresql"])
+
+
+def test_022_rerun_fills_only_rows_left_null(db_url):
+    """A re-run after a crash mid-data fills what is still NULL (as
+    upstream would have) and keeps values already set."""
+    backend = migrate_util.backend_of(db_url)
+    data = _upstream_022()
+    migration.upgrade(db_url, "021")
+    _seed_022(db_url, data["seed"])
+    migration.upgrade(db_url, "022")
+    # Simulate a crash: nothing done yet for action executions, one
+    # task execution already (deliberately "wrongly") set, version not
+    # recorded.
+    _execute(db_url, "UPDATE action_executions_v2 "
+                     "SET workflow_namespace = NULL",
+             "UPDATE task_executions_v2 SET workflow_namespace = 'kept' "
+             "WHERE id = 'te-1'")
+    migrate_util.set_version(db_url, "021")
+    migration.upgrade(db_url, "022")
+    expected = data["after"].get(backend, data["after"]["postgresql"])
+    expected = dict(expected, task_executions_v2=dict(
+        expected["task_executions_v2"], **{"te-1": "kept"}))
+    assert _namespaces_022(db_url) == expected
 
 
 def test_029_puts_workbooks_without_namespace_in_namespace_empty(db_url):

@@ -14,13 +14,16 @@ databases of the test servers (``tests/dbs.py``); our
   the rows of ``action_definitions_v2`` and ``workflow_definitions_v2``
   without ids and timestamps: ``populate/upstream_populate.json``, or
   ``populate/upstream_populate_with_mistral_extra.json`` when upstream's
-  virtualenv also has ``mistral-extra``.
+  virtualenv also has ``mistral-extra``;
+- data022: upstream's ``upgrade 021``, ``SEED_022``'s rows, then
+  ``upgrade 022``, on PostgreSQL and MariaDB: the seed and each row's new
+  namespace column, ``upstream_022_data.json``.
 
 Usage (from the repository root, with this checkout installed; README.md
 beside this file says how to make upstream's virtualenv):
     python3 tests/reference_data/regenerate.py \\
         --upstream VENV/bin/mistral-db-manage [--check] \\
-        [--only revisions,models,populate] [--revisions 001,045]
+        [--only revisions,models,populate,data022] [--revisions 001,045]
 
 ``--check`` compares with the stored files instead of writing them and
 exits 1 on any difference.
@@ -28,12 +31,13 @@ exits 1 on any difference.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import pathlib
 import subprocess
 import sys
 import tempfile
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
@@ -115,22 +119,31 @@ def _models(up: Upstream, revisions: list[str]) -> Iterator[tuple]:
                up.on_fresh(backend, create_all, schema_dump.dump_url))
 
 
-def _rows(url: str) -> dict:
+@contextlib.contextmanager
+def _transaction(url: str) -> Iterator[Any]:
+    """A connection in one transaction, committed on success."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    out = {}
     try:
-        with engine.connect() as conn:
-            for table in POPULATED:
-                rows = [dict(r._mapping) for r in conn.execute(sa.text(
-                    "SELECT * FROM %s ORDER BY name" % table))]
-                for row in rows:
-                    for volatile in ("id", "created_at", "updated_at"):
-                        row.pop(volatile, None)
-                out[table] = rows
+        with engine.begin() as conn:
+            yield conn
     finally:
         engine.dispose()
+
+
+def _rows(url: str) -> dict:
+    import sqlalchemy as sa
+
+    out = {}
+    with _transaction(url) as conn:
+        for table in POPULATED:
+            rows = [dict(r._mapping) for r in conn.execute(sa.text(
+                "SELECT * FROM %s ORDER BY name" % table))]
+            for row in rows:
+                for volatile in ("id", "created_at", "updated_at"):
+                    row.pop(volatile, None)
+            out[table] = rows
     return out
 
 
@@ -145,7 +158,69 @@ def _populate(up: Upstream, revisions: list[str]) -> Iterator[tuple]:
     yield name, up.on_fresh("postgresql", upgrade_and_populate, _rows)
 
 
-PARTS = {"revisions": _revisions, "models": _models, "populate": _populate}
+# 022's data: rows seeded at 021 in every table 022 fills, one per case
+# its data step tells apart (action executions by workflow_name).
+SEED_022 = {
+    "workflow_definitions_v2": [
+        {"id": "wd-1", "name": "wf1", "project_id": "p1"},
+        {"id": "wd-2", "name": "wf2", "project_id": None}],
+    "workflow_executions_v2": [
+        {"id": "we-1", "workflow_name": "wf1"},
+        {"id": "we-2", "workflow_name": None}],
+    "task_executions_v2": [
+        {"id": "te-1", "workflow_name": "wf1"},
+        {"id": "te-2", "workflow_name": None}],
+    "action_executions_v2": [
+        {"id": "ae-named", "workflow_name": "wf1"},
+        {"id": "ae-null", "workflow_name": None},
+        {"id": "ae-empty", "workflow_name": ""},
+        {"id": "ae-space", "workflow_name": " "},
+        {"id": "ae-zero", "workflow_name": "0"}],
+}
+# The column 022 adds to each table.
+COLUMNS_022 = {"workflow_definitions_v2": "namespace",
+               "workflow_executions_v2": "workflow_namespace",
+               "task_executions_v2": "workflow_namespace",
+               "action_executions_v2": "workflow_namespace"}
+
+
+def seed_022(url: str) -> None:
+    """Insert SEED_022 (the database must be at 021)."""
+    import sqlalchemy as sa
+
+    with _transaction(url) as conn:
+        for table, rows in SEED_022.items():
+            names = list(rows[0])
+            conn.execute(sa.text("INSERT INTO %s (%s) VALUES (%s)" % (
+                table, ", ".join(names),
+                ", ".join(":" + n for n in names))), rows)
+
+
+def namespaces_022(url: str) -> dict:
+    """Each table's ids mapped to the column 022 added."""
+    import sqlalchemy as sa
+
+    with _transaction(url) as conn:
+        return {table: dict(conn.execute(sa.text(
+            "SELECT id, %s FROM %s" % (column, table))).all())
+            for table, column in COLUMNS_022.items()}
+
+
+def _data_022(up: Upstream, revisions: list[str]) -> Iterator[tuple]:
+    after = {}
+    for backend in SERVERS:
+        def upgrade(url: str) -> None:
+            up.manage(url, "upgrade", "021")
+            seed_022(url)
+            up.manage(url, "upgrade", "022")
+        after[backend] = json.loads(up.on_fresh(backend, upgrade,
+                                                namespaces_022))
+    yield "upstream_022_data.json", _text({"seed": SEED_022,
+                                           "after": after})
+
+
+PARTS = {"revisions": _revisions, "models": _models, "populate": _populate,
+         "data022": _data_022}
 
 
 def main(argv: list[str]) -> int:

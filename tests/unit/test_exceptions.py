@@ -224,3 +224,35 @@ def test_logbook_error_names_the_file_and_the_way_out(problem, advice):
     assert str(err).startswith("the run logbook /state/logbook.sqlite "
                                "cannot be used: %s; " % problem)
     assert advice in str(err)
+
+
+class _Diag:
+    message_detail = ("rule _RETURN on view ops_v depends on column "
+                      "\"description\"")
+
+
+class _DriverError(Exception):
+    diag = _Diag()
+
+
+class _WrappedError(Exception):
+    """Like SQLAlchemy's DBAPIError: the driver's error as ``orig``."""
+
+    orig = _DriverError("cannot alter type of a column used by a view")
+
+
+@pytest.mark.parametrize("cause", [
+    _DriverError("cannot alter type of a column used by a view"),
+    _WrappedError("(psycopg2.errors.FeatureNotSupported) cannot alter "
+                  "type of a column used by a view or rule\n"
+                  "DETAIL:  rule _RETURN on view ops_v depends on column"),
+])
+def test_step_failed_carries_the_servers_detail(cause):
+    """The server's DETAIL (psycopg2 ``diag``), which names the view in
+    the way, joins the cause's first line in the message."""
+    err = exceptions.StepFailed("migrate_041", cause, aftermath="after")
+    assert str(err).endswith(
+        "(rule _RETURN on view ops_v depends on column \"description\"); "
+        "after")
+    plain = exceptions.StepFailed("migrate_041", RuntimeError("boom"))
+    assert str(plain) == "step migrate_041 failed: boom"

@@ -8,6 +8,8 @@ import pytest
 from mistral_db_flows import dbapi
 from mistral_db_flows import exceptions
 from mistral_db_flows import locking
+from mistral_db_flows.locking import mysql
+from mistral_db_flows.locking import server
 from tests import fresh
 
 
@@ -86,8 +88,8 @@ def test_unusual_urls_name_the_same_lock():
                          identity=ident)
     b = locking.lock_for("mariadb+pymysql://u@[::1]:3306/mistral", "x",
                          identity=ident)
-    assert isinstance(a, locking._MysqlLock)
-    assert isinstance(b, locking._MysqlLock)
+    assert isinstance(a, mysql.MysqlLock)
+    assert isinstance(b, mysql.MysqlLock)
     assert a.name == b.name == "mistral-db-flows:mysql:vm:3306/mistral"
 
 
@@ -120,9 +122,9 @@ def test_autocommit_is_switched_on_whatever_the_driver_calls_it():
         __slots__ = ()
 
     method, attribute = Method(), Attribute()
-    assert locking._set_autocommit(method) and method.on is True
-    assert locking._set_autocommit(attribute) and attribute.autocommit
-    assert not locking._set_autocommit(Neither())
+    assert server._set_autocommit(method) and method.on is True
+    assert server._set_autocommit(attribute) and attribute.autocommit
+    assert not server._set_autocommit(Neither())
 
 
 def test_without_autocommit_every_statement_is_ended():

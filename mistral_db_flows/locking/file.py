@@ -1,0 +1,84 @@
+"""SQLite: ``flock`` on ``<database file>.lock``."""
+from __future__ import annotations
+
+import datetime
+import fcntl
+import json
+import os
+import socket
+import time
+from typing import Any
+
+from mistral_db_flows import exceptions
+from mistral_db_flows.locking import base
+
+_POLL = 0.05
+
+
+class FileLock(base.Lock):
+    backend = "sqlite"
+
+    def __init__(self, url: str, database: str | None, owner: str) -> None:
+        super().__init__(url, database, owner)
+        from mistral_db_flows import identity
+        from mistral_db_flows import urls
+
+        parsed = urls.parse(url)
+        path = parsed.sqlite_path
+        if path is None:
+            raise exceptions.LockError(
+                "cannot lock an in-memory SQLite database: give a file "
+                "path", database=database or "")
+        self.named(identity.of_sqlite(parsed))
+        self.database = os.path.realpath(path)
+        self.path = self.database + ".lock"
+        self.name = self.path
+        self.fd: int | None = None
+
+    def named(self, identity: str) -> None:
+        # The file's real path is all of a SQLite database's identity.
+        self.identity = identity
+
+    def acquire(self, timeout: float) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise exceptions.LockError(
+                "cannot create the lock file %s: %s"
+                % (self.path, exc.strerror),
+                database=self.database) from None
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise self._timeout(timeout, self._holder()) from None
+                time.sleep(_POLL)
+        self.fd = fd
+        record = json.dumps({
+            "pid": os.getpid(), "host": socket.gethostname(),
+            "owner": self.owner,
+            "since": datetime.datetime.now(
+                datetime.timezone.utc).isoformat(timespec="seconds")})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record.encode(), 0)
+
+    def _holder(self) -> dict[str, Any] | None:
+        try:
+            with open(self.path, encoding="utf-8") as lock_file:
+                data = json.loads(lock_file.read() or "null")
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.ftruncate(self.fd, 0)
+        finally:
+            os.close(self.fd)  # closing releases the flock
+            self.fd = None

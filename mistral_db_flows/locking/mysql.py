@@ -1,0 +1,87 @@
+"""MariaDB/MySQL: ``GET_LOCK`` on the lock's own session."""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from mistral_db_flows import exceptions
+from mistral_db_flows.locking import base
+from mistral_db_flows.locking import server
+
+_MYSQL_NAME_MAX = 64
+_MYSQL_MAX_WAIT_TIMEOUT = 31536000
+
+
+class MysqlLock(server.ServerLock):
+    backend = "mysql"
+
+    def named(self, identity: str) -> None:
+        super().named(identity)
+        # GET_LOCK names are server-wide, hence the database in it; they
+        # are limited to 64 characters, which an identity may pass.
+        if len(self.name) > _MYSQL_NAME_MAX:
+            self.name = "%s:%s" % (base.PREFIX, hashlib.sha256(
+                identity.encode()).hexdigest()[:40])
+
+    def _take(self, timeout: float) -> None:
+        # The session must outlive a long run; the server would
+        # otherwise drop it (and the lock) after wait_timeout.
+        self._query("SET SESSION wait_timeout = %d"
+                    % _MYSQL_MAX_WAIT_TIMEOUT, fetch=False)
+        got = self._value("SELECT GET_LOCK(%s, %s)",
+                          (self.name, min(max(0.0, timeout),
+                                          _MYSQL_MAX_WAIT_TIMEOUT)))
+        if got is None:
+            raise exceptions.LockError(
+                "GET_LOCK failed on database %s" % self.database,
+                database=self.database)
+        if not got:
+            raise self._timeout(timeout, self._holder())
+
+    def _holder(self) -> dict[str, Any] | None:
+        holder = self._value("SELECT IS_USED_LOCK(%s)", (self.name,))
+        if holder is None:
+            return None
+        info: dict[str, Any] = {"connection_id": int(holder)}
+        pid = self._client_pid(holder)
+        if pid is not None:
+            info["pid"] = pid
+        row = self._query(
+            "SELECT user, host, time FROM information_schema.processlist "
+            "WHERE id = %s", (holder,))
+        if row is not None:
+            info.update({"user": row[0], "client": row[1],
+                         "idle_seconds": row[2]})
+        return info
+
+    def _client_pid(self, connection_id: Any) -> int | None:
+        """The holder's process id, from the ``_pid`` attribute its
+        client library sent on connecting (PyMySQL and libmysqlclient
+        do). Only the performance schema shows it: on by default in
+        MySQL, off by default in MariaDB (then the pid stays unknown)."""
+        try:
+            value = self._value(
+                "SELECT attr_value FROM "
+                "performance_schema.session_connect_attrs "
+                "WHERE processlist_id = %s AND attr_name = '_pid'",
+                (connection_id,))
+        except self._errors:
+            return None
+        try:
+            return int(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    def _unlock(self) -> None:
+        self._query("SELECT RELEASE_LOCK(%s)", (self.name,))
+
+    def check(self) -> None:
+        if self.handle is None:
+            raise self._lost()
+        try:
+            mine = self._value("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()",
+                               (self.name,))
+        except self._errors as exc:
+            raise self._error("lost the lock", exc) from None
+        if not mine:
+            raise self._lost()
