@@ -75,13 +75,5 @@ class MysqlLock(server.ServerLock):
     def _unlock(self) -> None:
         self._query("SELECT RELEASE_LOCK(%s)", (self.name,))
 
-    def check(self) -> None:
-        if self.handle is None:
-            raise self._lost()
-        try:
-            mine = self._value("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()",
-                               (self.name,))
-        except self._errors as exc:
-            raise self._error("lost the lock", exc) from None
-        if not mine:
-            raise self._lost()
+    def _still_held(self) -> tuple[str, tuple]:
+        return ("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self.name,))

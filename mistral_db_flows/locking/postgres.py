@@ -87,17 +87,8 @@ class PostgresLock(server.ServerLock):
     def _unlock(self) -> None:
         self._query("SELECT pg_advisory_unlock(%s)", (self.key,))
 
-    def check(self) -> None:
-        if self.handle is None:
-            raise self._lost()
-        try:
-            held = self._value(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+    def _still_held(self) -> tuple[str, tuple]:
+        return ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                 "AND pid = pg_backend_pid() AND granted "
                 "AND classid::bigint = %s AND objid::bigint = %s "
-                "AND objsubid = 1",
-                (self.key_high, self.key_low))
-        except self._errors as exc:
-            raise self._error("lost the lock", exc) from None
-        if not held:
-            raise self._lost()
+                "AND objsubid = 1", (self.key_high, self.key_low))

@@ -119,6 +119,22 @@ class ServerLock(base.Lock):
     def _unlock(self) -> None:
         raise NotImplementedError
 
+    def _still_held(self) -> tuple[str, tuple]:
+        """A query whose one value is true while this session holds the
+        lock."""
+        raise NotImplementedError
+
+    def check(self) -> None:
+        if self.handle is None:
+            raise self._lost()
+        statement, params = self._still_held()
+        try:
+            held = self._value(statement, params)
+        except self._errors as exc:
+            raise self._error("lost the lock", exc) from None
+        if not held:
+            raise self._lost()
+
 
 def _set_autocommit(raw: Any) -> bool:
     """Switch a DB-API connection to autocommit; False if it cannot."""
