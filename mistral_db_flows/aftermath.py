@@ -29,6 +29,10 @@ class Facts:
     # The database's revision did not move (and the run was not resumed).
     unchanged: bool = False
     end_revision: str | None = None
+    # The steps revert themselves (a per-step journal, no dump needed).
+    steps_revert: bool = False
+    # A step (not the backup) whose revert failed.
+    revert_failed_step: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +69,20 @@ def settle(facts: Facts) -> Settled:
                        % taken["path"] if taken.get("path") else
                        "the database file it created was removed")
     stopped = states.RunState.STOPPED
+    if facts.steps_revert and facts.revert_failed_step:
+        # The journal is still in the database: the next run finishes
+        # the revert before anything else (runs.finish_reverts).
+        return Settled(states.RunState.REVERT_FAILED, stopped,
+                       "reverting %s failed too: run the same command to "
+                       "finish the revert (see docs/safety.md)"
+                       % facts.revert_failed_step,
+                       {"backup": facts.backup, "step_revert_failed":
+                        facts.revert_failed_step})
+    if facts.steps_revert and not facts.backup:
+        reverted = states.RunState.REVERTED
+        return Settled(reverted, reverted,
+                       "each step undid its own change: the database is "
+                       "as before (at %s)" % (facts.end_revision or "base"))
     if facts.backup_step == states.StepState.REVERT_FAILED:
         # Recorded as stopped (resumable): the next run retries the
         # restore before anything else (see runs._retry_restore).

@@ -34,6 +34,12 @@ DEFAULT_TASKS: dict[str, list[str]] = {
 DEFAULT_LOCK_TIMEOUT = 300
 DEFAULT_BACKUP_KEEP = 5
 ON_FAILURE_CHOICES = ("revert", "stop")
+# [db_manage] backup: what a run keeps to undo itself (docs/safety.md).
+BACKUP_CHOICES = ("steps", "full", "none")
+# Spellings of the boolean this option was before: true kept a dump,
+# which the per-step journal now replaces.
+_OLD_BACKUP = {"true": "steps", "yes": "steps", "on": "steps", "1": "steps",
+               "false": "none", "no": "none", "off": "none", "0": "none"}
 
 database_opts = [
     cfg.StrOpt(
@@ -61,13 +67,19 @@ db_manage_opts = [_tasks_opt(op) for op in OPERATIONS] + [
         "backup_dir",
         help="Where backups taken before a change are written (0700 "
              "directory, 0600 files). Unset: <state_dir>/backups."),
-    cfg.BoolOpt(
+    cfg.StrOpt(
         "backup",
-        default=True,
-        help="Take a backup before every run that changes the database "
-             "and restore it when a step fails. Disable only when you "
-             "keep your own backups: a failure then stops instead of "
-             "reverting."),
+        default="steps",
+        help="What a run that changes the database keeps to undo itself "
+             "when a step fails. steps: each migrate step records the "
+             "inverse of its own changes, and a copy of only the data it "
+             "destroys or rewrites, in side tables of the database "
+             "(dropped when the run succeeds); no dump (populate still "
+             "takes one). full: that, and a full dump before the run "
+             "(e.g. before a major release jump), restored on failure. "
+             "none: nothing is kept; a failure stops and leaves the "
+             "database as it is. The old true/false mean steps/none "
+             "(deprecated)."),
     cfg.IntOpt(
         "backup_keep",
         default=DEFAULT_BACKUP_KEEP,
@@ -143,12 +155,13 @@ class Settings:
     backup_dir: str | None = None
     state_dir: str | None = None
     lock_timeout: int = DEFAULT_LOCK_TIMEOUT
-    backup: bool = True
+    backup: str = "steps"
     backup_keep: int = DEFAULT_BACKUP_KEEP
     on_failure: str = "revert"
     logbook_connection: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "backup", backup_mode(self.backup))
         if self.on_failure not in ON_FAILURE_CHOICES:
             from mistral_db_flows import exceptions
 
@@ -158,8 +171,22 @@ class Settings:
 
     @property
     def restores_on_failure(self) -> bool:
-        """A failure restores the backup (else it stops for a resume)."""
-        return self.backup and self.on_failure == "revert"
+        """A failure reverts (else it stops for a resume)."""
+        return self.backup != "none" and self.on_failure == "revert"
+
+    @property
+    def keeps_step_reverts(self) -> bool:
+        """Migrate steps journal their inverses (``steps``, ``full``)."""
+        return self.backup != "none"
+
+    def takes_dump(self, operation: str) -> bool:
+        """Whether ``operation`` starts with a full dump: with ``full``,
+        and with ``steps`` for the operations whose steps do not revert
+        themselves yet (populate)."""
+        if self.backup == "full":
+            return True
+        return self.backup == "steps" and operation not in ("upgrade",
+                                                           "stamp")
 
     def resolved_state_dir(self) -> str:
         if self.state_dir:
@@ -186,6 +213,29 @@ class Settings:
                 % (self.tasks, self.backup_dir, self.state_dir,
                    self.lock_timeout, self.backup, self.on_failure,
                    "<hidden>" if self.logbook_connection else None))
+
+
+def backup_mode(value: str | bool | None) -> str:
+    """``[db_manage] backup`` read: one of BACKUP_CHOICES; the old
+    boolean spellings are mapped, with a deprecation warning."""
+    import logging
+
+    if isinstance(value, bool):
+        return "steps" if value else "none"
+    text = str(value if value is not None else "steps").strip().lower()
+    if text in BACKUP_CHOICES:
+        return text
+    if text in _OLD_BACKUP:
+        logging.getLogger(__name__).warning(
+            "[db_manage] backup = %s is deprecated: it now means %s "
+            "(choices: %s)", value, _OLD_BACKUP[text],
+            ", ".join(BACKUP_CHOICES))
+        return _OLD_BACKUP[text]
+    from mistral_db_flows import exceptions
+
+    raise exceptions.ConfigError(
+        "backup must be one of %s, not %r"
+        % (", ".join(BACKUP_CHOICES), value))
 
 
 def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:

@@ -12,6 +12,10 @@ that differ per backend are chosen from the dialect (:func:`name`).
 
 SQLite cannot alter constraints or column types in place; those
 operations go through Alembic's batch mode (copy and rename the table).
+
+With a revert journal (``config.attributes["revert_journal"]``, set by
+the migrate step) every operation first records its inverse in the
+target database (:mod:`mistral_db_flows.revert`), right before it acts.
 """
 from __future__ import annotations
 
@@ -19,10 +23,11 @@ import re
 from typing import Any, Mapping
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 
 from mistral_db_flows import exceptions
 from mistral_db_flows import schema_dump
+from mistral_db_flows.revert import record
 
 PerDialect = Mapping[str, Any]
 
@@ -35,8 +40,17 @@ def dialect() -> str:
     return "mysql" if name == "mariadb" else name
 
 
+def _attributes() -> Mapping[str, Any]:
+    """The caller's settings: Alembic's config attributes in a revision,
+    the operations context's options when a journal is replayed."""
+    ctx = op.get_context()
+    if ctx.environment_context is not None:
+        return ctx.environment_context.config.attributes
+    return ctx.opts.get("mdf_attributes", {})
+
+
 def offline() -> bool:
-    return context.is_offline_mode()
+    return bool(op.get_context().as_sql)
 
 
 def name(value: str | PerDialect | None) -> Any:
@@ -59,7 +73,20 @@ def checking() -> bool:
     much faster, and re-run it with them when that attempt fails: every
     operation here fails loudly when its work was already done.
     """
-    return bool(context.config.attributes.get("check_existing", True))
+    return bool(_attributes().get("check_existing", True))
+
+
+def _journaling() -> bool:
+    return not offline() and \
+        _attributes().get("revert_journal") is not None
+
+
+def _note(what: str, *args: Any) -> None:
+    """Record the inverse of the operation about to act (online, with
+    a journal only)."""
+    if _journaling():
+        getattr(record, what)(op.get_bind(),
+                              _attributes()["revert_journal"], *args)
 
 
 def _inspector() -> sa.Inspector | None:
@@ -196,6 +223,7 @@ def create_table(table: str, *items: Any, **kw: Any) -> None:
         return
     if dialect() == "mysql":
         kw.setdefault("mysql_engine", "InnoDB")
+    _note("create_table", table)
     op.create_table(table, *items, **kw)
 
 
@@ -203,6 +231,7 @@ def drop_table(table: str) -> None:
     insp = _inspector()
     if insp is not None and not insp.has_table(table):
         return
+    _note("drop_table", table)
     op.drop_table(table)
 
 
@@ -224,6 +253,7 @@ def add_column(table: str, column: sa.Column) -> None:
                     found="%s%s" % (_native(have["type"]),
                                     "" if have["nullable"] else " NOT NULL"))
             return
+    _note("add_column", table, column.name)
     if dialect() == "sqlite" and (column.foreign_keys or column.constraints):
         with _batch(table) as batch:
             batch.add_column(column)
@@ -235,6 +265,7 @@ def drop_column(table: str, column: str) -> None:
     insp = _inspector()
     if insp is not None and column not in _columns(insp, table):
         return
+    _note("drop_column", table, column)
     if dialect() == "sqlite":
         with _batch(table) as batch:
             batch.drop_column(column)
@@ -262,6 +293,7 @@ def alter_column(table: str, column: str, *, existing_type: Any,
             return
         if existing_nullable is None:
             existing_nullable = bool(have["nullable"])
+    _note("alter_column", table, column)
     args = dict(existing_type=existing_type, type_=type_, nullable=nullable,
                 existing_nullable=existing_nullable, **kw)
     if dialect() == "sqlite":
@@ -290,6 +322,7 @@ def create_index(index_name: str | PerDialect, table: str,
                     found="%s(%s)" % ("unique " if have["unique"] else "",
                                       ", ".join(have["column_names"])))
             return
+    _note("create_index", index, table)
     op.create_index(index, table, columns, unique=unique, **kw)
 
 
@@ -298,6 +331,7 @@ def drop_index(index_name: str | PerDialect, table: str) -> None:
     insp = _inspector()
     if insp is not None and index not in _index_by_name(insp, table):
         return
+    _note("keep_index", index, table)
     op.drop_index(index, table_name=table)
 
 
@@ -314,6 +348,7 @@ def create_unique(constraint_name: str | PerDialect, table: str,
                     expected="(%s)" % ", ".join(columns),
                     found="(%s)" % ", ".join(have))
             return
+    _note("create_unique", constraint, table, columns)
     if dialect() == "sqlite":
         with _batch(table) as batch:
             batch.create_unique_constraint(constraint, columns)
@@ -336,6 +371,10 @@ def drop_unique(constraint_name: str | PerDialect, table: str, *,
         if have is None or (columns is not None
                             and have != list(columns)):
             return
+    if _journaling():
+        live = _unique_by_name(sa.inspect(op.get_bind()), table)
+        if constraint in live:
+            _note("drop_unique", constraint, table, live[constraint])
     if dialect() == "sqlite":
         with _batch(table) as batch:
             batch.drop_constraint(constraint, type_="unique")
@@ -370,6 +409,7 @@ def create_foreign_key(constraint_name: str | PerDialect | None, table: str,
                         ", ".join(have["constrained_columns"]),
                         have["referred_table"]))
             return
+    _note("create_foreign_key", constraint, table, columns, referred_table)
     if dialect() == "sqlite":
         with _batch(table) as batch:
             batch.create_foreign_key(constraint, referred_table, columns,
@@ -385,6 +425,7 @@ def drop_foreign_key(constraint_name: str | PerDialect,
     insp = _inspector()
     if insp is not None and constraint not in _fk_by_name(insp, table):
         return
+    _note("drop_foreign_key", constraint, table)
     if dialect() == "sqlite":
         with _batch(table) as batch:
             batch.drop_constraint(constraint, type_="foreignkey")
@@ -399,3 +440,28 @@ def execute(statement: str | sa.sql.Executable) -> None:
     if isinstance(statement, str):
         statement = sa.text(statement)
     op.execute(statement)
+
+
+def save_rows(table: str, keys: list[str], columns: list[str] | None,
+              where: str | sa.ColumnElement) -> None:
+    """Keep what the next data statement rewrites, for its revert.
+
+    ``keys``: the table's primary key; ``columns``: the columns an
+    UPDATE sets, or None for the whole rows a DELETE removes; ``where``:
+    the statement's own predicate (SQL text, or an expression this
+    dialect compiles), so exactly the affected rows are copied,
+    set-based. Values in columns this step added cost nothing.
+    """
+    if not _journaling():
+        return
+    bind = op.get_bind()
+    if not isinstance(where, str):
+        where = str(where.compile(dialect=bind.dialect,
+                                  compile_kwargs={"literal_binds": True}))
+    record.save_rows(bind, _attributes()["revert_journal"], table, keys,
+                     columns, where)
+
+
+def keep_index(index_name: str | PerDialect, table: str) -> None:
+    """Record how to recreate an index that a raw statement may drop."""
+    _note("keep_index", name(index_name), table)

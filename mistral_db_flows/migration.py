@@ -159,13 +159,14 @@ def _run_env(cfg, fn, *, sql: bool, starting_rev: str | None,
 
 def upgrade(url: str | None, target: str, *, sql: bool = False,
             output: TextIO | None = None, connection: Any = None,
-            check_existing: bool = True) -> None:
+            check_existing: bool = True, journal: Any = None) -> None:
     """Upgrade to ``target`` (``head``, an id, or ``start:end`` offline).
 
     Like ``alembic upgrade``, but on the cached script directory.
     ``check_existing=False`` skips the revisions' look at the live schema
     (see ``ddl.checking``): only for a first attempt that is retried
-    with the checks when it fails.
+    with the checks when it fails. With ``journal`` (a
+    ``revert.journal.Journal``) every operation records its inverse.
     """
     starting_rev = None
     if ":" in target:
@@ -174,6 +175,8 @@ def upgrade(url: str | None, target: str, *, sql: bool = False,
         starting_rev, target = target.split(":", 1)
     cfg = make_config(url, connection=connection, output=output)
     cfg.attributes["check_existing"] = check_existing
+    if journal is not None:
+        cfg.attributes["revert_journal"] = journal
     _run_env(cfg, lambda script, rev: script._upgrade_revs(target, rev),
              sql=sql, starting_rev=starting_rev or None,
              destination=target)

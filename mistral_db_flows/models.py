@@ -364,7 +364,7 @@ def create_and_dump(url: str) -> dict:
     try:
         with engine.begin() as conn:
             found = [t for t in sa.inspect(conn).get_table_names()
-                     if t not in schema_dump.IGNORED_TABLES]
+                     if not schema_dump.ignored(t)]
             if found:
                 raise ValueError("%s is not empty (tables: %s)"
                                  % (engine.url.render_as_string(),

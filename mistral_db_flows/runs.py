@@ -174,7 +174,7 @@ def _run_guarded(operation: str, settings: conf.Settings,
                            start_revision=plan.start,
                            end_revision=plan.target, target=plan.target)
     fresh = fd is None
-    if fresh and settings.backup and not prior_backup:
+    if fresh and settings.takes_dump(operation) and not prior_backup:
         _check_can_backup(settings)
     # A fresh run's backup starts while the flow is built.
     flow = build(operation, settings, plan, graph,
@@ -223,7 +223,8 @@ def execute(flow: Any, settings: conf.Settings, held: Guard, fd: Any,
         (name for name in flows.atom_names(flow)
          if getattr(recorded.get(name), "failure", None) is not None),
         None)
-    outcome = flows.run(flow, store={"prior_backup": prior_backup},
+    outcome = flows.run(flow, store={"prior_backup": prior_backup,
+                                     "run_id": fd.uuid},
                         flow_detail=fd, backend=store.backend,
                         progress=progress, before_step=held.check)
     try:
@@ -242,6 +243,12 @@ def execute(flow: Any, settings: conf.Settings, held: Guard, fd: Any,
         starts_with_backup=flows.atom_names(flow)[:1] == ["backup"],
         backup=taken, restores=settings.restores_on_failure,
         backup_step={s.name: s.state for s in outcome.steps}.get("backup"),
+        steps_revert=settings.restores_on_failure
+        and settings.keeps_step_reverts and operation in ("upgrade",
+                                                          "stamp"),
+        revert_failed_step=next(
+            (s.name for s in outcome.steps if s.name != "backup"
+             and s.state == states.StepState.REVERT_FAILED), None),
         unchanged=before == after and not resumed,
         end_revision=after[0] if after else None)
     settled = aftermath.settle(facts)
@@ -254,6 +261,7 @@ def execute(flow: Any, settings: conf.Settings, held: Guard, fd: Any,
                       backup=(taken or {}).get("path"),
                       target=plan.target, resumed=resumed)
     if not facts.failed:
+        _drop_revert_journal(settings, operation)
         _prune_backups(settings, taken)
         return run
     failed_step = outcome.failed_step
@@ -288,6 +296,18 @@ def _known(cause: BaseException | str | None, url: str
                                      urls.mask_text(str(said), (url,)))
     lost.__cause__ = cause
     return lost
+
+
+def _drop_revert_journal(settings: conf.Settings, operation: str) -> None:
+    """The run ended well: its steps' revert data goes (the schema at
+    head is upstream's again)."""
+    if operation != "upgrade" or not settings.keeps_step_reverts:
+        return
+    from mistral_db_flows import dbapi
+    from mistral_db_flows import revert
+
+    with dbapi.sqlalchemy_connection(settings.database_url) as conn:
+        revert.discard(conn)
 
 
 def _prune_backups(settings: conf.Settings, taken: dict | None) -> None:

@@ -17,6 +17,14 @@ from mistral_db_flows import urls
 # Alembic's own bookkeeping is not part of Mistral's schema.
 IGNORED_TABLES = frozenset({"alembic_version"})
 
+
+def ignored(table: str) -> bool:
+    """Not Mistral's: Alembic's version table, and the revert journal a
+    run keeps while it is open (``mistral_db_flows.revert``)."""
+    from mistral_db_flows.revert import journal
+
+    return table in IGNORED_TABLES or journal.is_journal_table(table)
+
 _MYSQL_OPTION_KEYS = ("mysql_collate", "mysql_default charset",
                       "mysql_engine")
 
@@ -118,8 +126,7 @@ def _table(found: dict[str, Any], dialect: sa.engine.Dialect) -> dict:
 def dump_connection(conn: sa.Connection) -> dict:
     """Reflect every Mistral table reachable through ``conn``."""
     insp = sa.inspect(conn)
-    names = sorted(n for n in insp.get_table_names()
-                   if n not in IGNORED_TABLES)
+    names = sorted(n for n in insp.get_table_names() if not ignored(n))
     kinds: tuple[str, ...] = _KINDS
     if conn.dialect.name in ("mysql", "mariadb"):
         kinds += ("table_options",)

@@ -80,6 +80,10 @@ def upgrade():
         ddl.add_column("task_executions_v2",
                        sa.Column("type", sa.String(10),
                                  server_default="ACTION"))
+        # Only the column this revision adds is rewritten: nothing to
+        # keep for the revert (which drops it), as save_rows knows.
+        ddl.save_rows("task_executions_v2", ["id"], ["type"],
+                      "type IS NULL OR type = 'ACTION'")
         ddl.execute(_PG_WORKFLOW_TASKS)
         # Rows left NULL (the column was added without the default,
         # e.g. by hand) are action tasks unless the step above said so.
@@ -87,4 +91,5 @@ def upgrade():
         ddl.execute(_PG_DROP_DEFAULT)
         return
     ddl.add_column("task_executions_v2", sa.Column("type", sa.String(10)))
+    ddl.save_rows("task_executions_v2", ["id"], ["type"], "type IS NULL")
     ddl.execute(ddl.name({"mysql": _MYSQL, "sqlite": _SQLITE}))

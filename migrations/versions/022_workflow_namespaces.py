@@ -38,11 +38,19 @@ def upgrade():
     # PostgreSQL and MariaDB: tests/reference_data/upstream_022_data.json);
     # the others keep NULL. LENGTH, not <> '', because MySQL's PAD SPACE
     # collations find ' ' equal to '' while upstream counts it as a name.
+    # The columns set here are this revision's own: saving them costs
+    # nothing (the revert drops them), but says what is rewritten.
+    ddl.save_rows("workflow_definitions_v2", ["id"], ["namespace"],
+                  "namespace IS NULL")
     ddl.execute("UPDATE workflow_definitions_v2 SET namespace = '' "
                 "WHERE namespace IS NULL")
     for table in ("workflow_executions_v2", "task_executions_v2"):
+        ddl.save_rows(table, ["id"], ["workflow_namespace"],
+                      "workflow_namespace IS NULL")
         ddl.execute("UPDATE %s SET workflow_namespace = '' "
                     "WHERE workflow_namespace IS NULL" % table)
+    ddl.save_rows("action_executions_v2", ["id"], ["workflow_namespace"],
+                  "workflow_namespace IS NULL AND LENGTH(workflow_name) > 0")
     ddl.execute("UPDATE action_executions_v2 SET workflow_namespace = '' "
                 "WHERE workflow_namespace IS NULL "
                 "AND LENGTH(workflow_name) > 0")

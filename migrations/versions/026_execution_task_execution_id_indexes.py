@@ -32,5 +32,8 @@ def upgrade():
         ddl.create_index("%s_task_execution_id" % table, table,
                          ["task_execution_id"])
         if ddl.dialect() == "mysql":
+            # Its revert needs the foreign key's index back before it
+            # drops the new one (MySQL refuses to leave a key without).
+            ddl.keep_index("task_execution_id", table)
             for statement in _DROP_IF_PRESENT:
                 ddl.execute(statement.format(table=table))

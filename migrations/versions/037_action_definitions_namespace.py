@@ -44,7 +44,9 @@ def _old_key_present() -> bool:
 def upgrade():
     ddl.add_column(TABLE, sa.Column("namespace", sa.String(255)))
     # Upstream meant to do this but its WHERE clause never matched: rows
-    # from before namespaces get the default namespace ''.
+    # from before namespaces get the default namespace ''. The column is
+    # this revision's own, so keeping it for the revert costs nothing.
+    ddl.save_rows(TABLE, ["id"], ["namespace"], "namespace IS NULL")
     ddl.execute("UPDATE action_definitions_v2 SET namespace = '' "
                 "WHERE namespace IS NULL")
     if _old_key_present():

@@ -15,4 +15,6 @@ def upgrade():
     # "key" is reserved on MySQL: build the statement so that each
     # dialect quotes the column its own way.
     table = sa.table("delayed_calls_v2", sa.column("key"))
+    # Its revert inserts the deleted rows again: only they are kept.
+    ddl.save_rows("delayed_calls_v2", ["id"], None, table.c.key.is_(None))
     ddl.execute(sa.delete(table).where(table.c.key.is_(None)))

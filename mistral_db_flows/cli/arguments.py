@@ -47,13 +47,19 @@ def args_safety(parser: argparse.ArgumentParser) -> None:
     """Options of every command that changes the database."""
     parser.add_argument("--on-failure", dest="on_failure",
                         choices=conf.ON_FAILURE_CHOICES,
-                        help="revert (default): restore the backup when a "
-                        "step fails; stop: leave the database as it is "
+                        help="revert (default): undo the run's steps when "
+                        "one fails; stop: leave the database as it is "
                         "for inspection and a later resume")
+    parser.add_argument("--backup", dest="backup",
+                        choices=conf.BACKUP_CHOICES,
+                        help="steps (default): each step reverts itself; "
+                        "full: also a full dump before the run; none: "
+                        "keep nothing (as --no-backup)")
     parser.add_argument("--no-backup", dest="no_backup",
                         action="store_true",
-                        help="take no backup (you keep your own); a "
-                        "failure then stops instead of reverting")
+                        help="keep nothing to revert with (you keep your "
+                        "own backups); a failure then stops instead of "
+                        "reverting")
 
 
 def args_upgrade(parser: argparse.ArgumentParser) -> None:

@@ -103,12 +103,15 @@ def run_status(args: Any, settings: Any, out: console.Output) -> int:
 
 
 def _with_safety(args: Any, settings: Any, out: console.Output) -> Any:
-    """Settings with this command's --on-failure / --no-backup."""
+    """Settings with this command's --on-failure / --backup /
+    --no-backup."""
     changes = {}
     if _arg(args, "on_failure"):
         changes["on_failure"] = args.on_failure
+    if _arg(args, "backup"):
+        changes["backup"] = args.backup
     if _arg(args, "no_backup"):
-        changes["backup"] = False
+        changes["backup"] = "none"
         out.message("%s: warning: --no-backup: no backup is taken, so a "
                     "failure stops and leaves the database as it is"
                     % PROG)

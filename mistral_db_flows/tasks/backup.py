@@ -1,10 +1,13 @@
 """backup: the first task of every flow that changes the database.
 
-``execute`` takes a consistent snapshot and provides ``backup`` (its
+With ``[db_manage] backup = full`` (and, until populate reverts itself,
+for populate), ``execute`` takes a consistent snapshot and provides ``backup`` (its
 description: backend, path, size; never a URL). ``revert`` restores it,
 so a failure in any later step leaves the database exactly as before —
 unless the operator chose ``on_failure = stop`` or no backup, in which
-case the database is left as it is for inspection and a resume.
+case the database is left as it is for inspection and a resume. With
+the default ``steps`` an upgrade takes no dump: each migrate step
+reverts itself (:mod:`mistral_db_flows.tasks.migrate`).
 
 A run resumed after ``on_failure = stop`` hands in the backup its first
 attempt took as ``prior_backup``: the state to return to is the one
@@ -31,6 +34,7 @@ class Backup(task.Task):
 
     def __init__(self, database_url: str, *, directory: str, label: str,
                  enabled: bool = True, restore_on_failure: bool = True,
+                 steps_revert: bool = False,
                  progress=None,
                  lock_wait: float = backup.common.DEFAULT_LOCK_WAIT,
                  identity: str | None = None) -> None:
@@ -42,6 +46,8 @@ class Backup(task.Task):
         self._directory = directory
         self._label = label
         self._enabled = enabled
+        # No dump because the steps revert themselves: nothing to warn.
+        self._steps_revert = steps_revert
         self._restore_on_failure = restore_on_failure
         self._progress = progress
         # How long a restore may wait for other sessions' locks.
@@ -64,6 +70,8 @@ class Backup(task.Task):
 
     def execute(self, prior_backup: dict | None = None) -> dict | None:
         if not self._enabled:
+            if self._steps_revert:
+                return None
             LOG.warning("no backup taken (disabled): a failure will stop "
                         "and leave the database as it is")
             return None
@@ -166,7 +174,8 @@ def factory(ctx) -> list[task.Task]:
         ctx.database_url,
         directory=settings.resolved_backup_dir(),
         label=ctx.operation,
-        enabled=settings.backup,
+        enabled=settings.takes_dump(ctx.operation),
+        steps_revert=settings.restores_on_failure,
         restore_on_failure=settings.restores_on_failure,
         lock_wait=settings.lock_timeout,
         identity=getattr(ctx, "identity", None))

@@ -3,10 +3,19 @@
 A step is idempotent: when the database is already at X or past it, it
 does nothing, so a re-run (or, later, a resumed run) never applies a
 revision twice.
+
+A step reverts itself: with ``journal`` on (``[db_manage] backup`` is
+``steps`` or ``full``) every schema operation of its revision first
+records its inverse, and the data it is about to destroy, in side
+tables of the target database (:mod:`mistral_db_flows.revert`);
+``revert`` replays them newest first, puts ``alembic_version`` back to
+the revision the step started from and forgets them. TaskFlow reverts
+the failed step, then every step before it, in reverse order.
 """
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from taskflow import task
 
@@ -27,16 +36,30 @@ def step_name(revision: str) -> str:
 class MigrateTo(task.Task):
     """Upgrade the database to exactly ``revision``."""
 
-    def __init__(self, database_url: str, revision: str) -> None:
+    def __init__(self, database_url: str, revision: str, *,
+                 journal: bool = True, revert: bool = True) -> None:
         super().__init__(name=step_name(revision))
         self._database_url = database_url
         self.revision = revision
+        self._journal = journal
+        self._revert = revert and journal
 
-    def execute(self) -> dict:
+    def execute(self, run_id: str | None = None) -> dict:
         # The run's connection (connecting costs more than most
         # revisions); after a failure it is not trusted again.
+        self._run_id = run_id
         with dbapi.sqlalchemy_connection(self._database_url) as conn:
             return self._upgrade_on(conn)
+
+    def _new_journal(self) -> Any:
+        """A journal for one attempt (it reads back what an earlier,
+        interrupted attempt recorded)."""
+        if not self._journal:
+            return None
+        from mistral_db_flows.revert import journal
+
+        return journal.Journal(self.revision,
+                               getattr(self, "_run_id", None))
 
     def _versions(self, conn) -> list[str]:
         found = version_table.current_revisions(conn)
@@ -64,7 +87,8 @@ class MigrateTo(task.Task):
         try:
             # Fast first: no look at the live schema before each change.
             migration.upgrade(self._database_url, self.revision,
-                              connection=conn, check_existing=False)
+                              connection=conn, check_existing=False,
+                              journal=self._new_journal())
             conn.commit()
         except Exception as exc:  # any failure: redo it carefully
             # An earlier attempt (a crash, another tool) may have done
@@ -75,7 +99,8 @@ class MigrateTo(task.Task):
                      self.revision, str(exc).splitlines()[0])
             conn.rollback()
             migration.upgrade(self._database_url, self.revision,
-                              connection=conn)
+                              connection=conn,
+                              journal=self._new_journal())
             conn.commit()
         after = self._versions(conn)
         if after != [self.revision]:
@@ -84,10 +109,29 @@ class MigrateTo(task.Task):
                 % (self.revision, ", ".join(after) or "nothing"))
         return {"revision": self.revision, "applied": True, "from": start}
 
-    def revert(self, *args, **kwargs) -> None:
-        # Undoing a revision is the backup's job (restored by its revert).
+    def revert(self, result: Any = None, *args: Any, **kwargs: Any) -> None:
+        if not self._revert:
+            # No journal, or --on-failure stop: leave it for a resume.
+            return None
+        from mistral_db_flows import revert
+
+        # A step that found the database already past its revision
+        # moved nothing; its journal (an interrupted attempt of this
+        # run) still says what to undo.
+        applied = not isinstance(result, dict) or bool(result.get("applied"))
+        with dbapi.sqlalchemy_connection(self._database_url) as conn:
+            undone = revert.revert_step(conn, self.revision,
+                                        move_version=applied)
+        LOG.info("revision %s: reverted (%d inverse operations)",
+                 self.revision, undone)
         return None
 
 
 def factory(ctx) -> list[task.Task]:
-    return [MigrateTo(ctx.database_url, rev) for rev in ctx.pending]
+    from mistral_db_flows import conf
+
+    settings = ctx.settings or conf.Settings(database_url=ctx.database_url)
+    return [MigrateTo(ctx.database_url, rev,
+                      journal=settings.keeps_step_reverts,
+                      revert=settings.on_failure == "revert")
+            for rev in ctx.pending]

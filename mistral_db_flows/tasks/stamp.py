@@ -10,10 +10,13 @@ from mistral_db_flows import version_table
 class Stamp(task.Task):
     """Write ``revision`` (None: empty) into alembic_version."""
 
-    def __init__(self, database_url: str, revision: str | None) -> None:
+    def __init__(self, database_url: str, revision: str | None, *,
+                 revert: bool = False) -> None:
         super().__init__(name="stamp")
         self._database_url = database_url
         self.revision = revision
+        # Put the old stamp back on failure (no dump to restore it).
+        self._revert = revert
 
     def execute(self) -> dict:
         before = version_table.read_version(self._database_url)
@@ -21,10 +24,15 @@ class Stamp(task.Task):
         return {"revision": self.revision, "from": before[0] if before
                 else None}
 
-    def revert(self, *args, **kwargs) -> None:
-        # The backup's revert puts the old stamp back.
+    def revert(self, result=None, *args, **kwargs) -> None:
+        if self._revert and isinstance(result, dict):
+            migration.stamp(self._database_url, result["from"] or "base")
         return None
 
 
 def factory(ctx) -> list[task.Task]:
-    return [Stamp(ctx.database_url, ctx.target)]
+    from mistral_db_flows import conf
+
+    settings = ctx.settings or conf.Settings(database_url=ctx.database_url)
+    return [Stamp(ctx.database_url, ctx.target,
+                  revert=settings.restores_on_failure)]

@@ -1,0 +1,145 @@
+"""The revert journal: where a migrate step's inverse operations live.
+
+Side tables in the target database itself, written on the run's own
+connection: any host that resumes the run reaches them, and Mistral's
+rows never leave the database server's security domain.
+
+* ``mdf_revert_steps``: one row per inverse operation, keyed by
+  ``(revision, seq)``, with the run that wrote it and the inverse as
+  JSON (never a URL or a password: table, column and index names).
+* ``mdf_revert_<revision>_<seq>``: a data copy one inverse needs (the
+  rows a step deletes, the values it rewrites, a column or table it
+  drops), keyed by primary key.
+
+Every entry is written *before* the operation it undoes acts. On
+PostgreSQL the step and its entries commit in one transaction; on
+MariaDB and SQLite DDL commits at once, so an entry may exist for an
+operation that never happened: replay is tolerant (it looks first).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+TABLE = "mdf_revert_steps"
+PREFIX = "mdf_revert_"
+
+_CREATE = ("CREATE TABLE IF NOT EXISTS %s (revision VARCHAR(32) NOT NULL, "
+           "seq INTEGER NOT NULL, run_id VARCHAR(64), "
+           "inverse TEXT NOT NULL, PRIMARY KEY (revision, seq))" % TABLE)
+
+
+def is_journal_table(name: str) -> bool:
+    """Whether ``name`` is one of ours (never part of Mistral's schema)."""
+    return name == TABLE or name.startswith(PREFIX)
+
+
+def exists(conn: Any) -> bool:
+    return sa.inspect(conn).has_table(TABLE)
+
+
+def entries(conn: Any, revision: str) -> list[tuple[int, dict]]:
+    """``(seq, inverse)`` of ``revision``, newest first."""
+    if not exists(conn):
+        return []
+    found = conn.execute(sa.text(
+        "SELECT seq, inverse FROM %s WHERE revision = :r ORDER BY seq DESC"
+        % TABLE), {"r": revision})
+    return [(int(seq), json.loads(text)) for seq, text in found]
+
+
+def revisions(conn: Any) -> list[str]:
+    """The revisions that still have entries (a revert not finished)."""
+    if not exists(conn):
+        return []
+    found = conn.execute(sa.text("SELECT DISTINCT revision FROM %s"
+                                 % TABLE))
+    return sorted(r[0] for r in found)
+
+
+def side_tables(conn: Any) -> list[str]:
+    return sorted(n for n in sa.inspect(conn).get_table_names()
+                  if n.startswith(PREFIX) and n != TABLE)
+
+
+class Journal:
+    """What one migrate step records, in the order it acts.
+
+    ``added`` remembers the columns this step added (in this attempt
+    or an earlier one, read back from the table): rewriting their
+    values needs no copy, since the revert drops them.
+    """
+
+    def __init__(self, revision: str, run_id: str | None = None) -> None:
+        self.revision = revision
+        self.run_id = run_id
+        self._seq: int | None = None
+        self.added: set[tuple[str, str]] = set()
+        self.created: set[str] = set()
+
+    def _start(self, conn: Any) -> None:
+        if self._seq is not None:
+            return
+        conn.execute(sa.text(_CREATE))
+        self._seq = 0
+        for seq, inverse in entries(conn, self.revision):
+            self._seq = max(self._seq, seq)
+            self._remember(inverse)
+
+    def _remember(self, inverse: dict) -> None:
+        if inverse["op"] == "drop_column":
+            self.added.add((inverse["table"], inverse["column"]))
+        elif inverse["op"] == "drop_table":
+            self.created.add(inverse["table"])
+
+    def is_new(self, conn: Any, table: str, column: str | None = None
+               ) -> bool:
+        """Whether this step created ``table`` (or added ``column``)."""
+        self._start(conn)
+        if table in self.created:
+            return True
+        return column is not None and (table, column) in self.added
+
+    def next_copy(self, conn: Any) -> str:
+        """A name for the data copy of the next entry."""
+        self._start(conn)
+        assert self._seq is not None
+        return "%s%s_%d" % (PREFIX, self.revision, self._seq + 1)
+
+    def record(self, conn: Any, inverse: dict) -> None:
+        """Write ``inverse`` (before the operation it undoes acts)."""
+        self._start(conn)
+        assert self._seq is not None
+        self._seq += 1
+        conn.execute(sa.text(
+            "INSERT INTO %s (revision, seq, run_id, inverse) "
+            "VALUES (:r, :s, :run, :inv)" % TABLE),
+            {"r": self.revision, "s": self._seq, "run": self.run_id,
+             "inv": json.dumps(inverse, sort_keys=True)})
+        self._remember(inverse)
+
+
+def forget(conn: Any, revision: str) -> None:
+    """Delete ``revision``'s entries and their data copies."""
+    for _seq, inverse in entries(conn, revision):
+        copy = inverse.get("copy")
+        if copy and sa.inspect(conn).has_table(copy):
+            conn.execute(sa.text("DROP TABLE %s" % copy))
+    if exists(conn):
+        conn.execute(sa.text("DELETE FROM %s WHERE revision = :r" % TABLE),
+                     {"r": revision})
+        left = conn.execute(sa.text("SELECT COUNT(*) FROM %s"
+                                    % TABLE)).scalar()
+        if not left:
+            # Nothing more to revert: the schema is Mistral's alone.
+            conn.execute(sa.text("DROP TABLE %s" % TABLE))
+
+
+def discard(conn: Any) -> None:
+    """Drop every journal table (the run ended well)."""
+    for name in side_tables(conn):
+        conn.execute(sa.text("DROP TABLE %s" % name))
+    if exists(conn):
+        conn.execute(sa.text("DROP TABLE %s" % TABLE))

@@ -1,0 +1,191 @@
+"""Replaying a step's journal: its inverses, newest first.
+
+Each inverse goes through the same re-runnable ``ddl`` operations the
+revisions use, with their look at the live schema on: an inverse of
+something that never happened (MariaDB and SQLite commit DDL at once,
+so an entry can outlive the operation it was written for) or that a
+killed replay already applied is skipped. Data inverses are written so
+that applying them twice changes nothing more.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from mistral_db_flows.revert import journal
+
+
+class _Native(sa.types.UserDefinedType):
+    """A column type given as the backend's own DDL text."""
+
+    cache_ok = True
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.text
+
+
+def _q(conn: Any, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+def _match(conn: Any, keys: list[str], left: str, right: str) -> str:
+    return " AND ".join("%s.%s = %s.%s" % (left, _q(conn, k), right,
+                                           _q(conn, k)) for k in keys)
+
+
+def _has(conn: Any, table: str) -> bool:
+    return sa.inspect(conn).has_table(table)
+
+
+def _restore_table(conn: Any, inv: dict) -> None:
+    table, copy = inv["table"], inv["copy"]
+    if not _has(conn, table):
+        for statement in inv["ddl"]:
+            conn.exec_driver_sql(statement)
+    empty = conn.execute(sa.text("SELECT COUNT(*) FROM %s"
+                                 % _q(conn, table))).scalar() == 0
+    if empty and _has(conn, copy):
+        conn.execute(sa.text("INSERT INTO %s SELECT * FROM %s"
+                             % (_q(conn, table), copy)))
+
+
+def _write_back(conn: Any, table: str, keys: list[str],
+                columns: list[str], copy: str) -> None:
+    """Set ``columns`` of the rows in ``copy`` back to the copied values."""
+    t = _q(conn, table)
+    found = "SELECT 1 FROM %s s WHERE %s" % (copy,
+                                              _match(conn, keys, "s", t))
+    sets = ", ".join(
+        "%s = (SELECT s.%s FROM %s s WHERE %s)"
+        % (_q(conn, c), _q(conn, c), copy, _match(conn, keys, "s", t))
+        for c in columns)
+    conn.execute(sa.text("UPDATE %s SET %s WHERE EXISTS (%s)"
+                         % (t, sets, found)))
+
+
+def _restore_column(conn: Any, inv: dict) -> None:
+    from mistral_db_flows import ddl
+
+    table, column = inv["table"], inv["column"]
+    have = [c["name"] for c in sa.inspect(conn).get_columns(table)]
+    if column not in have:
+        if conn.dialect.name in ("mysql", "mariadb"):
+            # Back in its place (the reference schema has an order).
+            where = (" AFTER %s" % _q(conn, inv["after"]) if inv["after"]
+                     else " FIRST")
+            conn.exec_driver_sql("ALTER TABLE %s ADD COLUMN %s %s NULL%s"
+                                 % (_q(conn, table), _q(conn, column),
+                                    inv["type"], where))
+        else:
+            ddl.add_column(table, sa.Column(column, _Native(inv["type"]),
+                                            nullable=True))
+    if _has(conn, inv["copy"]):
+        _write_back(conn, table, inv["keys"], [column], inv["copy"])
+    if not inv["nullable"]:
+        ddl.alter_column(table, column, existing_type=_Native(inv["type"]),
+                         nullable=False)
+
+
+def _restore_rows(conn: Any, inv: dict) -> None:
+    if not _has(conn, inv["copy"]):
+        return
+    t = _q(conn, inv["table"])
+    conn.execute(sa.text(
+        "INSERT INTO %s SELECT * FROM %s s WHERE NOT EXISTS "
+        "(SELECT 1 FROM %s WHERE %s)"
+        % (t, inv["copy"], t, _match(conn, inv["keys"], "s", t))))
+
+
+def _drop_foreign_key(inv: dict) -> None:
+    from mistral_db_flows import ddl
+    from alembic import op
+
+    name = inv["name"]
+    if name is None:  # unnamed when made: the backend named it
+        for fk in sa.inspect(op.get_bind()).get_foreign_keys(inv["table"]):
+            if (list(fk["constrained_columns"]) == inv["columns"]
+                    and fk["referred_table"] == inv["referred_table"]):
+                name = fk["name"]
+        if name is None:
+            return
+    ddl.drop_foreign_key(name, inv["table"])
+
+
+def apply(conn: Any, inv: dict) -> None:
+    """Apply one inverse (inside an Alembic operations context)."""
+    from mistral_db_flows import ddl
+
+    kind, table = inv["op"], inv["table"]
+    if kind == "drop_table":
+        ddl.drop_table(table)
+    elif kind == "drop_column":
+        ddl.drop_column(table, inv["column"])
+    elif kind == "drop_index":
+        ddl.drop_index(inv["name"], table)
+    elif kind == "drop_unique":
+        ddl.drop_unique(inv["name"], table, columns=inv["columns"])
+    elif kind == "drop_foreign_key":
+        _drop_foreign_key(inv)
+    elif kind == "alter_column":
+        ddl.alter_column(table, inv["column"], existing_type=sa.Text(),
+                         type_=_Native(inv["type"]),
+                         nullable=inv["nullable"])
+    elif kind == "create_index":
+        ddl.create_index(inv["name"], table, inv["columns"],
+                         unique=inv["unique"])
+    elif kind == "create_unique":
+        ddl.create_unique(inv["name"], table, inv["columns"])
+    elif kind == "create_foreign_key":
+        ddl.create_foreign_key(inv["name"], table, inv["columns"],
+                               inv["referred_table"],
+                               inv["referred_columns"],
+                               ondelete=inv["ondelete"])
+    elif kind == "restore_table":
+        _restore_table(conn, inv)
+    elif kind == "restore_column":
+        _restore_column(conn, inv)
+    elif kind == "restore_values":
+        _write_back(conn, table, inv["keys"], inv["columns"], inv["copy"])
+    elif kind == "restore_rows":
+        _restore_rows(conn, inv)
+    else:
+        raise ValueError("unknown inverse operation %r" % kind)
+
+
+def _set_version(conn: Any, revision: str, parent: str | None) -> None:
+    if not _has(conn, "alembic_version"):
+        return
+    if parent is None:
+        conn.execute(sa.text("DELETE FROM alembic_version "
+                             "WHERE version_num = :r"), {"r": revision})
+    else:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = :p "
+                             "WHERE version_num = :r"),
+                     {"p": parent, "r": revision})
+
+
+def revert_step(conn: Any, revision: str, parent: str | None, *,
+                move_version: bool = True) -> int:
+    """Undo ``revision`` on ``conn`` from its journal; set the version
+    back to ``parent`` and forget the entries. Returns how many
+    inverses were applied. Commits (one transaction on PostgreSQL)."""
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    inverses = journal.entries(conn, revision)
+    context = MigrationContext.configure(
+        connection=conn,
+        opts={"render_as_batch": conn.dialect.name == "sqlite",
+              "mdf_attributes": {"check_existing": True}})
+    with Operations.context(context):
+        for _seq, inverse in inverses:
+            apply(conn, inverse)
+    if move_version or inverses:
+        _set_version(conn, revision, parent)
+    journal.forget(conn, revision)
+    conn.commit()
+    return len(inverses)

@@ -1,0 +1,107 @@
+"""Every migrate step reverts itself (``[db_manage] backup = steps``).
+
+For a revision k, on a database at k-1 seeded so that k has rows to
+rewrite (the safety seeding leaves every nullable column NULL in one
+row of every table: namespaces, keys, ...), a failure injected right
+after step k's work must leave schema and every row exactly as before
+(and equal to upstream's reference schema of k-1), with no dump taken
+and no journal table left. A process killed inside k's revert leaves
+the journal behind; the next run finishes the revert first.
+
+SQLite runs a handful of representative revisions in the quick subset;
+every revision on every backend is ``slow``.
+"""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from tests import dbs
+from tests import migrate_util
+from tests import reference
+from tests.functional import safety_util as su
+
+QUICK = {"013", "022", "029", "038", "044"}
+REVISIONS = reference.REVISIONS[1:]  # 002..045: 001 starts from nothing
+
+
+@pytest.fixture(autouse=True)
+def _fault_plugins():
+    su.require_fault_plugins()
+
+
+def _params(quick_backends: tuple = ("sqlite",)) -> list:
+    out = []
+    for backend in dbs.BACKENDS:
+        for rev in REVISIONS:
+            marks = list(su.BACKEND_MARKS.get(backend, ()))
+            if not (backend in quick_backends and rev in QUICK):
+                marks.append(pytest.mark.slow)
+            out.append(pytest.param(backend, rev, marks=marks,
+                                    id="%s-%s" % (backend, rev)))
+    return out
+
+
+def _previous(rev: str) -> str:
+    return "%03d" % (int(rev) - 1)
+
+
+def _journal_tables(url: str) -> list[str]:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return [t for t in sa.inspect(conn).get_table_names()
+                    if t.startswith("mdf_revert")]
+    finally:
+        engine.dispose()
+
+
+def _prepared(backend: str, rev: str, make_db) -> tuple[str, dict]:
+    url = make_db(backend)
+    su.prepare(url, _previous(rev))
+    return url, su.state(url)
+
+
+@pytest.mark.parametrize("backend,rev", _params())
+def test_failed_step_reverts_itself_exactly(backend, rev, make_db,
+                                            tmp_path):
+    """A failure right after step k's work: exit 7, the run says each
+    step undid its change, no dump was taken, and the database is as
+    before (upstream's schema of k-1, every row), journal gone."""
+    url, before = _prepared(backend, rev, make_db)
+    tool = su.Tool(url, tmp_path / "tool")
+    done = tool.call("upgrade", rev, fault="after:migrate_%s:fail" % rev)
+    assert done.code == su.EXIT_STEP_FAILED, done
+    assert "undid its own change" in done.err, done.err
+    assert not (tool.state_dir / "backups").exists() or not list(
+        (tool.state_dir / "backups").iterdir())
+    assert su.state_diff(su.state(url), before) == []
+    assert migrate_util.schema_diff(url, _previous(rev)) == []
+    assert _journal_tables(url) == []
+    # And the same upgrade without the fault then works.
+    assert tool.call("upgrade", rev).code == 0
+    assert su.version(url) == rev
+    assert _journal_tables(url) == []
+
+
+@pytest.mark.parametrize("backend,rev", _params())
+def test_revert_killed_is_finished_by_the_next_run(backend, rev, make_db,
+                                                    tmp_path):
+    """Killed at the start of step k's revert (its journal untouched):
+    the next run of the same command finishes the revert, and the
+    database is as before."""
+    url, before = _prepared(backend, rev, make_db)
+    tool = su.Tool(url, tmp_path / "tool")
+    killed = tool.run("upgrade", rev, fault="after:migrate_%s:fail,"
+                      "revert:migrate_%s:kill" % (rev, rev))
+    assert killed.code == -9, killed
+    if rev != "001":
+        assert _journal_tables(url) or backend == "postgresql"
+    again = tool.run("upgrade", rev)
+    assert again.code in (0, su.EXIT_STEP_FAILED), again
+    if again.code == 0:
+        # The revert was finished first, then the upgrade ran.
+        assert su.version(url) == rev
+    else:
+        assert su.state_diff(su.state(url), before) == []
+    assert _journal_tables(url) == []
