@@ -22,6 +22,7 @@ from mistral_db_flows import dbapi
 from mistral_db_flows import exceptions
 from mistral_db_flows import migration
 from mistral_db_flows import results
+from mistral_db_flows import revert
 from mistral_db_flows import revisions
 from mistral_db_flows import runs
 from mistral_db_flows import version_table
@@ -90,9 +91,10 @@ def status(settings: conf.Settings) -> results.Status:
         start = revisions.one_revision(
             version_table.read_version(settings.database_url), graph)
         interrupted = runs.read_interrupted(settings)
+        reverts = revert.pending_in(settings.database_url)
     return results.Status(current=start, head=head,
                           pending=graph.between(start, head),
-                          interrupted=interrupted)
+                          interrupted=interrupted, revert_pending=reverts)
 
 
 # -- flows -----------------------------------------------------------------

@@ -223,6 +223,9 @@ class Status(_Result):
     head: str
     pending: list[str]
     interrupted: Any = None
+    # Steps whose revert a run recorded but did not finish (newest
+    # first): the next command that changes the database finishes it.
+    revert_pending: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def at_head(self) -> bool:
@@ -232,7 +235,8 @@ class Status(_Result):
     def upgrade_needed(self) -> bool:
         """Revisions are pending, or an interrupted run (whatever its
         operation) waits for the command that resumes it."""
-        return bool(self.pending) or bool(self.interrupted)
+        return (bool(self.pending) or bool(self.interrupted)
+                or bool(self.revert_pending))
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -264,6 +268,10 @@ class Status(_Result):
                                              run["target"] or "base",
                                              run["step"], run["state"])
                 if run else "no"))
+        if self.revert_pending:
+            lines.append("revert pending: steps %s (the next command that "
+                         "changes the database finishes it)"
+                         % " ".join(self.revert_pending))
         lines.append("upgrade needed" if self.upgrade_needed
                      else "up to date")
         return lines

@@ -96,7 +96,7 @@ def resume_plan(fd: Any, operation: str, requested: flows.Plan, *,
         raise _refuse(fd, "this run asks for %s" % (requested.target
                                                    or "base"))
     path = {plan.start, plan.target, *plan.pending}
-    if requested.start not in path and not _reverting(fd):
+    if requested.start not in path and not reverting(fd):
         raise _refuse(fd, "the database is at %s now, which is not on "
                       "that run's way from %s to %s"
                       % (requested.start or "base", plan.start or "base",
@@ -104,7 +104,7 @@ def resume_plan(fd: Any, operation: str, requested: flows.Plan, *,
     return plan
 
 
-def _reverting(fd: Any) -> bool:
+def reverting(fd: Any) -> bool:
     """The run died while reverting: the database may be anywhere (a
     MySQL restore killed after its drops leaves it empty), and resuming
     the revert restores the backup whatever it holds now."""

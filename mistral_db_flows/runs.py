@@ -150,6 +150,10 @@ def _run_guarded(operation: str, settings: conf.Settings,
     # database already.
     graph, plan = planner()
     fd = store.interrupted()
+    if fd is not None and _finish_revert(settings, store, fd):
+        # The database moved back: plan again from where it is now.
+        graph, plan = planner()
+        fd = None
     prior_backup = None
     resumed = fd is not None
     if fd is not None:
@@ -342,6 +346,39 @@ def _retry_restore(settings: conf.Settings, store: Any, fd: Any,
         aftermath="the backup %s was restored now, so the database is as "
         "before that run; run the command again to upgrade"
         % taken.get("path"))
+
+
+def _finish_revert(settings: conf.Settings, store: Any, fd: Any) -> bool:
+    """Finish the revert an interrupted run did not (killed, connection
+    lost, or its revert failed); True if that run is now settled.
+
+    Its steps' journals are still in the database: replaying them,
+    newest step first, is what its reverts would have done. Any command
+    that changes the database does this first, and says so.
+    """
+    import logging
+
+    from mistral_db_flows import dbapi
+    from mistral_db_flows import revert
+
+    meta = fd.meta or {}
+    if not (resume.reverting(fd) or meta.get("step_revert_failed")):
+        return False
+    with dbapi.sqlalchemy_connection(settings.database_url) as conn:
+        done = revert.finish(conn)
+    after = version_table.read_version(settings.database_url)
+    start = (meta.get("plan") or {}).get("start")
+    took_dump = any(ad.name == "backup" and isinstance(ad.results, dict)
+                    and ad.results.get("path") for ad in fd)
+    if not done and (took_dump or (after[0] if after else None) != start):
+        return False  # the dump's restore was cut off: its own machinery
+    store.set_state(fd, states.RunState.REVERTED)
+    logging.getLogger(__name__).warning(
+        "finished reverting the interrupted %s run (%s): the database is "
+        "back at %s", meta.get("operation"),
+        "steps %s undone" % ", ".join(done) if done else "nothing left "
+        "to undo", (after[0] if after else "base"))
+    return True
 
 
 # -- offline, status, abandon ----------------------------------------------

@@ -3,15 +3,30 @@
 ``journal`` owns the side tables in the target database (format and
 storage), ``record`` what each ``ddl`` operation writes there before it
 acts, ``replay`` applying a step's inverses. This module is what the
-migrate task and the run engine call.
+migrate task, the run engine and ``status`` call; it imports neither
+SQLAlchemy nor Alembic until a revert is actually replayed.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from mistral_db_flows.revert import journal
+TABLE = "mdf_revert_steps"
+PREFIX = "mdf_revert_"
 
-is_journal_table = journal.is_journal_table
+# Whether the journal table exists, per backend (read with the bare
+# driver, as status reads the version).
+_EXISTS = {
+    "postgresql": "SELECT to_regclass('%s') IS NOT NULL" % TABLE,
+    "mysql": "SELECT COUNT(*) FROM information_schema.tables WHERE "
+             "table_schema = DATABASE() AND table_name = '%s'" % TABLE,
+    "sqlite": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
+              "AND name = '%s'" % TABLE,
+}
+
+
+def is_journal_table(name: str) -> bool:
+    """Whether ``name`` is one of ours (never part of Mistral's schema)."""
+    return name == TABLE or name.startswith(PREFIX)
 
 
 def parent_of(revision: str) -> str | None:
@@ -20,6 +35,12 @@ def parent_of(revision: str) -> str | None:
 
     downs = revisions.graph().revisions[revision].down_revisions
     return downs[0] if downs else None
+
+
+def _newest_first(found: set[str]) -> list[str]:
+    from mistral_db_flows import revisions
+
+    return [r for r in reversed(revisions.graph().order) if r in found]
 
 
 def revert_step(conn: Any, revision: str, *,
@@ -35,13 +56,28 @@ def revert_step(conn: Any, revision: str, *,
 
 def pending(conn: Any) -> list[str]:
     """Revisions whose revert is recorded but not finished, newest
-    first (the order they must be reverted in)."""
-    from mistral_db_flows import revisions
+    first (the order they must be reverted in), on a SQLAlchemy
+    connection."""
+    from mistral_db_flows.revert import journal
 
     found = set(journal.revisions(conn))
     conn.commit()
-    order = revisions.graph().order
-    return [r for r in reversed(order) if r in found]
+    return _newest_first(found)
+
+
+def pending_in(url: str) -> list[str]:
+    """:func:`pending` with the bare driver (fast, for ``status``)."""
+    from mistral_db_flows import dbapi
+
+    handle = dbapi.connect(url)
+    try:
+        query = _EXISTS.get(handle.dialect)
+        if query is None or not handle.rows(query)[0][0]:
+            return []
+        return _newest_first({r[0] for r in handle.rows(
+            "SELECT DISTINCT revision FROM %s" % TABLE)})
+    finally:
+        handle.close()
 
 
 def finish(conn: Any) -> list[str]:
@@ -56,5 +92,7 @@ def finish(conn: Any) -> list[str]:
 def discard(conn: Any) -> None:
     """The run ended well: drop the journal (the schema at head is
     exactly upstream's again)."""
+    from mistral_db_flows.revert import journal
+
     journal.discard(conn)
     conn.commit()

@@ -23,17 +23,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-TABLE = "mdf_revert_steps"
-PREFIX = "mdf_revert_"
+from mistral_db_flows import revert
+
+TABLE = revert.TABLE
+PREFIX = revert.PREFIX
 
 _CREATE = ("CREATE TABLE IF NOT EXISTS %s (revision VARCHAR(32) NOT NULL, "
            "seq INTEGER NOT NULL, run_id VARCHAR(64), "
            "inverse TEXT NOT NULL, PRIMARY KEY (revision, seq))" % TABLE)
-
-
-def is_journal_table(name: str) -> bool:
-    """Whether ``name`` is one of ours (never part of Mistral's schema)."""
-    return name == TABLE or name.startswith(PREFIX)
 
 
 def exists(conn: Any) -> bool:
