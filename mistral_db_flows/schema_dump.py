@@ -21,9 +21,9 @@ IGNORED_TABLES = frozenset({"alembic_version"})
 def ignored(table: str) -> bool:
     """Not Mistral's: Alembic's version table, and the revert journal a
     run keeps while it is open (``mistral_db_flows.revert``)."""
-    from mistral_db_flows import revert
+    from mistral_db_flows.revert import names
 
-    return table in IGNORED_TABLES or revert.is_journal_table(table)
+    return table in IGNORED_TABLES or names.is_journal_table(table)
 
 _MYSQL_OPTION_KEYS = ("mysql_collate", "mysql_default charset",
                       "mysql_engine")

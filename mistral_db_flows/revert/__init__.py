@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-TABLE = "mdf_revert_steps"
-PREFIX = "mdf_revert_"
+from mistral_db_flows.revert import names
+
+TABLE = names.TABLE
+is_journal_table = names.is_journal_table
 
 # Whether the journal table exists, per backend (read with the bare
 # driver, as status reads the version).
@@ -22,11 +24,6 @@ _EXISTS = {
     "sqlite": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
               "AND name = '%s'" % TABLE,
 }
-
-
-def is_journal_table(name: str) -> bool:
-    """Whether ``name`` is one of ours (never part of Mistral's schema)."""
-    return name == TABLE or name.startswith(PREFIX)
 
 
 def parent_of(revision: str) -> str | None:

@@ -23,10 +23,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mistral_db_flows import revert
+from mistral_db_flows.revert import names
 
-TABLE = revert.TABLE
-PREFIX = revert.PREFIX
+TABLE = names.TABLE
+PREFIX = names.PREFIX
 
 _CREATE = ("CREATE TABLE IF NOT EXISTS %s (revision VARCHAR(32) NOT NULL, "
            "seq INTEGER NOT NULL, run_id VARCHAR(64), "

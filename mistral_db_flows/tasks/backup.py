@@ -71,7 +71,11 @@ class Backup(task.Task):
     def execute(self, prior_backup: dict | None = None) -> dict | None:
         if not self._enabled:
             if self._steps_revert:
-                return None
+                # The steps revert themselves; a database file this run
+                # creates is still this task's to remove.
+                missing = missing_sqlite_file(self._database_url)
+                return ({"backend": "sqlite", "path": None,
+                         "absent": missing} if missing else None)
             LOG.warning("no backup taken (disabled): a failure will stop "
                         "and leave the database as it is")
             return None
