@@ -150,7 +150,8 @@ def _run_guarded(operation: str, settings: conf.Settings,
     # database already.
     graph, plan = planner()
     fd = store.interrupted()
-    if fd is not None and _finish_revert(settings, store, fd):
+    if fd is not None and _finish_revert(settings, store, fd, operation,
+                                         plan, relative):
         # The database moved back: plan again from where it is now.
         graph, plan = planner()
         fd = None
@@ -348,13 +349,17 @@ def _retry_restore(settings: conf.Settings, store: Any, fd: Any,
         % taken.get("path"))
 
 
-def _finish_revert(settings: conf.Settings, store: Any, fd: Any) -> bool:
+def _finish_revert(settings: conf.Settings, store: Any, fd: Any,
+                   operation: str, plan: flows.Plan,
+                   relative: str | None) -> bool:
     """Finish the revert an interrupted run did not (killed, connection
     lost, or its revert failed); True if that run is now settled.
 
     Its steps' journals are still in the database: replaying them,
     newest step first, is what its reverts would have done. Any command
-    that changes the database does this first, and says so.
+    that changes the database does this first, and says so; the same
+    command as the killed run's instead resumes its engine, which ends
+    the revert (and a dump's restore) as it would have.
     """
     import logging
 
@@ -362,8 +367,14 @@ def _finish_revert(settings: conf.Settings, store: Any, fd: Any) -> bool:
     from mistral_db_flows import revert
 
     meta = fd.meta or {}
-    if not (resume.reverting(fd) or meta.get("step_revert_failed")):
-        return False
+    if not meta.get("step_revert_failed"):
+        if not resume.reverting(fd):
+            return False
+        try:
+            resume.resume_plan(fd, operation, plan, relative=relative)
+            return False  # the same run: TaskFlow resumes its revert
+        except exceptions.ResumeRefused:
+            pass
     with dbapi.sqlalchemy_connection(settings.database_url) as conn:
         done = revert.finish(conn)
     after = version_table.read_version(settings.database_url)

@@ -82,7 +82,7 @@ def test_failure_restores_the_database_exactly(backend, case, make_db,
     url = make_db(backend)
     su.prepare(url, case.start)
     before = _snapshot(url)
-    tool = su.Tool(url, tmp_path)
+    tool = su.Tool(url, tmp_path, backup="full")
 
     failed = tool.call("upgrade", "head", fault=case.fault)
     assert failed.code == su.EXIT_STEP_FAILED, failed
@@ -147,7 +147,7 @@ def test_stop_leaves_the_database_then_resumes(backend, make_db, tmp_path):
     url = make_db(backend)
     su.prepare(url, "019")
     before = _snapshot(url)
-    tool = su.Tool(url, tmp_path)
+    tool = su.Tool(url, tmp_path, backup="full")
 
     stopped = tool.call("upgrade", "head", "--on-failure", "stop",
                         fault="inside:migrate_022:fail:6")
@@ -292,7 +292,7 @@ def test_password_never_written(backend, password_url, tmp_path):
     (logbook, its journal files, backups and their names), and on no
     process's command line while the dump tool runs."""
     url, password = password_url(backend)
-    tool = su.Tool(url, tmp_path)
+    tool = su.Tool(url, tmp_path, backup="full")
     outputs = []
 
     def run(*argv, **kwargs):
@@ -360,7 +360,7 @@ def test_failed_stamp_restores_the_version(backend, make_db, tmp_path):
 def _revert_failed(backend, make_db, tmp_path):
     url = make_db(backend)
     su.prepare(url, "019")
-    tool = su.Tool(url, tmp_path)
+    tool = su.Tool(url, tmp_path, backup="full")
     failed = tool.call("upgrade", "head", fault="inside:migrate_022:fail:6,"
                        "restore:backup:fail")
     assert failed.code == su.EXIT_RESTORE_FAILED, failed
