@@ -322,7 +322,7 @@ def create_index(index_name: str | PerDialect, table: str,
                     found="%s(%s)" % ("unique " if have["unique"] else "",
                                       ", ".join(have["column_names"])))
             return
-    _note("create_index", index, table)
+    _note("create_index", index, table, list(columns))
     op.create_index(index, table, columns, unique=unique, **kw)
 
 

@@ -122,9 +122,24 @@ def alter_column(conn: Any, journal: Any, table: str, column: str) -> None:
 
 # -- indexes and constraints -----------------------------------------------
 
-def create_index(conn: Any, journal: Any, name: str, table: str) -> None:
+def create_index(conn: Any, journal: Any, name: str, table: str,
+                 columns: Sequence[str]) -> None:
     journal.record(conn, {"op": "drop_index", "name": name,
                           "table": table})
+    if _dialect(conn) != "mysql":
+        return
+    # InnoDB drops the index it made for a foreign key once another
+    # index can serve the key, and refuses to drop that other index
+    # while the key has no other: the revert makes the old one again
+    # first (recorded after, so replayed before).
+    insp = sa.inspect(conn)
+    keyed = [list(fk["constrained_columns"])
+             for fk in insp.get_foreign_keys(table)]
+    for index in insp.get_indexes(table):
+        have = list(index["column_names"])
+        if (index["name"] != name and have in keyed
+                and list(columns)[:len(have)] == have):
+            keep_index(conn, journal, index["name"], table)
 
 
 def keep_index(conn: Any, journal: Any, name: str, table: str) -> None:
