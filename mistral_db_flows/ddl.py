@@ -19,14 +19,13 @@ target database (:mod:`mistral_db_flows.revert`), right before it acts.
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
 import sqlalchemy as sa
 from alembic import op
 
+from mistral_db_flows import ddl_shapes as shapes
 from mistral_db_flows import exceptions
-from mistral_db_flows import schema_dump
 from mistral_db_flows.revert import record
 
 PerDialect = Mapping[str, Any]
@@ -120,72 +119,12 @@ def _drop_stale_batch_copy(table: str) -> None:
 
 # -- types -----------------------------------------------------------------
 
-def long_text() -> sa.types.TypeEngine:
-    """TEXT, but LONGTEXT on MySQL (Mistral's large JSON columns)."""
-    from sqlalchemy.dialects import mysql
-
-    return sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-
-
-def medium_text() -> sa.types.TypeEngine:
-    """TEXT, but MEDIUMTEXT on MySQL."""
-    from sqlalchemy.dialects import mysql
-
-    return sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+long_text = shapes.long_text
+medium_text = shapes.medium_text
 
 
 def _native(type_: Any) -> str:
-    return schema_dump.native_type(sa.types.to_instance(type_),
-                                   op.get_context().dialect)
-
-
-def _norm_native(text: str) -> str:
-    t = text.upper()
-    t = re.sub(r"^(INTEGER|INT)\(\d+\)$", "INTEGER", t)
-    if t in ("BOOL", "TINYINT(1)"):
-        return "BOOLEAN"
-    return t
-
-
-def _same_native(a: str, b: str) -> bool:
-    return _norm_native(a) == _norm_native(b)
-
-
-def _same_generic(a: str, b: str) -> bool:
-    return (schema_dump.generic_type(_norm_native(a))
-            == schema_dump.generic_type(_norm_native(b)))
-
-
-# -- reflection helpers ----------------------------------------------------
-
-def _columns(insp: sa.Inspector, table: str) -> dict[str, Any]:
-    return {c["name"]: c for c in insp.get_columns(table)}
-
-
-def _describe_columns(cols: Mapping[str, dict]) -> str:
-    return ", ".join(
-        "%s %s%s" % (n, _native(c["type"]),
-                     "" if c["nullable"] else " NOT NULL")
-        for n, c in cols.items())
-
-
-def _unique_by_name(insp: sa.Inspector, table: str) -> dict[str, list]:
-    found: dict[str, list] = {
-        u["name"]: list(u["column_names"])
-        for u in insp.get_unique_constraints(table) if u["name"]}
-    # MySQL also shows unique constraints as unique indexes.
-    for i in insp.get_indexes(table):
-        if i["unique"] and i["name"] and i["name"] not in found:
-            found[i["name"]] = list(i["column_names"])
-    return found
-
-
-def _index_by_name(insp: sa.Inspector, table: str) -> dict[str, Any]:
-    return {i["name"]: i for i in insp.get_indexes(table) if i["name"]}
-
-
-def _fk_by_name(insp: sa.Inspector, table: str) -> dict[str, Any]:
-    return {f["name"]: f for f in insp.get_foreign_keys(table) if f["name"]}
+    return shapes.native(type_, op.get_context().dialect)
 
 
 # -- tables ----------------------------------------------------------------
@@ -207,9 +146,9 @@ def create_table(table: str, *items: Any, **kw: Any) -> None:
     insp = _inspector()
     if insp is not None and insp.has_table(table):
         wanted = [i for i in items if isinstance(i, sa.Column)]
-        have = _columns(insp, table)
+        have = shapes.columns(insp, table)
         same = (list(have) == [c.name for c in wanted] and all(
-            _same_generic(_native(c.type), _native(have[c.name]["type"]))
+            shapes.same_generic(_native(c.type), _native(have[c.name]["type"]))
             and bool(c.nullable) == bool(have[c.name]["nullable"])
             for c in wanted))
         if not same:
@@ -219,7 +158,7 @@ def create_table(table: str, *items: Any, **kw: Any) -> None:
                     "%s %s%s" % (c.name, _native(c.type),
                                  "" if c.nullable else " NOT NULL")
                     for c in wanted),
-                found=_describe_columns(have))
+                found=shapes.describe_columns(have, op.get_context().dialect))
         return
     if dialect() == "mysql":
         kw.setdefault("mysql_engine", "InnoDB")
@@ -240,9 +179,9 @@ def drop_table(table: str) -> None:
 def add_column(table: str, column: sa.Column) -> None:
     insp = _inspector()
     if insp is not None:
-        have = _columns(insp, table).get(column.name)
+        have = shapes.columns(insp, table).get(column.name)
         if have is not None:
-            if not (_same_generic(_native(column.type),
+            if not (shapes.same_generic(_native(column.type),
                                   _native(have["type"]))
                     and bool(column.nullable) == bool(have["nullable"])):
                 raise exceptions.SchemaConflict(
@@ -263,7 +202,7 @@ def add_column(table: str, column: sa.Column) -> None:
 
 def drop_column(table: str, column: str) -> None:
     insp = _inspector()
-    if insp is not None and column not in _columns(insp, table):
+    if insp is not None and column not in shapes.columns(insp, table):
         return
     _note("drop_column", table, column)
     if dialect() == "sqlite":
@@ -280,12 +219,12 @@ def alter_column(table: str, column: str, *, existing_type: Any,
     """Change a column's type and/or nullability unless already done."""
     insp = _inspector()
     if insp is not None:
-        have = _columns(insp, table).get(column)
+        have = shapes.columns(insp, table).get(column)
         if have is None:
             raise exceptions.SchemaConflict(
                 "column", "%s.%s" % (table, column), table,
                 expected="an existing column", found="no such column")
-        type_done = type_ is None or _same_native(
+        type_done = type_ is None or shapes.same_native(
             _native(type_), _native(have["type"]))
         null_done = nullable is None or bool(nullable) == bool(
             have["nullable"])
@@ -311,7 +250,7 @@ def create_index(index_name: str | PerDialect, table: str,
     index: str = name(index_name)
     insp = _inspector()
     if insp is not None:
-        have = _index_by_name(insp, table).get(index)
+        have = shapes.index_by_name(insp, table).get(index)
         if have is not None:
             if (list(have["column_names"]) != list(columns)
                     or bool(have["unique"]) != bool(unique)):
@@ -329,7 +268,7 @@ def create_index(index_name: str | PerDialect, table: str,
 def drop_index(index_name: str | PerDialect, table: str) -> None:
     index: str = name(index_name)
     insp = _inspector()
-    if insp is not None and index not in _index_by_name(insp, table):
+    if insp is not None and index not in shapes.index_by_name(insp, table):
         return
     _note("keep_index", index, table)
     op.drop_index(index, table_name=table)
@@ -340,7 +279,7 @@ def create_unique(constraint_name: str | PerDialect, table: str,
     constraint: str = name(constraint_name)
     insp = _inspector()
     if insp is not None:
-        have = _unique_by_name(insp, table).get(constraint)
+        have = shapes.unique_by_name(insp, table).get(constraint)
         if have is not None:
             if have != list(columns):
                 raise exceptions.SchemaConflict(
@@ -367,12 +306,12 @@ def drop_unique(constraint_name: str | PerDialect, table: str, *,
     constraint: str = name(constraint_name)
     insp = _inspector()
     if insp is not None:
-        have = _unique_by_name(insp, table).get(constraint)
+        have = shapes.unique_by_name(insp, table).get(constraint)
         if have is None or (columns is not None
                             and have != list(columns)):
             return
     if _journaling():
-        live = _unique_by_name(sa.inspect(op.get_bind()), table)
+        live = shapes.unique_by_name(sa.inspect(op.get_bind()), table)
         if constraint in live:
             _note("drop_unique", constraint, table, live[constraint])
     if dialect() == "sqlite":
@@ -397,7 +336,7 @@ def create_foreign_key(constraint_name: str | PerDialect | None, table: str,
                     and fk["referred_table"] == referred_table):
                 return
     elif insp is not None and constraint is not None:
-        have = _fk_by_name(insp, table).get(constraint)
+        have = shapes.fk_by_name(insp, table).get(constraint)
         if have is not None:
             if (list(have["constrained_columns"]) != list(columns)
                     or have["referred_table"] != referred_table):
@@ -423,7 +362,7 @@ def drop_foreign_key(constraint_name: str | PerDialect,
                      table: str) -> None:
     constraint: str = name(constraint_name)
     insp = _inspector()
-    if insp is not None and constraint not in _fk_by_name(insp, table):
+    if insp is not None and constraint not in shapes.fk_by_name(insp, table):
         return
     _note("drop_foreign_key", constraint, table)
     if dialect() == "sqlite":

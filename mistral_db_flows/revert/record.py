@@ -50,7 +50,7 @@ def table_ddl(conn: Any, table: str) -> list[str]:
     reflected = sa.Table(table, sa.MetaData(), autoload_with=conn)
     out = [str(CreateTable(reflected).compile(dialect=conn.dialect))]
     out += [str(CreateIndex(ix).compile(dialect=conn.dialect))
-            for ix in sorted(reflected.indexes, key=lambda i: i.name)]
+            for ix in sorted(reflected.indexes, key=lambda i: str(i.name))]
     return out
 
 

@@ -105,3 +105,55 @@ def test_revert_killed_is_finished_by_the_next_run(backend, rev, make_db,
     else:
         assert su.state_diff(su.state(url), before) == []
     assert _journal_tables(url) == []
+
+
+@pytest.mark.parametrize("backend", [
+    pytest.param("postgresql", marks=pytest.mark.postgresql),
+    pytest.param("mysql", marks=(pytest.mark.mysql, pytest.mark.slow))])
+def test_row_another_session_commits_survives_a_failed_run(backend, make_db,
+                                                           tmp_path):
+    """A row another session commits while the run is under way (a
+    forgotten engine, an operator's script) is still there after a
+    later step fails: the revert touches only what the run changed
+    (a restored dump would have deleted it)."""
+    url = make_db(backend)
+    su.prepare(url, "040")
+    tool = su.Tool(url, tmp_path / "tool")
+    with tool.sleeping("upgrade", "head",
+                       fault="before:verify:sleep:3,before:verify:fail"
+                       ) as proc:
+        migrate_util.execute(
+            url, "INSERT INTO workbooks_v2 (id, name, namespace) "
+            "VALUES ('other-session', 'wb-other', 'ns')")
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == su.EXIT_STEP_FAILED, err
+    assert su.version(url) == "040"
+    assert migrate_util.rows(
+        url, "SELECT name, namespace FROM workbooks_v2 "
+        "WHERE id = 'other-session'") == [("wb-other", "ns")]
+    assert migrate_util.schema_diff(url, "040") == []
+
+
+def test_another_command_finishes_a_killed_revert_first(make_db, tmp_path):
+    """Killed inside step 029's revert, an ``upgrade 029`` run leaves
+    the journal in the database: ``status`` shows the revert pending;
+    ``upgrade head`` (another target, which would not resume that run)
+    finishes the revert first, says so in one line, then upgrades."""
+    url, before = _prepared("sqlite", "029", make_db)
+    tool = su.Tool(url, tmp_path / "tool")
+    killed = tool.run("upgrade", "029", fault="after:migrate_029:fail,"
+                      "revert:migrate_029:kill")
+    assert killed.code == -9, killed
+    status = tool.run("status")
+    assert status.code == 10, status
+    assert status.doc["revert_pending"] == ["029"], status.doc
+    done = tool.run("upgrade", "head")
+    assert done.code == 0, done
+    said = [line for line in done.err.splitlines()
+            if "finished reverting the interrupted upgrade run" in line]
+    assert len(said) == 1 and "steps 029 undone" in said[0], done.err
+    assert "back at 028" in said[0]
+    assert done.doc["start_revision"] == "028", done.doc
+    assert su.version(url) == "045"
+    assert _journal_tables(url) == []
+    assert tool.run("status").code == 0
