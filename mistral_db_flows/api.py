@@ -91,7 +91,10 @@ def status(settings: conf.Settings) -> results.Status:
         start = revisions.one_revision(
             version_table.read_version(settings.database_url), graph)
         interrupted = runs.read_interrupted(settings)
-        reverts = revert.pending_in(settings.database_url)
+        # A journal needs a versioned database or a run that died
+        # (an unversioned SQLite file may not even exist).
+        reverts = (revert.pending_in(settings.database_url)
+                   if start is not None or interrupted else [])
     return results.Status(current=start, head=head,
                           pending=graph.between(start, head),
                           interrupted=interrupted, revert_pending=reverts)
