@@ -158,3 +158,29 @@ def test_another_command_finishes_a_killed_revert_first(make_db, tmp_path):
     assert su.version(url) == "045"
     assert _journal_tables(url) == []
     assert tool.run("status").code == 0
+
+
+def test_backup_full_adds_the_dump(make_db, tmp_path):
+    """--backup full: a dump is taken as well, the steps revert
+    themselves and the dump is restored after them; the database is as
+    before either way."""
+    url, before = _prepared("sqlite", "038", make_db)
+    tool = su.Tool(url, tmp_path / "tool")
+    done = tool.call("upgrade", "038", "--backup", "full",
+                     fault="after:migrate_038:fail")
+    assert done.code == su.EXIT_STEP_FAILED, done
+    assert "restored from the backup" in done.err
+    assert done.run["backup"] and (tool.state_dir / "backups").exists()
+    assert done.steps()["migrate_038"]["state"] == "failed"
+    assert su.state_diff(su.state(url), before) == []
+    assert _journal_tables(url) == []
+
+
+def test_journal_tables_are_not_mistral_schema():
+    """verify and the schema comparison skip the journal of an open
+    run: never a foreign object, never a difference."""
+    from mistral_db_flows import schema_dump
+
+    assert schema_dump.ignored("mdf_revert_steps")
+    assert schema_dump.ignored("mdf_revert_038_2")
+    assert not schema_dump.ignored("workbooks_v2")

@@ -131,3 +131,57 @@ def test_sample_config_is_up_to_date(tmp_path):
     assert out.read_text() == SAMPLE.read_text(), (
         "regenerate it: oslo-config-generator --config-file %s"
         % os.path.relpath(GENERATOR_CONF, ROOT))
+
+
+@pytest.mark.parametrize("text, mode", [
+    (None, "steps"), ("steps", "steps"), ("full", "full"),
+    ("none", "none"), ("FULL", "full")])
+def test_backup_choices_are_read(tmp_path, text, mode):
+    """[db_manage] backup: steps (default), full or none."""
+    opts = parsed(tmp_path, "[db_manage]\nbackup = %s\n" % text
+                  if text else None)
+    assert conf.settings_from_conf(opts).backup == mode
+
+
+@pytest.mark.parametrize("text, mode", [("true", "steps"),
+                                        ("false", "none"),
+                                        ("yes", "steps"), ("0", "none")])
+def test_old_boolean_backup_is_mapped_with_a_warning(tmp_path, caplog,
+                                                     text, mode):
+    """An old config's backup = true/false still works, and says it is
+    deprecated and what it means now."""
+    opts = parsed(tmp_path, "[db_manage]\nbackup = %s\n" % text)
+    assert conf.settings_from_conf(opts).backup == mode
+    assert "deprecated" in caplog.text and mode in caplog.text
+
+
+def test_unknown_backup_value_is_a_config_error(tmp_path):
+    """Neither a choice nor an old boolean: ConfigError naming both."""
+    from mistral_db_flows import exceptions
+
+    opts = parsed(tmp_path, "[db_manage]\nbackup = sometimes\n")
+    with pytest.raises(exceptions.ConfigError) as info:
+        conf.settings_from_conf(opts)
+    assert "steps, full, none" in str(info.value)
+    assert "sometimes" in str(info.value)
+
+
+def test_what_each_backup_mode_keeps():
+    """steps: journal, no dump for upgrade/stamp (populate keeps its
+    dump); full: both; none: nothing, and a failure stops. Embedders'
+    booleans mean steps/none."""
+    steps = conf.Settings(database_url="sqlite://")
+    assert (steps.keeps_step_reverts, steps.restores_on_failure) == (
+        True, True)
+    assert [steps.takes_dump(op) for op in
+            ("upgrade", "stamp", "populate")] == [False, False, True]
+    full = conf.Settings(database_url="sqlite://", backup="full")
+    assert full.keeps_step_reverts and full.takes_dump("upgrade")
+    none = conf.Settings(database_url="sqlite://", backup=False)
+    assert none.backup == "none"
+    assert not (none.keeps_step_reverts or none.restores_on_failure
+                or none.takes_dump("populate"))
+    assert conf.Settings(database_url="sqlite://", backup=True).backup \
+        == "steps"
+    stop = conf.Settings(database_url="sqlite://", on_failure="stop")
+    assert stop.keeps_step_reverts and not stop.restores_on_failure

@@ -127,6 +127,36 @@ def test_a_stopped_run_at_no_revision_says_base():
     assert "(at base)" in settled.aftermath
 
 
+def test_steps_that_reverted_themselves_say_so_without_a_backup():
+    """backup = steps: no dump, each step undid its change: reverted,
+    saying where the database is."""
+    settled = failed(backup=None, backup_step=states.StepState.REVERTED,
+                     steps_revert=True)
+    assert settled == aftermath.Settled(
+        RunState.REVERTED, RunState.REVERTED,
+        "each step undid its own change: the database is as before "
+        "(at 012)")
+
+
+def test_a_step_revert_that_failed_is_recorded_for_the_next_run():
+    """A step's revert raised: revert_failed, recorded stopped with the
+    step, so the next command finishes the revert from the journal."""
+    settled = failed(backup=None, steps_revert=True,
+                     revert_failed_step="migrate_013")
+    assert (settled.run_state, settled.logbook_state) == (
+        RunState.REVERT_FAILED, RunState.STOPPED)
+    assert settled.logbook_facts["step_revert_failed"] == "migrate_013"
+    assert "reverting migrate_013 failed too" in settled.aftermath
+    assert "run the same command" in settled.aftermath
+
+
+def test_with_stop_steps_that_did_not_revert_stop():
+    """--on-failure stop with backup = steps: nothing reverted (the
+    facts say steps_revert False), the run stops resumable."""
+    settled = failed(backup=None, restores=False, steps_revert=False)
+    assert settled.run_state is RunState.STOPPED
+
+
 # -- the lock check between steps ------------------------------------------
 
 class Note(task.Task):
