@@ -9,8 +9,8 @@ PostgreSQL at the default ``--scale 1``.
 
 - PostgreSQL: one seeded template database; every run gets a fresh copy
   (``CREATE DATABASE ... TEMPLATE``), ours and upstream alternating.
-- MariaDB: no templates, so one identical seeded database per run
-  (seeded from the same blob pool, in the same order).
+- MariaDB: no templates, so one database seeded per run the same way
+  (same rows and sizes; only the random texts differ).
 
 Ours runs with its defaults (whatever ``[db_manage] backup`` defaults to)
 and a fresh state directory per run; the state directory's growth is
