@@ -184,3 +184,26 @@ def test_journal_tables_are_not_mistral_schema():
     assert schema_dump.ignored("mdf_revert_steps")
     assert schema_dump.ignored("mdf_revert_038_2")
     assert not schema_dump.ignored("workbooks_v2")
+
+
+@pytest.mark.parametrize("backend", [
+    "sqlite", pytest.param("postgresql", marks=(pytest.mark.postgresql,
+                                                 pytest.mark.slow)),
+    pytest.param("mysql", marks=(pytest.mark.mysql, pytest.mark.slow))])
+def test_revert_killed_after_its_work_is_finished_by_the_next_run(
+        backend, make_db, tmp_path):
+    """Killed at the end of step 038's revert (its rows back, its
+    journal gone, TaskFlow not told): the same command resumes the
+    revert, finds nothing left to undo, and reports it reverted; the
+    deleted rows are back once, not twice."""
+    url, before = _prepared(backend, "038", make_db)
+    tool = su.Tool(url, tmp_path / "tool")
+    killed = tool.run("upgrade", "038", fault="after:migrate_038:fail,"
+                      "reverted:migrate_038:kill")
+    assert killed.code == -9, killed
+    again = tool.run("upgrade", "038")
+    assert again.code == su.EXIT_STEP_FAILED, again
+    assert again.run["state"] == "reverted", again
+    assert su.state_diff(su.state(url), before) == []
+    assert _journal_tables(url) == []
+    assert tool.run("upgrade", "038").code == 0
