@@ -459,4 +459,17 @@ def abandon(settings: conf.Settings) -> dict | None:
             return None
         info = resume.describe(fd)
         store.set_state(fd, states.RunState.ABANDONED)
+        _forget_reverts(settings)
         return info
+
+
+def _forget_reverts(settings: conf.Settings) -> None:
+    """An abandoned run's revert data goes with it (the database stays
+    as it is; no later command should undo that run's steps)."""
+    from mistral_db_flows import dbapi
+    from mistral_db_flows import revert
+
+    if not revert.pending_in(settings.database_url):
+        return
+    with dbapi.sqlalchemy_connection(settings.database_url) as conn:
+        revert.discard(conn)

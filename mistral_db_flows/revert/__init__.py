@@ -41,8 +41,8 @@ def _newest_first(found: set[str]) -> list[str]:
 
 
 def revert_step(conn: Any, revision: str, *,
-                move_version: bool = True) -> int:
-    """Undo step ``revision``; the number of inverses applied.
+                move_version: bool = True) -> Any:
+    """Undo step ``revision``; what was undone (``replay.Undone``).
     ``move_version``: set ``alembic_version`` back even when the journal
     is empty (a step that did apply a revision with nothing to undo)."""
     from mistral_db_flows.revert import replay

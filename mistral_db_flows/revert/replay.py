@@ -9,6 +9,7 @@ that applying them twice changes nothing more.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import sqlalchemy as sa
@@ -156,23 +157,37 @@ def apply(conn: Any, inv: dict) -> None:
         raise ValueError("unknown inverse operation %r" % kind)
 
 
-def _set_version(conn: Any, revision: str, parent: str | None) -> None:
+def _set_version(conn: Any, revision: str, parent: str | None) -> bool:
+    """Move ``alembic_version`` from ``revision`` to ``parent``; whether
+    it was at ``revision``."""
     if not _has(conn, "alembic_version"):
-        return
+        return False
     if parent is None:
-        conn.execute(sa.text("DELETE FROM alembic_version "
-                             "WHERE version_num = :r"), {"r": revision})
+        moved = conn.execute(sa.text("DELETE FROM alembic_version "
+                                     "WHERE version_num = :r"),
+                             {"r": revision})
     else:
-        conn.execute(sa.text("UPDATE alembic_version SET version_num = :p "
-                             "WHERE version_num = :r"),
-                     {"p": parent, "r": revision})
+        moved = conn.execute(sa.text("UPDATE alembic_version "
+                                     "SET version_num = :p "
+                                     "WHERE version_num = :r"),
+                             {"p": parent, "r": revision})
+    return bool(moved.rowcount)
+
+
+@dataclasses.dataclass(frozen=True)
+class Undone:
+    """What a step's revert did."""
+
+    parent: str | None
+    inverses: int
+    version_moved: bool
 
 
 def revert_step(conn: Any, revision: str, parent: str | None, *,
-                move_version: bool = True) -> int:
+                move_version: bool = True) -> Undone:
     """Undo ``revision`` on ``conn`` from its journal; set the version
-    back to ``parent`` and forget the entries. Returns how many
-    inverses were applied. Commits (one transaction on PostgreSQL)."""
+    back to ``parent`` and forget the entries. Commits (one transaction
+    on PostgreSQL)."""
     from alembic.operations import Operations
     from alembic.runtime.migration import MigrationContext
 
@@ -184,8 +199,8 @@ def revert_step(conn: Any, revision: str, parent: str | None, *,
     with Operations.context(context):
         for _seq, inverse in inverses:
             apply(conn, inverse)
-    if move_version or inverses:
-        _set_version(conn, revision, parent)
+    moved = bool(move_version or inverses) and _set_version(conn, revision,
+                                                           parent)
     journal.forget(conn, revision)
     conn.commit()
-    return len(inverses)
+    return Undone(parent, len(inverses), moved)

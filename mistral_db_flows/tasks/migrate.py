@@ -47,26 +47,24 @@ class MigrateTo(task.Task):
     def execute(self, run_id: str | None = None) -> dict:
         # The run's connection (connecting costs more than most
         # revisions); after a failure it is not trusted again.
-        self._run_id = run_id
         with dbapi.sqlalchemy_connection(self._database_url) as conn:
-            return self._upgrade_on(conn)
+            return self._upgrade_on(conn, run_id)
 
-    def _new_journal(self) -> Any:
+    def _new_journal(self, run_id: str | None) -> Any:
         """A journal for one attempt (it reads back what an earlier,
         interrupted attempt recorded)."""
         if not self._journal:
             return None
         from mistral_db_flows.revert import journal
 
-        return journal.Journal(self.revision,
-                               getattr(self, "_run_id", None))
+        return journal.Journal(self.revision, run_id)
 
     def _versions(self, conn) -> list[str]:
         found = version_table.current_revisions(conn)
         conn.commit()  # Alembic must start its own transactions
         return found
 
-    def _upgrade_on(self, conn) -> dict:
+    def _upgrade_on(self, conn, run_id: str | None) -> dict:
         graph = revisions.graph()
         current = self._versions(conn)
         for rev in current:
@@ -88,7 +86,7 @@ class MigrateTo(task.Task):
             # Fast first: no look at the live schema before each change.
             migration.upgrade(self._database_url, self.revision,
                               connection=conn, check_existing=False,
-                              journal=self._new_journal())
+                              journal=self._new_journal(run_id))
             conn.commit()
         except Exception as exc:  # any failure: redo it carefully
             # An earlier attempt (a crash, another tool) may have done
@@ -100,7 +98,7 @@ class MigrateTo(task.Task):
             conn.rollback()
             migration.upgrade(self._database_url, self.revision,
                               connection=conn,
-                              journal=self._new_journal())
+                              journal=self._new_journal(run_id))
             conn.commit()
         after = self._versions(conn)
         if after != [self.revision]:
@@ -109,7 +107,9 @@ class MigrateTo(task.Task):
                 % (self.revision, ", ".join(after) or "nothing"))
         return {"revision": self.revision, "applied": True, "from": start}
 
-    def revert(self, result: Any = None, *args: Any, **kwargs: Any) -> None:
+    def revert(self, result: Any = None, *args: Any, **kwargs: Any
+               ) -> dict | None:
+        """What was undone (None: nothing, e.g. with on_failure=stop)."""
         if not self._revert:
             # No journal, or --on-failure stop: leave it for a resume.
             return None
@@ -122,9 +122,10 @@ class MigrateTo(task.Task):
         with dbapi.sqlalchemy_connection(self._database_url) as conn:
             undone = revert.revert_step(conn, self.revision,
                                         move_version=applied)
-        LOG.info("revision %s: reverted (%d inverse operations)",
-                 self.revision, undone)
-        return None
+        if not (undone.inverses or undone.version_moved):
+            return None
+        return {"revision": self.revision, "inverses": undone.inverses,
+                "back_to": undone.parent}
 
 
 def factory(ctx) -> list[task.Task]:

@@ -24,10 +24,12 @@ class Stamp(task.Task):
         return {"revision": self.revision, "from": before[0] if before
                 else None}
 
-    def revert(self, result=None, *args, **kwargs) -> None:
-        if self._revert and isinstance(result, dict):
-            migration.stamp(self._database_url, result["from"] or "base")
-        return None
+    def revert(self, result=None, *args, **kwargs) -> dict | None:
+        """What was undone (None: nothing, e.g. with on_failure=stop)."""
+        if not (self._revert and isinstance(result, dict)):
+            return None
+        migration.stamp(self._database_url, result["from"] or "base")
+        return {"stamped": result["from"]}
 
 
 def factory(ctx) -> list[task.Task]:

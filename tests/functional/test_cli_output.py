@@ -109,9 +109,11 @@ def test_stop_prints_no_revert_of_what_changed_nothing(db_url, fault_tool):
 
 
 @pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
-def test_a_reverted_failure_names_only_the_restore(db_url, fault_tool):
-    """The default revert: the failed step and the backup's restore are
-    shown; the read-only and migrate steps, which undo nothing, are
+def test_a_reverted_failure_names_only_the_steps_that_undid_something(
+        db_url, fault_tool):
+    """The default revert: the failed step and each migrate step that
+    undid its change, newest first, are shown; the read-only steps, the
+    failed step that had done nothing yet and the backup (no dump) are
     not."""
     su.prepare(db_url, "019")
     tool = fault_tool(db_url)
@@ -119,10 +121,13 @@ def test_a_reverted_failure_names_only_the_restore(db_url, fault_tool):
     assert failed.code == su.EXIT_STEP_FAILED, failed
     lines = failed.err.splitlines()
     assert lines[0].startswith("migrate_030: failed in"), failed.err
-    assert lines[1].startswith("backup: reverted in"), failed.err
+    reverted = [line.split(":")[0] for line in lines[1:-1]]
+    assert reverted == ["migrate_%03d" % r for r in range(29, 19, -1)], \
+        failed.err
+    assert all(": reverted in " in line for line in lines[1:-1])
     assert "check_branches" not in failed.err
-    assert "migrate_029" not in failed.err
-    assert len(lines) == 3, failed.err
+    assert "backup" not in failed.err
+    assert "migrate_030: reverted" not in failed.err
 
 
 @pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)

@@ -173,8 +173,9 @@ def test_run_killed_through_one_spelling_resumes_through_another(
     su.prepare(url, "040")
     first_url, second_url = _lock_spellings(backend, url, tmp_path,
                                             monkeypatch)
-    first = su.Tool(first_url, tmp_path / "runs")
-    second = su.Tool(second_url, tmp_path / "runs")  # same state dir
+    first = su.Tool(first_url, tmp_path / "runs", backup="full")
+    # The same state dir.
+    second = su.Tool(second_url, tmp_path / "runs", backup="full")
     killed = first.run("upgrade", "head", fault="before:migrate_043:kill")
     assert killed.code == -signal.SIGKILL, killed
     status = second.run("status")
@@ -273,7 +274,9 @@ def test_output_hides_the_password_field_only(password, make_db, tmp_path,
     assert history == _run_cli(capsys, plain, tmp_path, "history")[1]
     assert "mistral" in history and "***" not in history
 
-    code, out, err = _run_cli(capsys, url, tmp_path, "upgrade", "head")
+    # With a dump, so that the output names a file to check.
+    code, out, err = _run_cli(capsys, url, tmp_path, "upgrade", "head",
+                              "--backup", "full")
     assert code == 0, err
     code, verbose, _ = _run_cli(capsys, url, tmp_path, "current", "-v")
     assert code == 0

@@ -207,3 +207,21 @@ def test_revert_killed_after_its_work_is_finished_by_the_next_run(
     assert su.state_diff(su.state(url), before) == []
     assert _journal_tables(url) == []
     assert tool.run("upgrade", "038").code == 0
+
+
+def test_abandon_drops_the_revert_journal(make_db, tmp_path):
+    """``abandon`` forgets a run killed inside its revert together with
+    its journal: the database stays as the kill left it and no later
+    command undoes that run's steps."""
+    url, _before = _prepared("sqlite", "029", make_db)
+    tool = su.Tool(url, tmp_path / "tool")
+    killed = tool.run("upgrade", "029", fault="after:migrate_029:fail,"
+                      "revert:migrate_029:kill")
+    assert killed.code == -9, killed
+    assert _journal_tables(url)
+    assert tool.run("abandon").code == 0
+    assert _journal_tables(url) == []
+    assert su.version(url) == "029"
+    status = tool.run("status")
+    assert status.doc["revert_pending"] == [], status.doc
+    assert tool.run("upgrade", "head").code == 0
