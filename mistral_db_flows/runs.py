@@ -469,7 +469,10 @@ def _forget_reverts(settings: conf.Settings) -> None:
     from mistral_db_flows import dbapi
     from mistral_db_flows import revert
 
-    if not revert.pending_in(settings.database_url):
-        return
+    try:
+        if not revert.pending_in(settings.database_url):
+            return
+    except exceptions.DatabaseUnreachable:
+        return  # e.g. a SQLite file the run never created: no journal
     with dbapi.sqlalchemy_connection(settings.database_url) as conn:
         revert.discard(conn)

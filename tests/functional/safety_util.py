@@ -200,8 +200,12 @@ def row_checksums(url: str, ignore: frozenset = frozenset()
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
+            # The revert journal is ours, not Mistral's (its tests look
+            # for it themselves).
             return {t: _rows(conn, t, ignore)
-                    for t in sorted(sa.inspect(conn).get_table_names())}
+                    for t in sorted(sa.inspect(conn).get_table_names())
+                    if t == "alembic_version"
+                    or not schema_dump.ignored(t)}
     finally:
         engine.dispose()
 
