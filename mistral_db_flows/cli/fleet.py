@@ -111,7 +111,7 @@ def run_conductor(opts: Any, settings: Any, out: console.Output) -> int:
                  for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             out.message("%s: conductor %s on board %s"
-                        % (arguments.PROG, conductor.conductor.name,
+                        % (arguments.PROG, conductor.name,
                            args.board))
             conductor.run()
         finally:

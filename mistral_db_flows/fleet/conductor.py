@@ -97,6 +97,11 @@ class Conductor(impl_blocking.BlockingConductor):
         self.host = host
         self.claim_expiry = jobboard.claim_expiry
 
+    @property
+    def name(self) -> str:
+        """The owner name its claims carry (unique per process)."""
+        return self._name
+
     def _engine_from_job(self, job: Any) -> Any:
         from taskflow import engines
 
