@@ -74,12 +74,19 @@ def persistence(logbook_url: str) -> Any:
             try:
                 backend.get_connection().upgrade()
                 break
-            except Exception:
+            except Exception as exc:
                 # Two processes creating the tables of a new logbook at
                 # once: one loses (a duplicate table); the tables are
                 # there when it looks again.
-                if attempt + 1 == _UPGRADE_ATTEMPTS:
-                    raise
+                said = str(exc).lower()
+                racing = "duplicate" in said or "already exists" in said
+                if not racing or attempt + 1 == _UPGRADE_ATTEMPTS:
+                    raise exceptions.LogbookError(
+                        urls.masked(logbook_url),
+                        urls.mask_text(" ".join(str(exc).split()),
+                                       (logbook_url,)),
+                        advice="check [db_manage] logbook_connection and "
+                        "that its server answers") from exc
                 time.sleep(0.5 * (attempt + 1))
     except BaseException:
         backend.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 
 import pytest
 
@@ -148,3 +149,33 @@ def test_a_step_longer_than_the_claim_runs_on_one_conductor(fleet, make_db):
     assert su.version(url) == HEAD
     for conductor in conductors:
         assert conductor.stop() == 0
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_job_and_a_second_one_hands_it_over(
+        fleet, make_db):
+    """The first SIGTERM lets the running job end (the conductor then
+    exits 0); a second one interrupts it (exit 130) and another
+    conductor, started afterwards, resumes the run once the claim
+    lapsed: both post --wait exit 0, the second run says resumed."""
+    first, second = make_db("postgresql"), make_db("postgresql")
+    fleet.add_target("gentle", first)
+    fleet.add_target("abrupt", second)
+    sleep = "before:migrate_010:sleep:4"
+    for name, signals, code in (("gentle", 1, 0), ("abrupt", 2, 130)):
+        fired = len(fleet.faults_fired())
+        conductor = fleet.start_conductor("host-%s" % name, fault=sleep,
+                                          claim_expiry=2)
+        post = fleet.post(name, "upgrade", "head")
+        fleet_util.wait_for(lambda: len(fleet.faults_fired()) > fired,
+                            120, "the sleeping step")
+        for _ in range(signals):
+            conductor.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+        assert conductor.proc.wait(timeout=120) == code, conductor.text()
+        if code:
+            fleet.start_conductor("host-rescue", claim_expiry=2)
+        done = _done(post)
+        assert done.code == 0, done
+        assert done.doc["outcome"]["run"]["resumed"] is bool(code)
+    assert su.version(first) == su.version(second) == HEAD

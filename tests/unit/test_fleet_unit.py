@@ -232,3 +232,33 @@ def test_heartbeat_says_when_the_claim_is_gone():
     with conductor.heartbeat(job, 1.0, interval=0.02) as lost:
         assert lost.wait(2)
     assert len(job.calls) == 2
+
+
+# -- the commands' input, before anything is contacted ------------------------
+
+def _main(tmp_path, capsys, config: str, *argv: str):
+    from mistral_db_flows import cli
+
+    path = tmp_path / "c.conf"
+    path.write_text(config)
+    code = cli.main(["--config-file", str(path), *argv])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config, argv, says", [
+    ("", ("post", "--jobboard", "redis://127.0.0.1:1/0", "--board", "b",
+          "--target", "t", "verify"), "logbook_connection"),
+    ("[db_manage]\nlogbook_connection = sqlite:////nowhere/x\n",
+     ("post", "--jobboard", "redis://127.0.0.1:1/0", "--board", "b",
+      "--target", "../t", "verify"), "target '../t'"),
+    ("[db_manage]\nlogbook_connection = sqlite:////nowhere/x\n",
+     ("post", "--jobboard", "http://h/0", "--board", "b", "--target", "t",
+      "verify"), "redis://HOST:PORT/DB"),
+    ("", ("conductor", "--jobboard", "redis://127.0.0.1:1/0", "--board",
+          "b", "--targets-dir", "/nonexistent-dir"), "not a directory"),
+])
+def test_fleet_commands_refuse_bad_input_with_2(tmp_path, capsys, config,
+                                                argv, says):
+    code, err = _main(tmp_path, capsys, config, *argv)
+    assert code == 2, err
+    assert says in err and err.count("\n") == 1
