@@ -203,10 +203,10 @@ def run_flow(flow: Any, settings: conf.Settings, *,
         # Reachable, with a valid URL, before the lock is asked for.
         version_table.read_version(settings.database_url)
         with guard(settings, owner=operation) as held:
-            fd = held.store.start(operation, resume.fingerprint(flow, plan),
-                                  plan=resume.plan_facts(plan))
+            # The interrupted run of this same flow, if any, resumes.
+            fd, resumed = resume.continue_or_start(held.store, flow, plan)
             return execute(flow, settings, held, fd, plan,
-                           progress=progress)
+                           resumed=resumed, progress=progress)
 
 
 def execute(flow: Any, settings: conf.Settings, held: Guard, fd: Any,
