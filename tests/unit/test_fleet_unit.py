@@ -19,7 +19,7 @@ from mistral_db_flows.fleet import hosts
 SECRET_URL = "postgresql+psycopg2://mistral:s3cr3t-pw@db.example/mistral"
 
 
-# -- 12.5: a host's own ConfigOpts -----------------------------------------
+# -- 12.5: a host's own ConfigOpts --------------------------------------------
 
 def _host_opts() -> cfg.ConfigOpts:
     """A host's ConfigOpts with [database] connection registered as
@@ -56,7 +56,7 @@ def test_register_opts_on_a_host_with_its_own_database_options():
     assert opts.database.connection == SECRET_URL
 
 
-# -- targets and each host's configuration ----------------------------------
+# -- targets and each host's configuration ------------------------------------
 
 @pytest.mark.parametrize("name", ["region-one", "r1.db", "A_b-2"])
 def test_target_names_that_name_a_file(name):
@@ -109,7 +109,7 @@ def test_host_round_trips_through_json(tmp_path):
         == host
 
 
-# -- 12.6: the conductor-ready factory --------------------------------------
+# -- 12.6: the conductor-ready factory ----------------------------------------
 
 def test_factory_details_hold_names_only_and_rebuild_the_flow():
     """save_factory_details records the factory by its import path and
@@ -194,7 +194,7 @@ def test_bad_jobboard_urls_and_board_names(url, name):
         board.board_conf(url, name)
 
 
-# -- the heartbeat -------------------------------------------------------------
+# -- the heartbeat ------------------------------------------------------------
 
 class _Job:
     uuid = "job-1"
