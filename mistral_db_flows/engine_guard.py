@@ -77,11 +77,12 @@ def guarding(flow: Any, settings: conf.Settings, *,
              target: str | None = None) -> Iterator[HostRun]:
     """Hold the database's lock and its run record around a host's
     engine (see the module doc). ``target`` is the revision the run is
-    recorded as going to (``status`` shows it)."""
+    recorded as going to (``status`` shows it); by default, the target
+    of the (last) flow of ours in ``flow``."""
     from mistral_db_flows import dbapi
 
     settings = runs.with_driver(settings)
-    plan = flows.Plan(None, target)
+    plan = flows.Plan(None, target or runs.planned_target(flow))
     with dbapi.sharing(settings.database_url):
         # Reachable, with a valid URL, before the lock is asked for.
         version_table.read_version(settings.database_url)

@@ -84,3 +84,27 @@ def test_another_flow_does_not_take_over_an_interrupted_run(make_db,
         assert not run.resumed
     assert api.current(settings).revisions == ["030"]
     assert api.status(settings).interrupted is None
+
+
+def test_runs_record_the_target_of_our_flow_inside_a_host_flow(make_db,
+                                                               tmp_path):
+    """Without target=, run_flow and the guard record the target our
+    flow was planned for, found inside the host's parent flow."""
+    from taskflow.patterns import linear_flow
+
+    from mistral_db_flows import runs
+
+    url = make_db("sqlite")
+    settings = conf.Settings(database_url=url,
+                             state_dir=str(tmp_path / "state"))
+    parent = linear_flow.Flow("host-upgrade")
+    parent.add(api.upgrade_flow(settings, "030"))
+    assert runs.planned_target(parent) == "030"
+    assert runs.planned_target(linear_flow.Flow("empty")) is None
+    assert api.run_flow(parent, settings).target == "030"
+    again = linear_flow.Flow("host-upgrade-2")
+    again.add(api.upgrade_flow(settings, "head"))
+    with engine_guard.guarding(again, settings) as run:
+        assert run.flow_detail.meta["plan"]["target"] == "045"
+        run.run(run.load())
+    assert api.current(settings).revisions == ["045"]
