@@ -17,7 +17,8 @@ as run:``, what the commands get:
   commands refuse it;
 * the end: the record says how the engine ended (finished, reverted,
   failed; left resumable when the engine did not end, e.g. on
-  KeyboardInterrupt), and after a finished run old backups are pruned.
+  KeyboardInterrupt), and after a finished run old backups are pruned
+  and our steps' revert journal is dropped.
 
 The engine must be loaded with :meth:`HostRun.load` (the flow detail and
 backend are the record's) and run inside the block; :meth:`HostRun.run`
@@ -103,6 +104,8 @@ def _settle(settings: conf.Settings, store: Any, fd: Any) -> None:
         return
     store.set_state(fd, ended)
     if ended is states.RunState.FINISHED:
+        # Our steps' revert journal, as after a command's run.
+        runs.drop_revert_journal(settings)
         taken = next((ad.results for ad in fd if ad.name == "backup"
                       and isinstance(ad.results, dict)), None)
         if taken:

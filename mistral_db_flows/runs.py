@@ -293,7 +293,9 @@ def execute(flow: Any, settings: conf.Settings, held: Guard, fd: Any,
                       backup=(taken or {}).get("path"),
                       target=plan.target, resumed=resumed)
     if not facts.failed:
-        _drop_revert_journal(settings, operation)
+        if settings.keeps_step_reverts:
+            # (An embedder's flow names its own operation.)
+            drop_revert_journal(settings)
         _prune_backups(settings, taken)
         return run
     failed_step = outcome.failed_step
@@ -330,14 +332,18 @@ def _known(cause: BaseException | str | None, url: str
     return lost
 
 
-def _drop_revert_journal(settings: conf.Settings, operation: str) -> None:
-    """The run ended well: its steps' revert data goes (the schema at
-    head is upstream's again)."""
-    if operation != "upgrade" or not settings.keeps_step_reverts:
-        return
+def drop_revert_journal(settings: conf.Settings) -> None:
+    """The run ended well (or was abandoned): its steps' revert data
+    goes, so the schema is upstream's again and no later command undoes
+    that run's steps."""
     from mistral_db_flows import dbapi
     from mistral_db_flows import revert
 
+    try:
+        if not revert.pending_in(settings.database_url):
+            return
+    except exceptions.DatabaseUnreachable:
+        return  # e.g. a SQLite file the run never created: no journal
     with dbapi.sqlalchemy_connection(settings.database_url) as conn:
         revert.discard(conn)
 
@@ -484,20 +490,5 @@ def abandon(settings: conf.Settings) -> dict | None:
             return None
         info = resume.describe(fd)
         store.set_state(fd, states.RunState.ABANDONED)
-        _forget_reverts(settings)
+        drop_revert_journal(settings)
         return info
-
-
-def _forget_reverts(settings: conf.Settings) -> None:
-    """An abandoned run's revert data goes with it (the database stays
-    as it is; no later command should undo that run's steps)."""
-    from mistral_db_flows import dbapi
-    from mistral_db_flows import revert
-
-    try:
-        if not revert.pending_in(settings.database_url):
-            return
-    except exceptions.DatabaseUnreachable:
-        return  # e.g. a SQLite file the run never created: no journal
-    with dbapi.sqlalchemy_connection(settings.database_url) as conn:
-        revert.discard(conn)

@@ -58,7 +58,13 @@ def test_a_killed_host_flow_resumes(how, fault, make_db, tmp_path):
     notes = (tmp_path / "notes").read_text().split()
     assert notes == ["host_before", "host_after"]
     assert migrate_util.schema_diff(url, "045") == []
-    assert api.status(settings).interrupted is None
+    status = api.status(settings)
+    assert status.interrupted is None
+    # Finished: our steps' revert journal is gone with the run.
+    assert status.revert_pending == []
+    assert not [t for t in migrate_util.rows(
+        url, "SELECT name FROM sqlite_master WHERE type = 'table'")
+        if t[0].startswith("mdf_revert")]
 
 
 def test_another_flow_does_not_take_over_an_interrupted_run(make_db,
