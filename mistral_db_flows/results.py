@@ -109,6 +109,11 @@ class Run(_Result):
             if step.name not in ("populate", "populate_actions") \
                     or not isinstance(report, dict):
                 continue
+            # Which plugins were read: what this environment could see.
+            origins = report.get("origins") or []
+            if origins:
+                lines.append("definitions read from: %s"
+                             % ", ".join(origins))
             for kind in ("actions", "workflows"):
                 changes = report.get(kind) or {}
                 for what in ("added", "updated", "removed", "unchanged"):
@@ -116,6 +121,10 @@ class Run(_Result):
                     if names:
                         lines.append("%s %s: %s" % (kind, what,
                                                     ", ".join(names)))
+                missing = changes.get("missing") or []
+                if missing:
+                    lines.append("%s no source here defines: %s"
+                                 % (kind, ", ".join(missing)))
             # Rows kept although no source defines them are warnings.
             lines += ["warning: %s" % w
                       for w in report.get("warnings") or []]

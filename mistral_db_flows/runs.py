@@ -110,12 +110,14 @@ def build(operation: str, settings: conf.Settings, plan: flows.Plan,
     return flows.build(ctx)
 
 
-def _check_can_backup(settings: conf.Settings) -> None:
+def _check_can_backup(operation: str, settings: conf.Settings) -> None:
     """A backup that cannot be made is refused before any change, with
     the backup's own error."""
     from mistral_db_flows import backup
     from mistral_db_flows.tasks import backup as backup_task
 
+    if not backup_task.dumps_for(operation, settings.backup):
+        return
     if not backup_task.missing_sqlite_file(settings.database_url):
         backup.check_can_backup(settings.database_url,
                                 settings.resolved_backup_dir())
@@ -128,8 +130,12 @@ def run_plan(operation: str, settings: conf.Settings, planner: Planner,
              ) -> results.Run:
     """Plan under the lock, resume an interrupted run or start one."""
     from mistral_db_flows import dbapi
+    from mistral_db_flows import preflight
 
     settings = with_driver(settings)
+    # What can fail without the database fails first: nothing changed,
+    # nothing copied, nothing to restore (also when at head already).
+    preflight.check(operation, settings)
     # One connection for the whole run (version reads, the backup's
     # measurements, migrate steps, populate, verify); the lock keeps
     # its own.
@@ -174,8 +180,8 @@ def _run_guarded(operation: str, settings: conf.Settings,
                            start_revision=plan.start,
                            end_revision=plan.target, target=plan.target)
     fresh = fd is None
-    if fresh and settings.backup and not prior_backup:
-        _check_can_backup(settings)
+    if fresh and not prior_backup:
+        _check_can_backup(operation, settings)
     # A fresh run's backup starts while the flow is built.
     flow = build(operation, settings, plan, graph,
                  fresh_run=fresh and not prior_backup,
@@ -240,6 +246,8 @@ def execute(flow: Any, settings: conf.Settings, held: Guard, fd: Any,
         operation=operation, failed=outcome.cause is not None,
         failed_step=outcome.failed_step,
         starts_with_backup=flows.atom_names(flow)[:1] == ["backup"],
+        self_reverting=operation in _self_reverting(),
+        undoes=settings.on_failure == "revert",
         backup=taken, restores=settings.restores_on_failure,
         backup_step={s.name: s.state for s in outcome.steps}.get("backup"),
         unchanged=before == after and not resumed,
@@ -288,6 +296,12 @@ def _known(cause: BaseException | str | None, url: str
                                      urls.mask_text(str(said), (url,)))
     lost.__cause__ = cause
     return lost
+
+
+def _self_reverting() -> tuple[str, ...]:
+    from mistral_db_flows.tasks import backup as backup_task
+
+    return backup_task.SELF_REVERTING
 
 
 def _prune_backups(settings: conf.Settings, taken: dict | None) -> None:

@@ -107,6 +107,8 @@ def _with_safety(args: Any, settings: Any, out: console.Output) -> Any:
     changes = {}
     if _arg(args, "on_failure"):
         changes["on_failure"] = args.on_failure
+    if _arg(args, "remove_missing"):
+        changes["populate_remove_missing"] = True
     if _arg(args, "no_backup"):
         changes["backup"] = False
         out.message("%s: warning: --no-backup: no backup is taken, so a "
@@ -215,7 +217,7 @@ arguments.COMMANDS.update({
         run_upgrade),
     "populate": arguments.Command(
         "load Mistral's standard workflows and actions",
-        arguments.args_populate, _run_operation("populate")),
+        arguments.args_populate_workflows, _run_operation("populate")),
     "populate_actions": arguments.Command(
         "load Mistral's standard actions", arguments.args_populate,
         _run_operation("populate_actions")),

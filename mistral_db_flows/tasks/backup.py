@@ -30,7 +30,8 @@ class Backup(task.Task):
     TASK_EVENTS = task.Task.TASK_EVENTS + (flows.STEP_PROGRESS,)
 
     def __init__(self, database_url: str, *, directory: str, label: str,
-                 enabled: bool = True, restore_on_failure: bool = True,
+                 enabled: bool = True, quiet: bool = False,
+                 restore_on_failure: bool = True,
                  progress=None,
                  lock_wait: float = backup.common.DEFAULT_LOCK_WAIT,
                  identity: str | None = None) -> None:
@@ -42,6 +43,8 @@ class Backup(task.Task):
         self._directory = directory
         self._label = label
         self._enabled = enabled
+        # No warning when no dump is needed (self-reverting steps).
+        self._quiet = quiet
         self._restore_on_failure = restore_on_failure
         self._progress = progress
         # How long a restore may wait for other sessions' locks.
@@ -64,6 +67,8 @@ class Backup(task.Task):
 
     def execute(self, prior_backup: dict | None = None) -> dict | None:
         if not self._enabled:
+            if self._quiet:
+                return None
             LOG.warning("no backup taken (disabled): a failure will stop "
                         "and leave the database as it is")
             return None
@@ -158,6 +163,17 @@ def missing_sqlite_file(url: str) -> str | None:
     return os.path.abspath(path)
 
 
+# Operations whose steps each undo exactly their own change (populate's
+# journal, stamp's previous revision): a dump would only cost time.
+SELF_REVERTING = ("populate", "populate_actions", "stamp")
+
+
+def dumps_for(operation: str, enabled: bool) -> bool:
+    """Whether a run of ``operation`` takes a dump (``enabled``: the
+    configuration asks for backups)."""
+    return enabled and operation not in SELF_REVERTING
+
+
 def factory(ctx) -> list[task.Task]:
     from mistral_db_flows import conf
 
@@ -166,7 +182,8 @@ def factory(ctx) -> list[task.Task]:
         ctx.database_url,
         directory=settings.resolved_backup_dir(),
         label=ctx.operation,
-        enabled=settings.backup,
+        enabled=dumps_for(ctx.operation, settings.backup),
+        quiet=ctx.operation in SELF_REVERTING,
         restore_on_failure=settings.restores_on_failure,
         lock_wait=settings.lock_timeout,
         identity=getattr(ctx, "identity", None))

@@ -355,6 +355,44 @@ def test_failed_stamp_restores_the_version(backend, make_db, tmp_path):
     assert su.version(url) == "030"
 
 
+# -- populate: its own revert, no dump --------------------------------------
+
+_WF = "---\nversion: '2.0'\n\n%s:\n  tasks:\n    only:\n      action: %s\n"
+
+
+@pytest.mark.parametrize("backend", _stop_params())
+def test_failed_populate_undoes_its_own_writes(backend, make_db, tmp_path,
+                                               monkeypatch):
+    """populate takes no dump: verify failing after a populate that
+    added, updated and (--remove-missing) deleted workflows puts every
+    row back exactly, through populate's own revert."""
+    url = make_db(backend)
+    su.prepare(url, "045")
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    monkeypatch.setenv("MDF_TEST_WORKFLOWS_DIR", str(folder))
+    (folder / "a.yaml").write_text(_WF % ("wf_changes", "std.noop"))
+    (folder / "b.yaml").write_text(_WF % ("wf_goes", "std.noop"))
+    tool = su.Tool(url, tmp_path / "tool")
+    assert tool.call("populate").code == 0
+    before = _snapshot(url)
+    (folder / "a.yaml").write_text(_WF % ("wf_changes", "std.echo"))
+    (folder / "b.yaml").unlink()
+    (folder / "c.yaml").write_text(_WF % ("wf_new", "std.noop"))
+    failed = tool.call("populate", "--remove-missing",
+                       fault="before:verify:fail")
+    assert failed.code == su.EXIT_STEP_FAILED, failed
+    assert failed.run["state"] == "reverted"
+    assert failed.run["backup"] is None
+    report = failed.steps()["populate"]["detail"]
+    assert report["workflows"]["added"] == ["wf_new"]
+    assert report["workflows"]["removed"] == ["wf_goes"]
+    assert "_journal" not in report
+    assert su.state_diff(_snapshot(url)["state"], before["state"]) == []
+    backups = tool.state_dir / "backups"
+    assert not backups.exists() or not list(backups.iterdir())
+
+
 # -- a restore that fails --------------------------------------------------
 
 def _revert_failed(backend, make_db, tmp_path):

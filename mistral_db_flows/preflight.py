@@ -1,0 +1,55 @@
+"""Checks every run makes before anything is changed or copied.
+
+They need no database (the backup, the lock's first write and every
+step come after them), so a failure here leaves everything as it was
+and has nothing to restore:
+
+* every configured task list (``[db_manage] <operation>_tasks``, all of
+  them) names installed plugins: a misspelled name fails the run that
+  finds the database at head too, not only the next real upgrade;
+* the operation's own plugins import;
+* a run with a populate step reads and validates every definition
+  source (``mistral.preinstalled_workflows`` plugins included) first.
+"""
+from __future__ import annotations
+
+from mistral_db_flows import conf
+from mistral_db_flows import exceptions
+from mistral_db_flows import plugins
+
+# Task names whose step reads definition sources, and the kinds read.
+_POPULATE_STEPS = {"populate": ("action", "workflow"),
+                   "populate_actions": ("action",)}
+
+
+def check(operation: str, settings: conf.Settings) -> None:
+    """Raise (PluginError, PopulateError...) if the run cannot succeed
+    for a reason found without touching the database."""
+    check_task_lists(settings)
+    names = settings.task_names(operation) if operation in conf.OPERATIONS \
+        else []
+    plugins.load(names)
+    kinds = sorted({kind for name in names
+                    for kind in _POPULATE_STEPS.get(name, ())})
+    if kinds:
+        from mistral_db_flows import populate
+
+        populate.load(populate.collect(kinds), kinds)
+
+
+def check_task_lists(settings: conf.Settings) -> None:
+    """Every name of every operation's task list is an installed task
+    plugin (names only: nothing is imported)."""
+    from importlib import metadata
+
+    installed = {ep.name for ep in metadata.entry_points(
+        group=plugins.NAMESPACE)}
+    for operation in conf.OPERATIONS:
+        missing = [name for name in settings.task_names(operation)
+                   if name not in installed]
+        if missing:
+            raise exceptions.PluginError(
+                ", ".join(missing), "listed in [%s] %s_tasks, but no such "
+                "task plugin is installed (install the package providing "
+                "it, or fix the task list)" % (conf.GROUP, operation),
+                plugins.NAMESPACE)
