@@ -82,8 +82,16 @@ def check_migration(settings: conf.Settings | None = None
 
 def status(settings: conf.Settings) -> results.Status:
     """Current revision, head and what an ``upgrade head`` would apply."""
+    from mistral_db_flows import urls
+
     graph = revisions.graph()
     head = revisions.single_head(graph)
+    database = urls.masked(settings.database_url)
+    missing = urls.missing_sqlite_file(settings.database_url)
+    if missing:
+        return results.Status(current=None, head=head,
+                              pending=graph.between(None, head),
+                              database=database, missing_file=missing)
     # One connection reads the version and asks which database this is
     # (the logbook is keyed by that).
     with dbapi.sharing(settings.database_url):
@@ -92,7 +100,7 @@ def status(settings: conf.Settings) -> results.Status:
         interrupted = runs.read_interrupted(settings)
     return results.Status(current=start, head=head,
                           pending=graph.between(start, head),
-                          interrupted=interrupted)
+                          interrupted=interrupted, database=database)
 
 
 # -- flows -----------------------------------------------------------------

@@ -232,6 +232,11 @@ class Status(_Result):
     head: str
     pending: list[str]
     interrupted: Any = None
+    # The database looked at: its URL with the password hidden.
+    database: str | None = None
+    # A SQLite file that does not exist (nothing to read; an upgrade
+    # would create it), as an absolute path.
+    missing_file: str | None = None
 
     @property
     def at_head(self) -> bool:
@@ -254,8 +259,14 @@ class Status(_Result):
         current = self.current
         if isinstance(current, (list, tuple)):
             current = ", ".join(current)
-        lines = ["current: %s" % (current or "(none)"),
-                 "head: %s" % self.head,
+        lines = ["database: %s" % self.database] if self.database else []
+        if self.missing_file:
+            return lines + [
+                "no database at %s: `upgrade head` would create it there "
+                "(is this the configuration you meant?)" % self.missing_file,
+                "head: %s" % self.head]
+        lines += ["current: %s" % (current or "(none)"),
+                  "head: %s" % self.head,
                  "pending: %s" % (" ".join(self.pending) or "(none)")]
         run = self.interrupted
         if run and run.get("in_progress"):
@@ -273,6 +284,8 @@ class Status(_Result):
                                              run["target"] or "base",
                                              run["step"], run["state"])
                 if run else "no"))
+        if run and run.get("backup"):
+            lines.append("its backup: %s" % run["backup"])
         lines.append("upgrade needed" if self.upgrade_needed
                      else "up to date")
         return lines

@@ -118,7 +118,7 @@ def _check_can_backup(operation: str, settings: conf.Settings) -> None:
 
     if not backup_task.dumps_for(operation, settings.backup):
         return
-    if not backup_task.missing_sqlite_file(settings.database_url):
+    if not urls.missing_sqlite_file(settings.database_url):
         backup.check_can_backup(settings.database_url,
                                 settings.resolved_backup_dir())
 

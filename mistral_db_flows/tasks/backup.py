@@ -19,6 +19,7 @@ from taskflow import task
 
 from mistral_db_flows import backup
 from mistral_db_flows import flows
+from mistral_db_flows import urls
 
 LOG = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class Backup(task.Task):
         that will execute this task next; without ``execute`` the backup
         stays in the directory and is pruned like the others."""
         if self._enabled and self._early is None \
-                and not missing_sqlite_file(self._database_url):
+                and not urls.missing_sqlite_file(self._database_url):
             self._early = _EarlyBackup(
                 lambda progress: backup.take(
                     self._database_url, self._directory, label=self._label,
@@ -77,7 +78,7 @@ class Backup(task.Task):
         if self._early is not None:
             early, self._early = self._early, None
             return early.result(self._report)
-        missing = missing_sqlite_file(self._database_url)
+        missing = urls.missing_sqlite_file(self._database_url)
         if missing:
             # Nothing to copy: "before" is "no database file at all".
             return {"backend": "sqlite", "path": None, "absent": missing}
@@ -142,25 +143,6 @@ class _EarlyBackup:
         if "error" in self._outcome:
             raise self._outcome["error"]
         return self._outcome["value"]
-
-
-def missing_sqlite_file(url: str) -> str | None:
-    """The path of a SQLite database file that does not exist yet.
-
-    None for other databases, for in-memory SQLite databases (no file
-    of theirs to name) and for URLs that do not parse (the backup itself
-    then says why).
-    """
-    from mistral_db_flows import urls
-
-    try:
-        parsed = urls.parse(url)
-    except urls.UrlError:
-        return None
-    path = parsed.sqlite_path if parsed.backend == "sqlite" else None
-    if path is None or os.path.exists(path):
-        return None
-    return os.path.abspath(path)
 
 
 # Operations whose steps each undo exactly their own change (populate's
