@@ -375,7 +375,8 @@ def read_interrupted(settings: conf.Settings) -> dict | None:
     if logbook.is_local_file(url):
         meta = records.peek_interrupted(url, *logbook.book_uuids(
             target, identity.legacy(settings.database_url)))
-        info = (resume.describe_meta(meta, meta.pop("atoms"))
+        info = (resume.describe_meta(meta, meta.pop("atoms"),
+                                     meta.pop("results", None))
                 if meta else None)
     else:
         with logbook.opened(url, settings.database_url,

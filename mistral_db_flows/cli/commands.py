@@ -195,6 +195,10 @@ def run_abandon(args: Any, settings: Any, out: console.Output) -> int:
         out.message("abandoned the interrupted %s (stopped at step %s); "
                     "the database was left as it is"
                     % (forgotten["operation"], forgotten["step"]))
+        if forgotten.get("backup"):
+            out.message("its backup, from before that run, is kept: %s "
+                        "(docs/safety.md: restoring a backup by hand)"
+                        % forgotten["backup"])
     else:
         out.message("no interrupted run to abandon")
     return exceptions.ExitCode.OK
