@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from typing import Any, Callable, Iterator, TextIO
 
 from mistral_db_flows import aftermath
@@ -33,6 +34,8 @@ from mistral_db_flows import states
 from mistral_db_flows import urls
 from mistral_db_flows import version_table
 from mistral_db_flows.logbook import records
+
+LOG = logging.getLogger(__name__)
 
 # What a planner returns: the revision graph and the plan made on it.
 Planner = Callable[[], "tuple[Any, flows.Plan]"]
@@ -254,6 +257,7 @@ def execute(flow: Any, settings: conf.Settings, held: Guard, fd: Any,
         end_revision=after[0] if after else None)
     settled = aftermath.settle(facts)
     store.set_state(fd, settled.logbook_state, **settled.logbook_facts)
+    _prune_runs(store, settings.runs_keep)
     run = results.Run(operation=operation, state=settled.run_state,
                       start_revision=plan.start if resumed else (
                           before[0] if before else None),
@@ -296,6 +300,15 @@ def _known(cause: BaseException | str | None, url: str
                                      urls.mask_text(str(said), (url,)))
     lost.__cause__ = cause
     return lost
+
+
+def _prune_runs(store: logbook.RunStore, keep: int) -> None:
+    """Keep the logbook to the newest ``keep`` ended runs; a failure to
+    prune never turns a run's outcome into an error."""
+    try:
+        store.prune(keep)
+    except Exception as exc:  # the run's outcome is what matters
+        LOG.warning("could not prune old runs from the logbook: %s", exc)
 
 
 def _self_reverting() -> tuple[str, ...]:
