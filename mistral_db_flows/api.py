@@ -247,6 +247,16 @@ def verify(settings: conf.Settings, *, progress: Any = None
                          progress=progress)
 
 
+def backups(settings: conf.Settings) -> results.Backups:
+    """The backups in the backup directory, newest first (never
+    connects: it works while the database is down)."""
+    from mistral_db_flows.backup import catalog
+
+    directory = settings.resolved_backup_dir()
+    return results.Backups(directory=directory,
+                           backups=catalog.listing(directory))
+
+
 def abandon(settings: conf.Settings) -> dict | None:
     """Forget the database's interrupted run; the database is untouched.
 

@@ -292,6 +292,34 @@ class Status(_Result):
 
 
 @dataclasses.dataclass
+class Backups(_Result):
+    """``backups``: the backups in ``directory``, newest first.
+
+    Each is a dict: ``database`` (as the file name has it), ``kind``
+    (the operation that took it), ``backend``, ``size`` (bytes),
+    ``created`` (UTC, ISO 8601), ``path`` and ``checksum`` (a
+    ``.sha256`` file is beside it).
+    """
+
+    directory: str
+    backups: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        if not self.backups:
+            return ["no backups in %s" % self.directory]
+        rows = [("DATABASE", "KIND", "SIZE", "CREATED (UTC)", "PATH")]
+        from mistral_db_flows.backup import catalog
+
+        rows += [(b["database"], b["kind"], catalog.human_size(b["size"]),
+                  b["created"][:19].replace("T", " "), b["path"])
+                 for b in self.backups]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        return ["  ".join([cell.ljust(width) for cell, width
+                           in zip(row[:4], widths)] + [row[4]])
+                for row in rows]
+
+
+@dataclasses.dataclass
 class NewRevision(_Result):
     """``revision``: the file written."""
 

@@ -62,7 +62,8 @@ def check_can_backup(url: str, directory: str) -> None:
         raise exceptions.BackupError(
             "not enough free space in %s for a backup of %s: about %s "
             "needed, %s free; free some space or set another backup "
-            "directory" % (path, database, _human(needed), _human(free)),
+            "directory" % (path, database, catalog.human_size(needed),
+                           catalog.human_size(free)),
             reason="no-space", database=database, path=path,
             needed=needed, free=free)
 
@@ -194,12 +195,3 @@ def _check_matches(backup: dict[str, Any], kind: str, database: str,
     if "size" in backup and size != backup["size"]:
         refuse("its size is %d bytes, the backup made %d"
                % (size, backup["size"]), "unusable-backup")
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return "%.0f %s" % (value, unit)
-        value /= 1024
-    return "%.1f TiB" % value

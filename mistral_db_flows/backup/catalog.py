@@ -171,6 +171,16 @@ def prune(directory: str, keep: int, *,
     return removed
 
 
+def human_size(size: int) -> str:
+    """``size`` bytes for people: ``12 MiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return "%.0f %s" % (value, unit)
+        value /= 1024
+    return "%.1f TiB" % value
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

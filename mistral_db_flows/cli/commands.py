@@ -204,6 +204,10 @@ def run_abandon(args: Any, settings: Any, out: console.Output) -> int:
     return exceptions.ExitCode.OK
 
 
+def run_backups(args: Any, settings: Any, out: console.Output) -> int:
+    return _render(_api().backups(settings), out)
+
+
 arguments.COMMANDS.update({
     "current": arguments.Command(
         "show the revision the database is at", arguments.args_current,
@@ -240,6 +244,9 @@ arguments.COMMANDS.update({
     "abandon": arguments.Command(
         "forget an interrupted run (the database is left as it is)",
         arguments.add_sql_refusal, run_abandon),
+    "backups": arguments.Command(
+        "list the backups taken before changes (database, kind, size, "
+        "date, path)", arguments.add_sql_refusal, run_backups),
 })
 
 OFFLINE_COMMANDS = frozenset({"upgrade", "stamp"})

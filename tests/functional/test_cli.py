@@ -139,6 +139,35 @@ def test_status_of_a_missing_sqlite_file(tmp_path, conf_for, capsys,
     assert not os.path.exists(path)
 
 
+@pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
+def test_backups_lists_what_the_runs_took(mdm, db_url, tmp_path):
+    """`backups` lists each backup with database, kind, size, date and
+    path (text and JSON), newest first, and still answers when the
+    database is down (it never connects)."""
+    for target in ("030", "040", "head"):
+        mdm("upgrade", target)
+    # The first upgrade of SQLite created the file: nothing to copy.
+    taken = 2 if db_url.startswith("sqlite") else 3
+    out, _ = mdm("backups")
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["DATABASE", "KIND", "SIZE", "CREATED"]
+    assert len(lines) == 1 + taken
+    doc = json.loads(mdm("--format", "json", "backups")[0])
+    listed = doc["backups"]
+    assert [b["kind"] for b in listed] == ["upgrade"] * taken
+    assert listed[0]["created"] > listed[1]["created"]
+    for item in listed:
+        assert os.path.getsize(item["path"]) == item["size"]
+        assert item["checksum"] is True
+        assert item["path"] in out
+    down = tmp_path / "down.conf"
+    down.write_text("[database]\nconnection = postgresql+psycopg2://"
+                    "u:pw@127.0.0.1:1/x\n")
+    code = cli.main(["--config-file", str(down), "--format", "json",
+                     "backups"])
+    assert code == 0
+
+
 # Servers slow: populate and verify on each server are quick in
 # test_api (populate flows) and test_schema_history (verify ends every
 # guarded upgrade).
