@@ -262,3 +262,25 @@ def test_prune_keeps_the_newest_ended_runs_and_every_resumable(
         assert len(other.runs(lazy=True)) == 1
     finally:
         other.close()
+
+
+def test_runs_keep_prunes_when_a_run_ends(make_db, tmp_path):
+    """[db_manage] runs_keep = 2: after four runs the logbook holds the
+    two newest, the last one among them."""
+    from mistral_db_flows import identity
+    from tests.functional import safety_util as su
+
+    url = make_db("sqlite")
+    tool = su.Tool(url, tmp_path, runs_keep=2, backup=False)
+    for target in ("002", "003", "004", "005"):
+        done = tool.call("upgrade", target)
+        assert done.code == 0, done
+    store = logbook.RunStore(str(tool.state_dir / logbook.LOGBOOK_FILE),
+                             identity.of_url(url)).open()
+    try:
+        runs = store.runs(lazy=True)
+    finally:
+        store.close()
+    assert len(runs) == 2
+    assert sorted(fd.meta["plan"]["target"] for fd in runs) == ["004",
+                                                               "005"]
