@@ -25,10 +25,17 @@ _POPULATE_STEPS = {"populate": ("action", "workflow"),
 def check(operation: str, settings: conf.Settings) -> None:
     """Raise (PluginError, PopulateError...) if the run cannot succeed
     for a reason found without touching the database."""
-    check_task_lists(settings)
     names = settings.task_names(operation) if operation in conf.OPERATIONS \
         else []
-    plugins.load(names)
+    # The operation's own plugins are imported; the other task lists
+    # only need their names to be installed.
+    try:
+        plugins.load(names)
+    except exceptions.PluginError as exc:
+        raise exceptions.PluginError(
+            exc.name, "listed in [%s] %s_tasks: %s"
+            % (conf.GROUP, operation, exc.reason), exc.namespace) from exc
+    check_task_lists(settings, skip=operation)
     kinds = sorted({kind for name in names
                     for kind in _POPULATE_STEPS.get(name, ())})
     if kinds:
@@ -37,14 +44,14 @@ def check(operation: str, settings: conf.Settings) -> None:
         populate.load(populate.collect(kinds), kinds)
 
 
-def check_task_lists(settings: conf.Settings) -> None:
-    """Every name of every operation's task list is an installed task
-    plugin (names only: nothing is imported)."""
-    from importlib import metadata
-
-    installed = {ep.name for ep in metadata.entry_points(
-        group=plugins.NAMESPACE)}
+def check_task_lists(settings: conf.Settings, skip: str | None = None
+                     ) -> None:
+    """Every name of every operation's task list (but ``skip``'s) is an
+    installed task plugin (names only: nothing is imported)."""
+    installed = plugins.installed_names()
     for operation in conf.OPERATIONS:
+        if operation == skip:
+            continue
         missing = [name for name in settings.task_names(operation)
                    if name not in installed]
         if missing:
