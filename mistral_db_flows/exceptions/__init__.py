@@ -29,6 +29,7 @@ from mistral_db_flows.exceptions._input import BadTarget
 from mistral_db_flows.exceptions._input import BadUrl
 from mistral_db_flows.exceptions._input import BranchError
 from mistral_db_flows.exceptions._input import ConfigError
+from mistral_db_flows.exceptions._input import DriverMissing
 from mistral_db_flows.exceptions._input import PluginError
 from mistral_db_flows.exceptions._input import ReadOnlyMigrations
 from mistral_db_flows.exceptions._input import UnknownRevision
@@ -49,10 +50,10 @@ from mistral_db_flows.exceptions._run import VerifyFailed
 __all__ = [
     "BackupError", "BadTarget", "BadUrl", "BranchError", "ConfigError",
     "ConnectionLost", "DatabaseUnreachable", "DefinitionError",
-    "DuplicateDefinition", "ExitCode", "LockError", "LockLost", "LockTimeout",
-    "LogbookError", "MistralDbError", "PluginError", "PopulateError",
-    "ReadOnlyMigrations", "ResumeRefused", "RestoreError", "SchemaConflict",
-    "SchemaNotReady", "SourceError", "StepFailed", "UnknownRevision",
-    "UnsupportedRevisionFile", "UsageError", "VerifyFailed", "describe_holder",
-    "is_connection_lost",
+    "DriverMissing", "DuplicateDefinition", "ExitCode", "LockError",
+    "LockLost", "LockTimeout", "LogbookError", "MistralDbError",
+    "PluginError", "PopulateError", "ReadOnlyMigrations", "ResumeRefused",
+    "RestoreError", "SchemaConflict", "SchemaNotReady", "SourceError",
+    "StepFailed", "UnknownRevision", "UnsupportedRevisionFile",
+    "UsageError", "VerifyFailed", "describe_holder", "is_connection_lost",
 ]

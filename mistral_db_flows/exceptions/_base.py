@@ -22,6 +22,7 @@ class ExitCode(enum.IntEnum):
     RESUME_REFUSED = 12
     POPULATE_DEFINITIONS = 13
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
 
 
 class MistralDbError(Exception):
