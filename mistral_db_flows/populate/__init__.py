@@ -59,23 +59,27 @@ def populate(connection: Connectable, *, actions: bool = True,
     kinds = [kind for kind, wanted in ((spec.ACTION, actions),
                                        (spec.WORKFLOW, workflows))
              if wanted]
-    found = collect(kinds, extra_sources, plugins=plugins)
+    called: list[str] = []
+    found = collect(kinds, extra_sources, plugins=plugins, called=called)
     definitions = load(found, kinds)
     result = _with_transaction(connection, definitions,
                                remove_missing=remove_missing)
     result.sources = [{"kind": s.kind, "path": s.path, "origin": s.origin}
                       for s in found]
+    result.plugins = called
     return result
 
 
 def collect(kinds: Iterable[str],
             extra_sources: Iterable[sources.Source] | None = None, *,
-            plugins: bool = True) -> list[sources.Source]:
-    """Every definition file to read, shipped ones first."""
+            plugins: bool = True,
+            called: list[str] | None = None) -> list[sources.Source]:
+    """Every definition file to read, shipped ones first; ``called``
+    gets every plugin asked (``namespace:name``), files or none."""
     kinds = list(kinds)
     found = sources.shipped(kinds)
     if plugins:
-        found += sources.plugins(kinds)
+        found += sources.plugins(kinds, called=called)
     found += [s for s in extra_sources or () if s.kind in kinds]
     return found
 

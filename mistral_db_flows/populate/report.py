@@ -52,6 +52,9 @@ class PopulateReport:
     workflows: Changes = dataclasses.field(default_factory=Changes)
     sources: list[dict[str, str]] = dataclasses.field(
         default_factory=list)
+    # Every plugin asked for definitions (``namespace:name``), also one
+    # that gave none: what this environment could see.
+    plugins: list[str] = dataclasses.field(default_factory=list)
     # Per kind, what undoing the writes needs (populate.undo): rows as
     # they were before; not part of to_dict(), the report people read.
     journal: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -62,12 +65,14 @@ class PopulateReport:
 
     @property
     def origins(self) -> list[str]:
-        """Who contributed the sources read, each once, in order
-        (``package``, ``mistral.preinstalled_workflows:<entry point>``)."""
+        """Where definitions were looked for, each once, in order: who
+        contributed the sources read (``package``, ``caller``) and every
+        plugin asked (``mistral.preinstalled_workflows:<entry point>``),
+        files or none."""
         seen: list[str] = []
-        for source in self.sources:
-            if source["origin"] not in seen:
-                seen.append(source["origin"])
+        for origin in [s["origin"] for s in self.sources] + self.plugins:
+            if origin not in seen:
+                seen.append(origin)
         return seen
 
     @property
