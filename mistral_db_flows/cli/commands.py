@@ -102,8 +102,11 @@ def run_status(args: Any, settings: Any, out: console.Output) -> int:
     return exceptions.ExitCode.OK
 
 
-def _with_safety(args: Any, settings: Any, out: console.Output) -> Any:
-    """Settings with this command's --on-failure / --no-backup."""
+def _with_safety(args: Any, settings: Any, out: console.Output, *,
+                 dumps: bool = True) -> Any:
+    """Settings with this command's --on-failure / --no-backup;
+    ``dumps``: the command takes a backup at all (stamp and populate
+    undo their own writes instead, so --no-backup changes nothing)."""
     changes = {}
     if _arg(args, "on_failure"):
         changes["on_failure"] = args.on_failure
@@ -111,6 +114,7 @@ def _with_safety(args: Any, settings: Any, out: console.Output) -> Any:
         changes["populate_remove_missing"] = True
     if _arg(args, "no_backup"):
         changes["backup"] = False
+    if _arg(args, "no_backup") and dumps:
         out.message("%s: warning: --no-backup: no backup is taken, so a "
                     "failure stops and leaves the database as it is"
                     % PROG)
@@ -140,7 +144,7 @@ def run_stamp(args: Any, settings: Any, out: console.Output) -> int:
         raise exceptions.UsageError(
             "stamp needs a revision (e.g. 'stamp head'); nothing was "
             "changed")
-    settings = _with_safety(args, settings, out)
+    settings = _with_safety(args, settings, out, dumps=False)
     return _offline_or_online(
         lambda **kw: _api().stamp(settings, revision, **kw), args, out)
 
@@ -175,7 +179,7 @@ def run_revision(args: Any, settings: Any, out: console.Output) -> int:
 
 def _run_operation(name: str) -> Callable[[Any, Any, console.Output], int]:
     def run(args: Any, settings: Any, out: console.Output) -> int:
-        settings = _with_safety(args, settings, out)
+        settings = _with_safety(args, settings, out, dumps=False)
         return _finish_run(getattr(_api(), name)(
             settings, progress=out.progress), out)
 
