@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import weakref
 from typing import Any, Callable, Iterator, TextIO
 
 from mistral_db_flows import aftermath
@@ -110,7 +111,31 @@ def build(operation: str, settings: conf.Settings, plan: flows.Plan,
         operation=operation, database_url=settings.database_url,
         plan=plan, head=graph.heads[0] if graph.sound else None,
         settings=settings, fresh_run=fresh_run, identity=identity)
-    return flows.build(ctx)
+    flow = flows.build(ctx)
+    _PLANNED[flow] = plan
+    return flow
+
+
+# The plans of the flows build() made: a run of a flow holding one
+# (an embedder's parent flow) records that plan's target.
+_PLANNED: "weakref.WeakKeyDictionary[Any, flows.Plan]" = \
+    weakref.WeakKeyDictionary()
+
+
+def planned_target(flow: Any) -> str | None:
+    """The target revision of the last flow of ours in ``flow`` (the
+    flow itself or one nested in it); None when it holds none."""
+    from taskflow import flow as tf_flow
+
+    found = None
+    pending = [flow]
+    while pending:
+        item = pending.pop(0)
+        if item in _PLANNED:
+            found = _PLANNED[item].target
+        pending.extend(child for child, _meta in item.iter_nodes()
+                       if isinstance(child, tf_flow.Flow))
+    return found
 
 
 def _check_can_backup(operation: str, settings: conf.Settings) -> None:
@@ -209,15 +234,15 @@ def run_flow(flow: Any, settings: conf.Settings, *,
 
     settings = with_driver(settings)
     operation = flows.operation_of(flow)
-    plan = flows.Plan(None, target)
+    plan = flows.Plan(None, target or planned_target(flow))
     with dbapi.sharing(settings.database_url):
         # Reachable, with a valid URL, before the lock is asked for.
         version_table.read_version(settings.database_url)
         with guard(settings, owner=operation) as held:
-            fd = held.store.start(operation, resume.fingerprint(flow, plan),
-                                  plan=resume.plan_facts(plan))
+            # The interrupted run of this same flow, if any, resumes.
+            fd, resumed = resume.continue_or_start(held.store, flow, plan)
             return execute(flow, settings, held, fd, plan,
-                           progress=progress)
+                           resumed=resumed, progress=progress)
 
 
 def execute(flow: Any, settings: conf.Settings, held: Guard, fd: Any,
@@ -259,7 +284,7 @@ def execute(flow: Any, settings: conf.Settings, held: Guard, fd: Any,
         end_revision=after[0] if after else None)
     settled = aftermath.settle(facts)
     store.set_state(fd, settled.logbook_state, **settled.logbook_facts)
-    _prune_runs(store, settings.runs_keep)
+    prune_runs(store, settings.runs_keep)
     run = results.Run(operation=operation, state=settled.run_state,
                       start_revision=plan.start if resumed else (
                           before[0] if before else None),
@@ -304,7 +329,7 @@ def _known(cause: BaseException | str | None, url: str
     return lost
 
 
-def _prune_runs(store: logbook.RunStore, keep: int) -> None:
+def prune_runs(store: logbook.RunStore, keep: int) -> None:
     """Keep the logbook to the newest ``keep`` ended runs; a failure to
     prune never turns a run's outcome into an error."""
     try:
