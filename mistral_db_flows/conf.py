@@ -33,7 +33,11 @@ DEFAULT_TASKS: dict[str, list[str]] = {
 
 DEFAULT_LOCK_TIMEOUT = 300
 DEFAULT_BACKUP_KEEP = 5
+DEFAULT_RUNS_KEEP = 20
 ON_FAILURE_CHOICES = ("revert", "stop")
+# Operations whose steps undo their own writes on revert without any
+# journal or dump (stamp puts the stamp back, populate its upserts).
+SELF_REVERTING = ("populate", "populate_actions", "stamp")
 # [db_manage] backup: what a run keeps to undo itself (docs/safety.md).
 BACKUP_CHOICES = ("steps", "full", "none")
 # Spellings of the boolean this option was before: true kept a dump,
@@ -74,8 +78,7 @@ db_manage_opts = [_tasks_opt(op) for op in OPERATIONS] + [
              "when a step fails. steps: each migrate step records the "
              "inverse of its own changes, and a copy of only the data it "
              "destroys or rewrites, in side tables of the database "
-             "(dropped when the run succeeds); no dump (populate still "
-             "takes one). full: that, and a full dump before the run "
+             "(dropped when the run succeeds); no dump. full: that, and a full dump before the run "
              "(e.g. before a major release jump), restored on failure. "
              "none: nothing is kept; a failure stops and leaves the "
              "database as it is. The old true/false mean steps/none "
@@ -84,8 +87,24 @@ db_manage_opts = [_tasks_opt(op) for op in OPERATIONS] + [
         "backup_keep",
         default=DEFAULT_BACKUP_KEEP,
         min=1,
-        help="How many backups of each database to keep; older ones are "
-             "deleted after a successful run."),
+        help="How many backups of each database to keep, per kind "
+             "(pre-upgrade backups and others are counted apart, so "
+             "other runs never push out a pre-upgrade backup); older "
+             "ones are deleted after a successful run."),
+    cfg.IntOpt(
+        "runs_keep",
+        default=DEFAULT_RUNS_KEEP,
+        min=1,
+        help="How many ended runs of each database the logbook keeps; "
+             "older ones are deleted when a run ends. An interrupted run "
+             "is never deleted."),
+    cfg.BoolOpt(
+        "populate_remove_missing",
+        default=False,
+        help="Let populate delete system workflows that no definition "
+             "source loaded here defines. Off: they are kept and listed, "
+             "since Mistral's own environment may have the plugin "
+             "providing them (install mistral-db-flows there)."),
     cfg.StrOpt(
         "on_failure",
         default="revert",
@@ -218,6 +237,8 @@ class Settings:
     backup_keep: int = DEFAULT_BACKUP_KEEP
     on_failure: str = "revert"
     logbook_connection: str | None = None
+    runs_keep: int = DEFAULT_RUNS_KEEP
+    populate_remove_missing: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backup", backup_mode(self.backup))
@@ -239,13 +260,10 @@ class Settings:
         return self.backup != "none"
 
     def takes_dump(self, operation: str) -> bool:
-        """Whether ``operation`` starts with a full dump: with ``full``,
-        and with ``steps`` for the operations whose steps do not revert
-        themselves yet (populate)."""
-        if self.backup == "full":
-            return True
-        return self.backup == "steps" and operation not in ("upgrade",
-                                                           "stamp")
+        """Whether ``operation`` starts with a full dump: only with
+        ``full``, and never for the operations that undo their own
+        writes (stamp, populate)."""
+        return self.backup == "full" and operation not in SELF_REVERTING
 
     def resolved_state_dir(self) -> str:
         if self.state_dir:
@@ -312,4 +330,6 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         backup_keep=group.backup_keep,
         on_failure=group.on_failure,
         logbook_connection=group.logbook_connection,
+        runs_keep=group.runs_keep,
+        populate_remove_missing=group.populate_remove_missing,
     )

@@ -103,6 +103,7 @@ def _settle(settings: conf.Settings, store: Any, fd: Any) -> None:
     if ended is None:
         return
     store.set_state(fd, ended)
+    runs.prune_runs(store, settings.runs_keep)
     if ended is states.RunState.FINISHED:
         # Our steps' revert journal, as after a command's run.
         runs.drop_revert_journal(settings)

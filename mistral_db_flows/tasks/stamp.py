@@ -10,13 +10,12 @@ from mistral_db_flows import version_table
 class Stamp(task.Task):
     """Write ``revision`` (None: empty) into alembic_version."""
 
-    def __init__(self, database_url: str, revision: str | None, *,
-                 revert: bool = False) -> None:
+    def __init__(self, database_url: str, revision: str | None,
+                 undo_on_failure: bool = True) -> None:
         super().__init__(name="stamp")
         self._database_url = database_url
         self.revision = revision
-        # Put the old stamp back on failure (no dump to restore it).
-        self._revert = revert
+        self._undo_on_failure = undo_on_failure
 
     def execute(self) -> dict:
         before = version_table.read_version(self._database_url)
@@ -26,15 +25,13 @@ class Stamp(task.Task):
 
     def revert(self, result=None, *args, **kwargs) -> dict | None:
         """What was undone (None: nothing, e.g. with on_failure=stop)."""
-        if not (self._revert and isinstance(result, dict)):
+        if not (self._undo_on_failure and isinstance(result, dict)):
             return None
         migration.stamp(self._database_url, result["from"] or "base")
         return {"stamped": result["from"]}
 
 
 def factory(ctx) -> list[task.Task]:
-    from mistral_db_flows import conf
-
-    settings = ctx.settings or conf.Settings(database_url=ctx.database_url)
     return [Stamp(ctx.database_url, ctx.target,
-                  revert=settings.restores_on_failure)]
+                  undo_on_failure=getattr(ctx.settings, "on_failure",
+                                          "revert") == "revert")]
