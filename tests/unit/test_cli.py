@@ -631,7 +631,7 @@ def test_no_backup_warns_only_where_a_backup_is_taken(capsys, api,
     code, _, err = run(capsys, "--config-file", conf_file, *argv)
     assert code == 0
     assert ("--no-backup" in err) is warned
-    assert api.calls[-1][1][0].backup is False
+    assert api.calls[-1][1][0].backup == "none"
 
 
 def test_populate_remove_missing_reaches_the_settings(capsys, api,

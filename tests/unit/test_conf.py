@@ -168,16 +168,17 @@ def test_unknown_backup_value_is_a_config_error(tmp_path):
 
 
 def test_what_each_backup_mode_keeps():
-    """steps: journal, no dump for upgrade/stamp (populate keeps its
-    dump); full: both; none: nothing, and a failure stops. Embedders'
-    booleans mean steps/none."""
+    """steps: journal, no dump; full: both, the dump for upgrade only
+    (stamp and populate undo their own writes); none: nothing, and a
+    failure stops. Embedders' booleans mean steps/none."""
     steps = conf.Settings(database_url="sqlite://")
     assert (steps.keeps_step_reverts, steps.restores_on_failure) == (
         True, True)
     assert [steps.takes_dump(op) for op in
-            ("upgrade", "stamp", "populate")] == [False, False, True]
+            ("upgrade", "stamp", "populate")] == [False, False, False]
     full = conf.Settings(database_url="sqlite://", backup="full")
     assert full.keeps_step_reverts and full.takes_dump("upgrade")
+    assert not (full.takes_dump("stamp") or full.takes_dump("populate"))
     none = conf.Settings(database_url="sqlite://", backup=False)
     assert none.backup == "none"
     assert not (none.keeps_step_reverts or none.restores_on_failure
