@@ -113,6 +113,9 @@ class Output:
             if event == "progress":
                 self._step_progress(step, value or {})
                 return
+            if event == "waiting":
+                self._waiting(step, value or {})
+                return
             self._clear_progress()
             # Off a terminal the first progress line comes
             # PROGRESS_EVERY seconds after the step started: short steps
@@ -186,6 +189,13 @@ class Output:
             self._last_progress[step] = now
         else:
             self._now_and_then(step, text, now)
+
+    def _waiting(self, step: str, details: dict) -> None:
+        """What a step (or the run's lock) waits for, on its own line:
+        the step already says it at once and every 10 s."""
+        self._clear_progress()
+        self._last_progress[step] = time.monotonic()
+        self.message("%s: %s" % (step, details.get("text", "waiting")))
 
     def _redraw(self, text: str) -> None:
         """The terminal's progress line, drawn over the last one."""

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from mistral_db_flows import exceptions
 from mistral_db_flows import migration
+from mistral_db_flows import sessions
 from mistral_db_flows import urls
 
 
@@ -112,6 +113,7 @@ class Handle:
         self.conn.rollback()
 
     def close(self) -> None:
+        sessions.untrack(self.conn)
         try:
             self.conn.close()
         finally:
@@ -124,6 +126,11 @@ class _LentHandle(Handle):
     borrower's transaction (a rollback; commit first to keep work)."""
 
     owner: RunConnection | None = None
+
+    def commit(self) -> None:
+        if self.owner is not None:
+            self.owner.before_commit()
+        super().commit()
 
     def close(self) -> None:
         try:
@@ -151,6 +158,14 @@ class RunConnection:
         self.url = url
         self._handle: _LentHandle | None = None
         self._sqlalchemy: Any = None
+        # Called before every commit of the run's work (and, on MySQL,
+        # before each schema statement, which commits by itself): the
+        # run engine's fence, raising when the run lost its lock.
+        self.fence: Callable[[], None] | None = None
+
+    def before_commit(self) -> None:
+        if self.fence is not None:
+            self.fence()
 
     def handle(self) -> Handle:
         """The driver handle (opened on first use)."""
@@ -183,6 +198,9 @@ class RunConnection:
                                          creator=lambda: handle.conn)
             else:
                 conn = migration.connect(self.url)
+                sessions.track(conn.connection.dbapi_connection, self.url,
+                               parsed.backend)
+            _fence(conn, self)
         except BaseException:
             self.discard()
             raise
@@ -195,6 +213,8 @@ class RunConnection:
         conn, self._sqlalchemy = self._sqlalchemy, None
         handle, self._handle = self._handle, None
         if conn is not None:
+            with contextlib.suppress(Exception):
+                sessions.untrack(conn.connection.dbapi_connection)
             with contextlib.suppress(Exception):
                 conn.close()
             with contextlib.suppress(Exception):
@@ -326,6 +346,7 @@ def _sqlite(parsed: urls.Url, url: str) -> Handle:
     except sqlite3.Error as exc:
         raise exceptions.DatabaseUnreachable(
             urls.masked(url), "%s (%s)" % (exc, path)) from None
+    sessions.track(conn, url, "sqlite")
     return Handle(conn, "sqlite", qmark=True)
 
 
@@ -358,6 +379,7 @@ def _open_server(parsed: urls.Url, url: str) -> Handle | None:
             else exc
         raise exceptions.DatabaseUnreachable(
             urls.masked(url), urls.first_line(reason, url)) from None
+    sessions.track(conn, url, parsed.backend)
     return Handle(conn, parsed.backend, qmark=False)
 
 
@@ -384,6 +406,7 @@ def _through_sqlalchemy(url: str) -> Handle:
             urls.first_line(getattr(exc, "orig", exc), url)) from None
     if dialect == "sqlite":
         conn.dbapi_connection.isolation_level = None
+    sessions.track(conn, url, dialect)
     return Handle(conn, dialect, qmark=engine.dialect.paramstyle == "qmark",
                   engine=engine)
 
@@ -393,6 +416,25 @@ def _close_sqlalchemy(conn: Any) -> None:
         conn.close()
     finally:
         conn.engine.dispose()
+
+
+# Statements that change the schema; on MySQL each commits by itself.
+_DDL = ("ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE")
+
+
+def _fence(conn: Any, run: RunConnection) -> None:
+    """Check the run's fence before each commit on ``conn`` (SQLAlchemy
+    dispatches the event before the driver's commit), and on MySQL
+    before each schema statement as well."""
+    import sqlalchemy as sa
+
+    sa.event.listen(conn, "commit", lambda _conn: run.before_commit())
+    if conn.dialect.name in ("mysql", "mariadb"):
+        def before_ddl(_conn, _cursor, statement, *args) -> None:
+            if statement.lstrip()[:8].upper().startswith(_DDL):
+                run.before_commit()
+
+        sa.event.listen(conn, "before_cursor_execute", before_ddl)
 
 
 def _same_driver(handle: Handle, url: str) -> bool:

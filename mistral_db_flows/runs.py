@@ -62,13 +62,39 @@ class Guard:
                                       reason=str(exc)) from exc
 
 
+    def fence(self) -> None:
+        """:meth:`check`, from inside a step about to commit: a run
+        that lost its lock halts there, leaving the step as a kill
+        would (rolled back where the server can, resumable), never
+        failed, so nothing reverts."""
+        try:
+            self.check()
+        except exceptions.LockLost as lost:
+            raise exceptions.StepHalted(lost) from lost
+
+
+def _notify(progress: Any, step: str) -> Callable[[str], None]:
+    """A line for the operator about ``step``: through ``progress``
+    (the CLI prints it), else logged."""
+    import logging
+
+    def tell(text: str) -> None:
+        if progress is not None:
+            progress(step, "waiting", {"text": text})
+        else:
+            logging.getLogger(__name__).warning("%s: %s", step, text)
+    return tell
+
+
 @contextlib.contextmanager
-def guard(settings: conf.Settings, owner: str) -> Iterator[Guard]:
+def guard(settings: conf.Settings, owner: str, *,
+          progress: Any = None) -> Iterator[Guard]:
     """Hold the database's lock and open its logbook for the body."""
     from mistral_db_flows import locking
 
     with locking.hold(settings.database_url,
-                      timeout=settings.lock_timeout, owner=owner) as lock:
+                      timeout=settings.lock_timeout, owner=owner,
+                      on_wait=_notify(progress, "lock")) as lock:
         # The lock asked the server which database this is: the logbook
         # (and the run's backup) use that answer.
         with logbook.opened(logbook_url(settings), settings.database_url,
@@ -137,7 +163,7 @@ def run_plan(operation: str, settings: conf.Settings, planner: Planner,
         # Plan first without the lock: a bad URL, an unreachable server
         # or an unknown revision fails with its own error first.
         planner()
-        with guard(settings, owner=operation) as held:
+        with guard(settings, owner=operation, progress=progress) as held:
             return _run_guarded(operation, settings, planner, held,
                                 progress=progress, relative=relative)
 
@@ -173,6 +199,11 @@ def _run_guarded(operation: str, settings: conf.Settings,
                            state=results.Outcome.UNCHANGED,
                            start_revision=plan.start,
                            end_revision=plan.target, target=plan.target)
+    from mistral_db_flows import sessions
+
+    sessions.check_others(settings.database_url,
+                          refuse=settings.refuse_if_connected,
+                          report=_notify(progress, "sessions"))
     fresh = fd is None
     if fresh and settings.backup and not prior_backup:
         _check_can_backup(settings)
@@ -202,7 +233,7 @@ def run_flow(flow: Any, settings: conf.Settings, *,
     with dbapi.sharing(settings.database_url):
         # Reachable, with a valid URL, before the lock is asked for.
         version_table.read_version(settings.database_url)
-        with guard(settings, owner=operation) as held:
+        with guard(settings, owner=operation, progress=progress) as held:
             fd = held.store.start(operation, resume.fingerprint(flow, plan),
                                   plan=resume.plan_facts(plan))
             return execute(flow, settings, held, fd, plan,
@@ -223,9 +254,19 @@ def execute(flow: Any, settings: conf.Settings, held: Guard, fd: Any,
         (name for name in flows.atom_names(flow)
          if getattr(recorded.get(name), "failure", None) is not None),
         None)
-    outcome = flows.run(flow, store={"prior_backup": prior_backup},
-                        flow_detail=fd, backend=store.backend,
-                        progress=progress, before_step=held.check)
+    from mistral_db_flows import dbapi
+
+    # The fence: every commit of the run's work checks the lock first.
+    shared = dbapi.active(settings.database_url)
+    if shared is not None:
+        shared.fence = held.fence
+    try:
+        outcome = flows.run(flow, store={"prior_backup": prior_backup},
+                            flow_detail=fd, backend=store.backend,
+                            progress=progress, before_step=held.check)
+    finally:
+        if shared is not None:
+            shared.fence = None
     try:
         after = version_table.read_version(settings.database_url)
     except exceptions.MistralDbError:

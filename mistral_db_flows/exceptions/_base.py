@@ -21,7 +21,9 @@ class ExitCode(enum.IntEnum):
     LOCKED = 11
     RESUME_REFUSED = 12
     POPULATE_DEFINITIONS = 13
+    CONNECTED = 14
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 class MistralDbError(Exception):

@@ -66,6 +66,18 @@ class StepFailed(_base.MistralDbError):
         super().__init__(text)
 
 
+class StepHalted(BaseException):
+    """Not an error: carries one of ours (``error``, e.g. LockLost) out
+    of a running step. TaskFlow treats any Exception a step raises as
+    its failure and reverts; a step halted this way is left as a kill
+    leaves it (running, resumable), which is what a run that lost its
+    lock must do: change nothing more, undo nothing."""
+
+    def __init__(self, error: _base.MistralDbError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class VerifyFailed(_base.MistralDbError):
     """The database is not what the run should have left behind."""
 
