@@ -418,23 +418,26 @@ def _close_sqlalchemy(conn: Any) -> None:
         conn.engine.dispose()
 
 
-# Statements that change the schema; on MySQL each commits by itself.
-_DDL = ("ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE")
+# Statements that change something: on MySQL schema statements commit
+# by themselves, and a write after another run moved the schema may
+# fail before the commit could be fenced.
+_CHANGES = ("ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE", "INSERT",
+            "UPDATE", "DELETE", "REPLACE")
 
 
 def _fence(conn: Any, run: RunConnection) -> None:
     """Check the run's fence before each commit on ``conn`` (SQLAlchemy
     dispatches the event before the driver's commit), and on MySQL
-    before each schema statement as well."""
+    before each changing statement as well."""
     import sqlalchemy as sa
 
     sa.event.listen(conn, "commit", lambda _conn: run.before_commit())
     if conn.dialect.name in ("mysql", "mariadb"):
-        def before_ddl(_conn, _cursor, statement, *args) -> None:
-            if statement.lstrip()[:8].upper().startswith(_DDL):
+        def before_change(_conn, _cursor, statement, *args) -> None:
+            if statement.lstrip()[:8].upper().startswith(_CHANGES):
                 run.before_commit()
 
-        sa.event.listen(conn, "before_cursor_execute", before_ddl)
+        sa.event.listen(conn, "before_cursor_execute", before_change)
 
 
 def _same_driver(handle: Handle, url: str) -> bool:

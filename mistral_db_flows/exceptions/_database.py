@@ -132,10 +132,11 @@ class LockTimeout(LockError):
 
 
 class LockLost(LockError):
-    """The run's lock went away between two steps (its session was
-    ended): the run stopped before its next step and can be resumed
-    by running the same command again. ``reason`` is what the check
-    found."""
+    """The run's lock went away (its session was ended): found before
+    a step, or before a step committed (its work then rolled back where
+    the server can), the run stopped, reverted nothing, and can be
+    resumed by running the same command again. ``reason`` is what the
+    check found."""
 
     exit_code = _base.ExitCode.LOCKED
     reason: str
@@ -143,8 +144,9 @@ class LockLost(LockError):
     def __init__(self, *, database: str, reason: str) -> None:
         self.reason = reason
         super().__init__(
-            "%s; the run stopped before its next step: run the same "
-            "command again to resume it" % reason, database=database)
+            "%s; the run stopped without committing anything more and "
+            "reverted nothing: run the same command again to resume it"
+            % reason, database=database)
 
 
 class LockWaitTimeout(_base.MistralDbError):

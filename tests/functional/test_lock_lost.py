@@ -1,10 +1,12 @@
-"""A run whose lock's session is ended stops before its next step.
+"""A run whose lock's session is ended changes nothing more.
 
-The engine checks the lock before every step. An administrator ending
-the lock's session (PostgreSQL ``pg_terminate_backend``, MariaDB
-``KILL``) while a step runs lets that step finish; the next one never
-starts, the command exits 11 (``LockLost``) and running it again
-resumes the run.
+The lock is a fence: it is checked before every step, before every
+commit of the run's work and, on MariaDB (whose DDL commits at once),
+before each schema statement. An administrator ending the lock's
+session (PostgreSQL ``pg_terminate_backend``, MariaDB ``KILL``) while a
+step runs stops the run there: the command exits 11 (``LockLost``),
+reverts nothing, and running it again resumes the run. A second run
+that took the lock meanwhile is never undone.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ def _end_lock_session(url: str, backend: str) -> None:
 
 
 def _asleep(tool: su.Tool, proc: subprocess.Popen) -> None:
+    """Until ``proc``'s sleep fault struck."""
     deadline = time.monotonic() + 120
     while not tool.faults_fired():
         assert proc.poll() is None, proc.communicate()
@@ -70,8 +73,8 @@ def test_lost_lock_stops_before_the_next_step_and_resumes(
     assert "run the same command again to resume" in \
         lost.doc["error"]["message"]
     assert "Traceback" not in lost.err
-    # The step that was running finished; the next one never started.
-    assert su.version(url) == "010"
+    # The step that was running never committed; none after it started.
+    assert su.version(url) == "009"
     interrupted = tool.run("status").doc["interrupted"]
     assert interrupted["in_progress"] is False
     assert interrupted["state"] == "running"
@@ -81,3 +84,43 @@ def test_lost_lock_stops_before_the_next_step_and_resumes(
     assert su.version(url) == su.HEAD
     assert migrate_util.schema_diff(url, su.HEAD) == []
     assert tool.run("status").doc["interrupted"] is None
+
+
+@pytest.mark.parametrize("backend", [
+    pytest.param("postgresql", marks=[pytest.mark.postgresql]),
+    pytest.param("mysql", marks=[pytest.mark.mysql, pytest.mark.slow])])
+def test_a_run_that_lost_its_lock_never_undoes_the_next_one(
+        backend, make_db, tmp_path):
+    """Run A's lock session is ended while A is inside step 040 (six
+    of its seven statements sent, asleep) and run B starts: B takes the lock and
+    upgrades to head; A stops at its next statement or commit with exit
+    11, undoing nothing, so B's success stays true; A's command run
+    again finds the database at head."""
+    su.require_fault_plugins()
+    url = make_db(backend)
+    tool_a = su.Tool(url, tmp_path / "a")
+    tool_b = su.Tool(url, tmp_path / "b")
+    proc_a = tool_a.start("upgrade", "head",
+                          fault="inside:migrate_040:sleep:%d" % SLEEP)
+    try:
+        _asleep(tool_a, proc_a)
+        _end_lock_session(url, backend)
+        b = tool_b.run("upgrade", "head", timeout=300)
+        out, err = proc_a.communicate(timeout=300)
+    finally:
+        if proc_a.poll() is None:
+            proc_a.kill()
+            proc_a.communicate()
+    a = su.Done(proc_a.returncode, out, err)
+    assert b.code == 0, b
+    assert b.doc["end_revision"] == su.HEAD
+    assert a.code == su.EXIT_LOCKED, a
+    assert a.doc["error"]["type"] == "LockLost", a
+    assert "reverting" not in a.err, a
+    # B's success is what the database shows, after A too.
+    assert su.version(url) == su.HEAD
+    assert migrate_util.schema_diff(url, su.HEAD) == []
+    again = tool_a.run("upgrade", "head")
+    assert again.code == 0, again
+    assert su.version(url) == su.HEAD
+    assert migrate_util.schema_diff(url, su.HEAD) == []
