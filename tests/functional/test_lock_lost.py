@@ -10,8 +10,10 @@ that took the lock meanwhile is never undone.
 """
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
+from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -49,6 +51,23 @@ def _asleep(tool: su.Tool, proc: subprocess.Popen) -> None:
         time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def _lock_ended_while_asleep(tool: su.Tool, url: str, backend: str,
+                             fault: str) -> Iterator[subprocess.Popen]:
+    """``upgrade head`` started with a sleep ``fault``, yielded once its
+    lock's session was ended while it sleeps; killed if still running
+    when the block ends."""
+    proc = tool.start("upgrade", "head", fault=fault)
+    try:
+        _asleep(tool, proc)
+        _end_lock_session(url, backend)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 @pytest.mark.parametrize("backend", [
     pytest.param("postgresql", marks=[pytest.mark.postgresql]),
     pytest.param("mysql", marks=[pytest.mark.mysql, pytest.mark.slow])])
@@ -57,16 +76,10 @@ def test_lost_lock_stops_before_the_next_step_and_resumes(
     su.require_fault_plugins()
     url = make_db(backend)
     tool = su.Tool(url, tmp_path)
-    proc = tool.start("upgrade", "head",
-                      fault="before:migrate_010:sleep:%d" % SLEEP)
-    try:
-        _asleep(tool, proc)
-        _end_lock_session(url, backend)
+    with _lock_ended_while_asleep(
+            tool, url, backend, "before:migrate_010:sleep:%d" % SLEEP
+    ) as proc:
         out, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     lost = su.Done(proc.returncode, out, err)
     assert lost.code == su.EXIT_LOCKED, lost
     assert lost.doc["error"]["type"] == "LockLost", lost
@@ -100,17 +113,13 @@ def test_a_run_that_lost_its_lock_never_undoes_the_next_one(
     url = make_db(backend)
     tool_a = su.Tool(url, tmp_path / "a")
     tool_b = su.Tool(url, tmp_path / "b")
-    proc_a = tool_a.start("upgrade", "head",
-                          fault="inside:migrate_040:sleep:%d" % SLEEP)
-    try:
-        _asleep(tool_a, proc_a)
-        _end_lock_session(url, backend)
+    # inside:STEP:sleep:N sleeps N s after the N-th statement and each
+    # later one: 040 sends seven.
+    with _lock_ended_while_asleep(
+            tool_a, url, backend, "inside:migrate_040:sleep:%d" % SLEEP
+    ) as proc_a:
         b = tool_b.run("upgrade", "head", timeout=300)
         out, err = proc_a.communicate(timeout=300)
-    finally:
-        if proc_a.poll() is None:
-            proc_a.kill()
-            proc_a.communicate()
     a = su.Done(proc_a.returncode, out, err)
     assert b.code == 0, b
     assert b.doc["end_revision"] == su.HEAD

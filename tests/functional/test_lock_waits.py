@@ -175,10 +175,4 @@ def test_sigterm_while_waiting_cancels_and_resumes(backend, make_db,
         assert "abandon" in text
         assert "Traceback" not in text
         assert _reader_succeeds(url, backend) < 1
-    status = tool.run("status")
-    assert status.doc["interrupted"]["state"] == "running", status
-    resumed = tool.run("upgrade", "head")
-    assert resumed.code == 0, resumed
-    assert resumed.doc["resumed"] is True
-    assert su.version(url) == su.HEAD
-    assert migrate_util.schema_diff(url, su.HEAD) == []
+    su.assert_interrupted_then_resumes(tool)

@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from tests import migrate_util
 from tests.functional import safety_util as su
 
 
@@ -37,10 +36,4 @@ def test_a_signal_mid_run_exits_at_once_and_the_run_resumes(
     line = done.error_line()
     assert "interrupted by %s" % signal.Signals(signum).name in line
     assert "Run the same command to resume, or" in line
-    status = tool.run("status")
-    assert status.doc["interrupted"]["state"] == "running", status
-    resumed = tool.run("upgrade", "head")
-    assert resumed.code == 0, resumed
-    assert resumed.doc["resumed"] is True
-    assert su.version(url) == su.HEAD
-    assert migrate_util.schema_diff(url, su.HEAD) == []
+    su.assert_interrupted_then_resumes(tool)
