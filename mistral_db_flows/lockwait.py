@@ -86,7 +86,7 @@ def is_lock_timeout(exc: BaseException) -> bool:
                                                       None)
     if code == "55P03":  # PostgreSQL lock_not_available
         return True
-    args = getattr(driver, "args", ())
+    args: tuple = tuple(getattr(driver, "args", ()))
     return bool(args) and args[0] == 1205  # ER_LOCK_WAIT_TIMEOUT
 
 

@@ -192,5 +192,19 @@ def test_guard_check_turns_a_lost_lock_into_lock_lost():
     assert err.value.reason == "lost the lock on database m"
     assert err.value.__cause__ is cause
     assert err.value.exit_code == exceptions.ExitCode.LOCKED
-    assert str(err.value).startswith("lost the lock on database m; the "
-                                     "run stopped before its next step")
+    assert str(err.value).startswith(
+        "lost the lock on database m; the run stopped without committing "
+        "anything more and reverted nothing")
+
+
+def test_guard_fence_halts_the_step_instead_of_failing_it():
+    """Inside a step (before its commit) a lost lock is StepHalted, a
+    BaseException TaskFlow does not turn into a revert, carrying the
+    LockLost the CLI reports."""
+    cause = exceptions.LockError("lost the lock on database m",
+                                 database="m")
+    with pytest.raises(exceptions.StepHalted) as err:
+        runs.Guard(FakeLock(cause), store=None).fence()
+    assert isinstance(err.value.error, exceptions.LockLost)
+    assert not isinstance(err.value, Exception)
+    runs.Guard(FakeLock(), store=None).fence()  # held: nothing happens
