@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import os
 import sys
@@ -24,6 +25,7 @@ import threading
 from typing import Any, Callable, Iterator, Sequence
 
 from mistral_db_flows import exceptions
+from mistral_db_flows import fencing
 from mistral_db_flows import migration
 from mistral_db_flows import sessions
 from mistral_db_flows import urls
@@ -199,8 +201,9 @@ class RunConnection:
             else:
                 conn = migration.connect(self.url)
                 sessions.track(conn.connection.dbapi_connection, self.url,
-                               parsed.backend)
-            _fence(conn, self)
+                               parsed.backend,
+                               functools.partial(_open, self.url))
+            fencing.attach(conn, self.before_commit)
         except BaseException:
             self.discard()
             raise
@@ -379,7 +382,8 @@ def _open_server(parsed: urls.Url, url: str) -> Handle | None:
             else exc
         raise exceptions.DatabaseUnreachable(
             urls.masked(url), urls.first_line(reason, url)) from None
-    sessions.track(conn, url, parsed.backend)
+    sessions.track(conn, url, parsed.backend,
+                   functools.partial(_open, url))
     return Handle(conn, parsed.backend, qmark=False)
 
 
@@ -406,7 +410,7 @@ def _through_sqlalchemy(url: str) -> Handle:
             urls.first_line(getattr(exc, "orig", exc), url)) from None
     if dialect == "sqlite":
         conn.dbapi_connection.isolation_level = None
-    sessions.track(conn, url, dialect)
+    sessions.track(conn, url, dialect, functools.partial(_open, url))
     return Handle(conn, dialect, qmark=engine.dialect.paramstyle == "qmark",
                   engine=engine)
 
@@ -416,28 +420,6 @@ def _close_sqlalchemy(conn: Any) -> None:
         conn.close()
     finally:
         conn.engine.dispose()
-
-
-# Statements that change something: on MySQL schema statements commit
-# by themselves, and a write after another run moved the schema may
-# fail before the commit could be fenced.
-_CHANGES = ("ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE", "INSERT",
-            "UPDATE", "DELETE", "REPLACE")
-
-
-def _fence(conn: Any, run: RunConnection) -> None:
-    """Check the run's fence before each commit on ``conn`` (SQLAlchemy
-    dispatches the event before the driver's commit), and on MySQL
-    before each changing statement as well."""
-    import sqlalchemy as sa
-
-    sa.event.listen(conn, "commit", lambda _conn: run.before_commit())
-    if conn.dialect.name in ("mysql", "mariadb"):
-        def before_change(_conn, _cursor, statement, *args) -> None:
-            if statement.lstrip()[:8].upper().startswith(_CHANGES):
-                run.before_commit()
-
-        sa.event.listen(conn, "before_cursor_execute", before_change)
 
 
 def _same_driver(handle: Handle, url: str) -> bool:

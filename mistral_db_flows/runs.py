@@ -5,26 +5,28 @@ A run goes through named phases:
 * plan: what the command would do (a :class:`revisions.Plan`), once
   without the lock so that a bad URL or target fails first, then again
   under it;
-* guard: hold the database's lock and open its logbook; find the
-  interrupted run this command continues (:mod:`resume`);
+* guard: hold the database's lock and open its logbook
+  (:mod:`guarding`); find the interrupted run this command continues
+  (:mod:`resume`); list the other sessions connected to the database;
 * build: the flow of the configured task plugins (:func:`flows.build`);
 * execute: TaskFlow runs it, recording every step in the logbook; the
-  lock is checked before every step, so a run that lost it stops
-  between two steps, resumable (``LockLost``);
+  lock is a fence, checked before every step and every commit of the
+  run's connection (:mod:`fencing`), so a run that lost it stops
+  without committing more or reverting, resumable (``LockLost``);
 * outcome: TaskFlow's outcome and the logbook become a
   :class:`results.Run`, or a ``StepFailed`` saying what is left
   (:func:`aftermath.settle` names the states and the words).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, Callable, TextIO
 
 from mistral_db_flows import aftermath
 from mistral_db_flows import conf
 from mistral_db_flows import exceptions
 from mistral_db_flows import flows
+from mistral_db_flows import guarding
 from mistral_db_flows import identity
 from mistral_db_flows import logbook
 from mistral_db_flows import resume
@@ -36,78 +38,6 @@ from mistral_db_flows.logbook import records
 
 # What a planner returns: the revision graph and the plan made on it.
 Planner = Callable[[], "tuple[Any, flows.Plan]"]
-
-
-def logbook_url(settings: conf.Settings) -> str:
-    return settings.logbook_connection or logbook.default_logbook_url(
-        settings.resolved_state_dir())
-
-
-# -- guard -----------------------------------------------------------------
-
-@dataclasses.dataclass
-class Guard:
-    """A run's lock and logbook, held for its whole length."""
-
-    lock: Any
-    store: logbook.RunStore
-
-    def check(self) -> None:
-        """Raise LockLost if the lock went away (called between steps:
-        one cheap query on the lock's own session)."""
-        try:
-            self.lock.check()
-        except exceptions.LockError as exc:
-            raise exceptions.LockLost(database=exc.database,
-                                      reason=str(exc)) from exc
-
-
-    def fence(self) -> None:
-        """:meth:`check`, from inside a step about to commit: a run
-        that lost its lock halts there, leaving the step as a kill
-        would (rolled back where the server can, resumable), never
-        failed, so nothing reverts."""
-        try:
-            self.check()
-        except exceptions.LockLost as lost:
-            raise exceptions.StepHalted(lost) from lost
-
-
-def _notify(progress: Any, step: str) -> Callable[[str], None]:
-    """A line for the operator about ``step``: through ``progress``
-    (the CLI prints it), else logged."""
-    import logging
-
-    def tell(text: str) -> None:
-        if progress is not None:
-            progress(step, "waiting", {"text": text})
-        else:
-            logging.getLogger(__name__).warning("%s: %s", step, text)
-    return tell
-
-
-@contextlib.contextmanager
-def guard(settings: conf.Settings, owner: str, *,
-          progress: Any = None) -> Iterator[Guard]:
-    """Hold the database's lock and open its logbook for the body."""
-    from mistral_db_flows import locking
-
-    with locking.hold(settings.database_url,
-                      timeout=settings.lock_timeout, owner=owner,
-                      on_wait=_notify(progress, "lock")) as lock:
-        # The lock asked the server which database this is: the logbook
-        # (and the run's backup) use that answer.
-        with logbook.opened(logbook_url(settings), settings.database_url,
-                            target_identity=lock.identity) as store:
-            yield Guard(lock, store)
-
-
-@contextlib.contextmanager
-def guarded(settings: conf.Settings, owner: str
-            ) -> Iterator[logbook.RunStore]:
-    """:func:`guard`, for a body that needs only the logbook."""
-    with guard(settings, owner) as held:
-        yield held.store
 
 
 # -- build -----------------------------------------------------------------
@@ -163,13 +93,14 @@ def run_plan(operation: str, settings: conf.Settings, planner: Planner,
         # Plan first without the lock: a bad URL, an unreachable server
         # or an unknown revision fails with its own error first.
         planner()
-        with guard(settings, owner=operation, progress=progress) as held:
+        with guarding.guard(settings, owner=operation,
+                           progress=progress) as held:
             return _run_guarded(operation, settings, planner, held,
                                 progress=progress, relative=relative)
 
 
 def _run_guarded(operation: str, settings: conf.Settings,
-                 planner: Planner, held: Guard, *, progress: Any,
+                 planner: Planner, held: guarding.Guard, *, progress: Any,
                  relative: str | None) -> results.Run:
     store = held.store
     # Plan again under the lock: a run we waited for may have moved the
@@ -199,11 +130,7 @@ def _run_guarded(operation: str, settings: conf.Settings,
                            state=results.Outcome.UNCHANGED,
                            start_revision=plan.start,
                            end_revision=plan.target, target=plan.target)
-    from mistral_db_flows import sessions
-
-    sessions.check_others(settings.database_url,
-                          refuse=settings.refuse_if_connected,
-                          report=_notify(progress, "sessions"))
+    guarding.check_others(settings, progress)
     fresh = fd is None
     if fresh and settings.backup and not prior_backup:
         _check_can_backup(settings)
@@ -233,15 +160,16 @@ def run_flow(flow: Any, settings: conf.Settings, *,
     with dbapi.sharing(settings.database_url):
         # Reachable, with a valid URL, before the lock is asked for.
         version_table.read_version(settings.database_url)
-        with guard(settings, owner=operation, progress=progress) as held:
+        with guarding.guard(settings, owner=operation,
+                           progress=progress) as held:
             fd = held.store.start(operation, resume.fingerprint(flow, plan),
                                   plan=resume.plan_facts(plan))
             return execute(flow, settings, held, fd, plan,
                            progress=progress)
 
 
-def execute(flow: Any, settings: conf.Settings, held: Guard, fd: Any,
-            plan: flows.Plan, *, prior_backup: dict | None = None,
+def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
+            fd: Any, plan: flows.Plan, *, prior_backup: dict | None = None,
             resumed: bool = False, progress: Any = None) -> results.Run:
     """Run (or resume) ``flow`` under ``fd``; settle the logbook."""
     store = held.store
@@ -397,7 +325,7 @@ def read_interrupted(settings: conf.Settings) -> dict | None:
     holds the lock: ``in_progress`` is True and ``holder`` tells who)
     or was interrupted (nobody holds the lock).
     """
-    url = logbook_url(settings)
+    url = guarding.logbook_url(settings)
     target = identity.of_url(settings.database_url)
     if logbook.is_local_file(url):
         meta = records.peek_interrupted(url, *logbook.book_uuids(
@@ -424,7 +352,7 @@ def read_interrupted(settings: conf.Settings) -> dict | None:
 
 def abandon(settings: conf.Settings) -> dict | None:
     """Forget the interrupted run (the database is left as it is)."""
-    with guarded(settings, owner="abandon") as store:
+    with guarding.guarded(settings, owner="abandon") as store:
         fd = store.interrupted()
         if fd is None:
             return None

@@ -31,6 +31,8 @@ class Tracked:
     dialect: str
     server_id: int | None
     raw: Any
+    # Opens another connection to the same server (to send a cancel).
+    opener: Callable[[], Any] | None
 
 
 _lock = threading.Lock()
@@ -57,11 +59,12 @@ def server_id(raw: Any, dialect: str) -> int | None:
     return None
 
 
-def track(raw: Any, url: str, dialect: str) -> None:
+def track(raw: Any, url: str, dialect: str,
+          opener: Callable[[], Any] | None = None) -> None:
     """Remember driver connection ``raw`` (to ``url``) until
-    :func:`untrack`."""
+    :func:`untrack`; ``opener()`` gives a new handle to its server."""
     raw = getattr(raw, "dbapi_connection", None) or raw
-    entry = Tracked(url, dialect, server_id(raw, dialect), raw)
+    entry = Tracked(url, dialect, server_id(raw, dialect), raw, opener)
     with _lock:
         _tracked[id(raw)] = entry
 
@@ -86,8 +89,6 @@ _CANCEL = {"postgresql": "SELECT pg_cancel_backend(%s)",
 def cancel_statements() -> int:
     """Cancel what each of our sessions is running on its server;
     returns how many were sent a cancel. Safe from any thread."""
-    from mistral_db_flows import dbapi
-
     with _lock:
         tracked = list(_tracked.values())
     sent = 0
@@ -97,11 +98,12 @@ def cancel_statements() -> int:
             with contextlib.suppress(Exception):
                 entry.raw.interrupt()
                 sent += 1
-        elif entry.server_id is not None and entry.dialect in _CANCEL:
+        elif entry.server_id is not None and entry.dialect in _CANCEL \
+                and entry.opener is not None:
             by_url.setdefault(entry.url, []).append(entry)
-    for url, entries in by_url.items():
+    for entries in by_url.values():
         try:
-            handle = dbapi.connect(url, private=True)
+            handle = entries[0].opener()  # type: ignore[misc]
         except Exception:  # the server is gone: nothing left queued
             continue
         try:
@@ -168,31 +170,23 @@ def describe(pid: Any, application: Any, client: Any, user: Any,
 _WARN_AT_MOST = 5
 
 
-def check_others(url: str, *, refuse: bool,
+def check_others(handle: Any, database: str, *, refuse: bool,
                  report: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Before a run changes the database at ``url``: the other
-    sessions connected to it, each told to ``report`` (a few at most);
-    with ``refuse``, any of them is :class:`exceptions.OthersConnected`.
-    """
-    from mistral_db_flows import dbapi
+    """Before a run changes ``database`` (``handle`` connected to it):
+    the other sessions connected to it, each told to ``report`` (a few
+    at most); with ``refuse``, any of them is
+    :class:`exceptions.OthersConnected`."""
     from mistral_db_flows import exceptions
 
-    parsed = dbapi.parse(url)
-    if parsed.backend == "sqlite":
-        return []
-    handle = dbapi.connect(url)
-    try:
-        found = others(handle)
-    finally:
-        handle.close()
+    found = others(handle)
     if found and refuse:
-        raise exceptions.OthersConnected(database=parsed.database or "",
+        raise exceptions.OthersConnected(database=database,
                                          sessions=found)
     if found:
         report("%d other session%s connected to database %s: Mistral's "
                "services should be stopped while its schema changes"
                % (len(found), "s are" if len(found) != 1 else " is",
-                  parsed.database))
+                  database))
     for session in found[:_WARN_AT_MOST]:
         report("connected: %s" % exceptions.describe_session(session))
     if len(found) > _WARN_AT_MOST:

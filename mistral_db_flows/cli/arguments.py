@@ -54,6 +54,10 @@ def args_safety(parser: argparse.ArgumentParser) -> None:
                         action="store_true",
                         help="take no backup (you keep your own); a "
                         "failure then stops instead of reverting")
+    parser.add_argument("--refuse-if-connected",
+                        dest="refuse_if_connected", action="store_true",
+                        help="refuse to start (exit 14) while other "
+                        "sessions are connected to the database")
 
 
 def args_upgrade(parser: argparse.ArgumentParser) -> None:

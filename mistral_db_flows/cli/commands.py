@@ -103,10 +103,13 @@ def run_status(args: Any, settings: Any, out: console.Output) -> int:
 
 
 def _with_safety(args: Any, settings: Any, out: console.Output) -> Any:
-    """Settings with this command's --on-failure / --no-backup."""
-    changes = {}
+    """Settings with this command's --on-failure / --no-backup /
+    --refuse-if-connected."""
+    changes: dict[str, Any] = {}
     if _arg(args, "on_failure"):
         changes["on_failure"] = args.on_failure
+    if _arg(args, "refuse_if_connected"):
+        changes["refuse_if_connected"] = True
     if _arg(args, "no_backup"):
         changes["backup"] = False
         out.message("%s: warning: --no-backup: no backup is taken, so a "

@@ -295,6 +295,20 @@ def test_upgrade_targets_passed_through(capsys, api, conf_file):
                                                      delta)
 
 
+@pytest.mark.parametrize("command", ["upgrade", "populate"])
+def test_refuse_if_connected_flag_reaches_the_settings(capsys, api,
+                                                       conf_file, command):
+    """--refuse-if-connected sets refuse_if_connected for that run; by
+    default the config's value (false) stays."""
+    for argv, expected in (([], False), (["--refuse-if-connected"], True)):
+        api.calls.clear()
+        target = ["head"] if command == "upgrade" else []
+        code, out, err = run(capsys, "--config-file", conf_file, command,
+                             *target, *argv)
+        assert code == 0, err
+        assert api.calls[0][1][0].refuse_if_connected is expected
+
+
 def test_upgrade_sql_goes_to_stdout(capsys, api, conf_file):
     """--sql writes the script on stdout; in JSON it is the "sql" key."""
     code, out, err = run(capsys, "--config-file", conf_file, "upgrade",

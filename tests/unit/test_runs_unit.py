@@ -12,6 +12,7 @@ from taskflow import task
 from mistral_db_flows import aftermath
 from mistral_db_flows import exceptions
 from mistral_db_flows import flows
+from mistral_db_flows import guarding
 from mistral_db_flows import runs
 from mistral_db_flows import states
 from mistral_db_flows.results import Outcome
@@ -179,7 +180,7 @@ class FakeLock:
 
 def test_guard_check_passes_while_the_lock_is_held():
     lock = FakeLock()
-    runs.Guard(lock, store=None).check()
+    guarding.Guard(lock, store=None).check()
     assert lock.checks == 1
 
 
@@ -187,7 +188,7 @@ def test_guard_check_turns_a_lost_lock_into_lock_lost():
     cause = exceptions.LockError("lost the lock on database m",
                                  database="m")
     with pytest.raises(exceptions.LockLost) as err:
-        runs.Guard(FakeLock(cause), store=None).check()
+        guarding.Guard(FakeLock(cause), store=None).check()
     assert err.value.database == "m"
     assert err.value.reason == "lost the lock on database m"
     assert err.value.__cause__ is cause
@@ -204,7 +205,7 @@ def test_guard_fence_halts_the_step_instead_of_failing_it():
     cause = exceptions.LockError("lost the lock on database m",
                                  database="m")
     with pytest.raises(exceptions.StepHalted) as err:
-        runs.Guard(FakeLock(cause), store=None).fence()
+        guarding.Guard(FakeLock(cause), store=None).fence()
     assert isinstance(err.value.error, exceptions.LockLost)
     assert not isinstance(err.value, Exception)
-    runs.Guard(FakeLock(), store=None).fence()  # held: nothing happens
+    guarding.Guard(FakeLock(), store=None).fence()  # held: nothing happens
