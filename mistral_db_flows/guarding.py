@@ -33,7 +33,6 @@ class Guard:
             raise exceptions.LockLost(database=exc.database,
                                       reason=str(exc)) from exc
 
-
     def fence(self) -> None:
         """:meth:`check`, from inside a step about to commit: a run
         that lost its lock halts there, leaving the step as a kill
