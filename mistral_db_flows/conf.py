@@ -123,6 +123,54 @@ db_manage_opts = [_tasks_opt(op) for op in OPERATIONS] + [
 ]
 
 
+# Mistral's own logging options (oslo.log's names, short options and
+# meaning), in [DEFAULT] like theirs: deployment tools pass them on the
+# command line and mistral.conf may set them. Registered as command-line
+# options by cli.arguments; console sets logging up from them.
+logging_opts = [
+    cfg.BoolOpt(
+        "debug",
+        short="d",
+        default=False,
+        help="Log at DEBUG level, show every step and print the traceback "
+             "of an error (passwords stay masked)."),
+    cfg.BoolOpt(
+        "verbose",
+        short="v",
+        default=False,
+        help="Log at INFO level on stderr too: every step's start and end "
+             "and Alembic's \"Running upgrade\" lines."),
+    cfg.StrOpt(
+        "log-config-append",
+        metavar="PATH",
+        deprecated_name="log-config",
+        help="A logging configuration file (Python's logging.config "
+             "fileConfig format) that decides where log records go; when "
+             "set, log_file, log_dir and use_syslog are not used. The "
+             "operator's messages (steps, errors) stay on stderr."),
+    cfg.StrOpt(
+        "log-file",
+        metavar="PATH",
+        deprecated_name="logfile",
+        help="Also write log records (INFO, DEBUG with debug) and the "
+             "steps to this file, appending. Relative to log_dir when "
+             "that is set."),
+    cfg.StrOpt(
+        "log-dir",
+        deprecated_name="logdir",
+        help="Directory of log_file; without log_file, log to "
+             "<log_dir>/mistral-db-manage.log."),
+    cfg.BoolOpt(
+        "use-syslog",
+        default=False,
+        help="Also send log records to syslog."),
+    cfg.StrOpt(
+        "syslog-log-facility",
+        default="LOG_USER",
+        help="Syslog facility of the records sent with use_syslog."),
+]
+
+
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register every option onto ``conf`` (safe to call twice)."""
     conf.register_opts(database_opts, group=DATABASE_GROUP)
@@ -131,7 +179,8 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """For oslo-config-generator (entry point oslo.config.opts)."""
-    return [(DATABASE_GROUP, list(database_opts)),
+    return [("DEFAULT", list(logging_opts)),
+            (DATABASE_GROUP, list(database_opts)),
             (GROUP, list(db_manage_opts))]
 
 

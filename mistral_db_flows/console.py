@@ -5,7 +5,12 @@ messages on stderr, every URL's password hidden; it draws the progress
 of long steps (redrawn in place on a terminal, a line now and then
 otherwise) and a heartbeat for steps that report none.
 ``logging_to_stderr`` routes library and package logging through the
-same masking for the duration of one command.
+same masking for the duration of one command (:mod:`logs` sets it up).
+
+Without ``verbose`` a run is quiet: no line per step, only a step that
+is slow (its running time, then its end), one that fails, a revert that
+undid something and the summary; every step is still recorded in a log
+file when there is one.
 
 Nothing here parses arguments, decides an exit code or imports a heavy
 library: ``cli`` does the former, and ``--help`` must stay fast.
@@ -20,15 +25,17 @@ import threading
 import time
 from typing import Any, Iterator
 
-LOG_FORMAT = "%(levelname)-5.5s [%(name)s] %(message)s"
-
 _EVENTS = {"running": "started", "success": "done", "failure": "failed",
            "reverting": "reverting", "reverted": "reverted",
-           "revert_failure": "revert failed"}
+           "revert_failure": "revert failed",
+           "nothing_to_revert": "reverted (nothing to undo)"}
+# Step ends shown without --verbose, however long they took.
+_ALWAYS_SHOWN = ("failure", "revert_failure", "reverted")
 
 
 PROGRESS_EVERY = 10.0  # seconds between progress lines off a terminal
 HEARTBEAT_AFTER = 5.0  # a step silent this long shows its running time
+SLOW_STEP = HEARTBEAT_AFTER  # a step this long shows its end line
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -49,9 +56,12 @@ def _size(count: float) -> str:
 class Output:
     """Where results (stdout) and messages (stderr) go, masked."""
 
-    def __init__(self, fmt: str, debug: bool) -> None:
+    def __init__(self, fmt: str, debug: bool, verbose: bool = False
+                 ) -> None:
         self.json = fmt == "json"
         self.debug = debug
+        # A line per step start and end (--debug shows them too).
+        self.verbose = verbose or debug
         # URLs whose passwords are hidden wherever the URL appears whole
         # (any other URL's by its syntax: see urls.mask_text).
         self.urls: set[str] = set()
@@ -66,7 +76,10 @@ class Output:
         self._progress_shown = False
         # A step without progress of its own (a long data migration)
         # still shows it is alive: see _heartbeat.
-        self._running: tuple[str, float] | None = None
+        self._running: tuple[str, float, str] | None = None
+        # Steps a progress or heartbeat line was shown for: their end
+        # line closes what the operator saw.
+        self._noticed: set[str] = set()
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -104,11 +117,19 @@ class Output:
         return self.mask(str(value))
 
     def message(self, text: str) -> None:
-        sys.stderr.write(self.mask(text) + "\n")
+        from mistral_db_flows import logs
+
+        text = self.mask(text)
+        sys.stderr.write(text + "\n")
+        logs.record(logging.INFO, text)
 
     def progress(self, step: str, event: str, value: Any) -> None:
-        """One stderr line per step start and end (never on stdout);
-        long steps' progress in between."""
+        """Step events on stderr (never on stdout): see the module's
+        docstring for which are shown without --verbose.
+
+        ``event`` ``"resuming"``: the run ``value`` continues at
+        ``step``; ``"progress"``: a long step's progress in between.
+        """
         with self._lock:
             if event == "progress":
                 self._step_progress(step, value or {})
@@ -117,6 +138,10 @@ class Output:
                 self._waiting(step, value or {})
                 return
             self._clear_progress()
+            if event == "resuming":
+                self.message("resuming run %s at %s" % (
+                    value, "step %s" % step if step else "its first step"))
+                return
             # Off a terminal the first progress line comes
             # PROGRESS_EVERY seconds after the step started: short steps
             # print none.
@@ -124,13 +149,25 @@ class Output:
             self._last_progress[step] = now
             seconds = value
             if seconds is None:
-                self._running = (step, now)
+                self._running = (step, now, event)
                 self._start_ticker()
-                self.message("%s: %s" % (step, _EVENTS.get(event, event)))
+                self._step_line("%s: %s" % (step, _EVENTS.get(event, event)),
+                                self.verbose)
             else:
                 self._running = None
-                self.message("%s: %s in %.2f s"
-                             % (step, _EVENTS.get(event, event), seconds))
+                shown = (self.verbose or event in _ALWAYS_SHOWN
+                         or seconds >= SLOW_STEP or step in self._noticed)
+                self._step_line("%s: %s in %.2f s" % (
+                    step, _EVENTS.get(event, event), seconds), shown)
+
+    def _step_line(self, text: str, shown: bool) -> None:
+        """A step's line on stderr, or only in the log file (if any)."""
+        from mistral_db_flows import logs
+
+        if shown:
+            self.message(text)
+        else:
+            logs.record(logging.INFO, self.mask(text))
 
     def _clear_progress(self) -> None:
         if self._progress_shown:
@@ -155,12 +192,14 @@ class Output:
         with self._lock:
             if self._running is None:
                 return
-            step, since = self._running
+            step, since, event = self._running
             if now - self._last_progress.get(step, since) < HEARTBEAT_AFTER:
                 return
-            text = "%s: running for %d s" % (step, now - since)
+            text = "%s: %s for %d s" % (
+                step, "reverting" if event == "reverting" else "running",
+                now - since)
             if self.terminal:
-                self._redraw(text)
+                self._redraw(step, text)
             else:
                 self._now_and_then(step, text, now)
 
@@ -185,7 +224,7 @@ class Output:
         text = "%s: %s" % (step, text)
         now = time.monotonic()
         if self.terminal:
-            self._redraw(text)
+            self._redraw(step, text)
             self._last_progress[step] = now
         else:
             self._now_and_then(step, text, now)
@@ -195,10 +234,12 @@ class Output:
         the step already says it at once and every 10 s."""
         self._clear_progress()
         self._last_progress[step] = time.monotonic()
+        self._noticed.add(step)  # its end is worth a line too
         self.message("%s: %s" % (step, details.get("text", "waiting")))
 
-    def _redraw(self, text: str) -> None:
+    def _redraw(self, step: str, text: str) -> None:
         """The terminal's progress line, drawn over the last one."""
+        self._noticed.add(step)
         sys.stderr.write("\r\033[K" + self.mask(text))
         sys.stderr.flush()
         self._progress_shown = True
@@ -207,83 +248,18 @@ class Output:
         """Off a terminal: a line at most every PROGRESS_EVERY seconds."""
         if now - self._last_progress.setdefault(step, now) >= PROGRESS_EVERY:
             self._last_progress[step] = now
+            self._noticed.add(step)
             self.message(text)
 
 
-class _MaskingFormatter(logging.Formatter):
-    def __init__(self, output: Output) -> None:
-        super().__init__(LOG_FORMAT)
-        self._output = output
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self._output.mask(super().format(record))
-
-
-class _NoTracebacks(logging.Filter):
-    """Drops log records that carry a traceback; --debug keeps them.
-
-    They are libraries telling of an exception that reaches main() and
-    is reported there in one line: TaskFlow logs a failed revert with
-    its traceback, oslo.utils writes one into its message.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info or record.stack_info or
-                    "Traceback (most recent call last)"
-                    in record.getMessage())
-
-
-class _QuietAlembic(logging.Filter):
-    """Drops the two lines Alembic logs per revision about its context.
-
-    One step per revision makes them repeat 45 times; --debug keeps them.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name == "alembic.runtime.migration"
-                    and record.levelno == logging.INFO
-                    and str(record.msg).startswith(("Context impl",
-                                                    "Will assume")))
-
-
-class _StderrHandler(logging.StreamHandler):
-    """Writes to the sys.stderr of the moment (pytest swaps it)."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        del value
-
-
 @contextlib.contextmanager
-def logging_to_stderr(output: Output) -> Iterator[None]:
-    """Messages and progress on stderr for the duration of one main()."""
-    handler = _StderrHandler()
-    handler.setFormatter(_MaskingFormatter(output))
-    if not output.debug:
-        handler.addFilter(_QuietAlembic())
-        handler.addFilter(_NoTracebacks())
-    levels = {"": logging.DEBUG if output.debug else logging.WARNING,
-              "mistral_db_flows": logging.DEBUG if output.debug
-              else logging.INFO,
-              # Its "Running upgrade A -> B" lines are what operators
-              # know from upstream as progress.
-              "alembic.runtime.migration": logging.DEBUG if output.debug
-              else logging.INFO}
-    saved = {name: logging.getLogger(name).level for name in levels}
-    root = logging.getLogger()
-    root.addHandler(handler)
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
-    # Library warnings become log lines on stderr, masked like the rest.
-    logging.captureWarnings(True)
-    try:
+def logging_to_stderr(output: Output,
+                      targets: Any = None) -> Iterator[None]:
+    """Log records on stderr (and where ``targets``, a
+    :class:`logs.Targets`, say) for the duration of one main()."""
+    from mistral_db_flows import logs
+
+    if targets is None:
+        targets = logs.Targets(debug=output.debug, verbose=output.verbose)
+    with logs.configured(targets, output.mask):
         yield
-    finally:
-        logging.captureWarnings(False)
-        root.removeHandler(handler)
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)

@@ -283,7 +283,8 @@ def sharing(url: str) -> Iterator[RunConnection]:
 
 def connect(url: str, *, private: bool = False) -> Handle:
     """Open ``url`` (or lend the :func:`sharing` block's connection,
-    unless ``private``); raises BadUrl or DatabaseUnreachable."""
+    unless ``private``); raises BadUrl, DriverMissing or
+    DatabaseUnreachable."""
     run = None if private else active(url)
     return run.handle() if run is not None else _open(url)
 

@@ -282,7 +282,8 @@ def run(flow: Any, store: dict | None = None,
     and ``backend`` (a TaskFlow persistence backend) every state change
     is saved, so loading the same flow detail again resumes the run.
     ``progress(step, event, value)`` hears each step start and end
-    (``value``: None at a start, the seconds taken at an end) and, for
+    (``value``: None at a start, the seconds taken at an end; a revert
+    that returned nothing ends as ``"nothing_to_revert"``) and, for
     event ``"progress"``, a long step's progress (``value``: a dict with
     ``progress`` 0..1 and, when known, ``done`` and ``total`` bytes).
     ``before_step()`` is called before each step (or revert) is
@@ -340,8 +341,14 @@ def run(flow: Any, store: dict | None = None,
             took = round(time.monotonic() - started[name], 6)
             if state in ("SUCCESS", "FAILURE"):
                 durations[name] = took
+            event = state.lower()
+            if state == "REVERTED" and not info.get("result"):
+                # A revert returns what it undid (see docs/plugins.md):
+                # a read-only step, or a backup with nothing restored,
+                # must not look as if it had reverted anything.
+                event = "nothing_to_revert"
             if progress is not None:
-                progress(name, state.lower(), took)
+                progress(name, event, took)
         if state == "SUCCESS":
             returned[name] = info.get("result")
         elif state == "FAILURE" and name not in failed:

@@ -55,9 +55,9 @@ def engine(url: str, **kwargs: Any) -> Any:
                                 "unknown database dialect or driver (%s)"
                                 % exc) from None
     except ImportError as exc:
-        raise exceptions.BadUrl(parsed.render(),
-                                "its driver is not installed (%s)"
-                                % exc) from None
+        # The URL is fine: the operator needs to install a package.
+        raise exceptions.DriverMissing(
+            *urls.missing_driver(parsed, exc.name)) from None
     except (sa.exc.ArgumentError, ValueError) as exc:
         raise exceptions.BadUrl(parsed.render(),
                                 urls.first_line(exc, url)) from None

@@ -113,6 +113,8 @@ def _run_guarded(operation: str, settings: conf.Settings,
         try:
             plan = resume.resume_plan(fd, operation, plan,
                                       relative=relative)
+            if progress is not None:
+                progress(resume.describe(fd)["step"], "resuming", fd.uuid)
         except exceptions.ResumeRefused:
             if not (fd.meta or {}).get("revert_failed"):
                 raise

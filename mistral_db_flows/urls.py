@@ -180,6 +180,29 @@ class Url:
         return None
 
 
+# The driver each backend's package extra installs (setup.cfg), with
+# the name operators know the backend by.
+_EXTRAS = {"postgresql": ("PostgreSQL", "psycopg2", "postgresql"),
+           "mysql": ("MySQL/MariaDB", "pymysql", "mysql")}
+
+
+def missing_driver(url: Url, module: str | None) -> tuple[str, str, str]:
+    """What to tell an operator whose ``url`` needs a driver that cannot
+    be imported (``module``, as the ImportError names it): the backend,
+    the driver and how to install it."""
+    label, ours, extra = _EXTRAS.get(url.backend,
+                                     (url.backend, None, None))
+    driver = url.driver or ours or module or url.dialect
+    if extra is not None and driver == ours:
+        return label, driver, "pip install 'mistral-db-flows[%s]'" % extra
+    hint = "install the Python package of %s" % (module or driver)
+    if extra is not None:
+        hint += (", or pip install 'mistral-db-flows[%s]' and name "
+                 "%s+%s:// in [database] connection"
+                 % (extra, url.dialect, ours))
+    return label, driver, hint
+
+
 _DRIVERS = {"postgresql": (("psycopg", "psycopg"), ("psycopg2", "psycopg2")),
             "mysql": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql")),
             "mariadb": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql"))}

@@ -26,6 +26,7 @@ from oslo_config import cfg
 from mistral_db_flows import conf
 from mistral_db_flows import console
 from mistral_db_flows import exceptions
+from mistral_db_flows import logs
 from mistral_db_flows.cli import arguments
 from mistral_db_flows.cli import commands
 from mistral_db_flows.cli import signals
@@ -50,6 +51,7 @@ def _report(out: console.Output, exc: BaseException, code: int,
         sys.stderr.write(out.mask("".join(
             traceback.format_exception(exc))))
     sys.stderr.write("%s: error: %s\n" % (PROG, text))
+    logs.record(logging.ERROR, "error: %s" % text)
     if out.json and not out.documents:
         doc = {"type": type(exc).__name__, "message": text,
                "exit_code": code}
@@ -119,6 +121,8 @@ def _handle(exc: BaseException, name: str, out: console.Output,
             received: signals.Received | None = None) -> int:
     """One line on stderr; the exit code the error names."""
     exc = _unwrap(exc)
+    if isinstance(exc, BrokenPipeError):
+        return _closed_stdout(out.stdout)
     if isinstance(exc, KeyboardInterrupt) or (
             received is not None and received.signum is not None):
         # After a signal, whatever the cancel made fail is the signal.
@@ -149,6 +153,22 @@ def _handle(exc: BaseException, name: str, out: console.Output,
     return _report(out, exc, code, text)
 
 
+def _closed_stdout(stdout: Any) -> int:
+    """stdout's reader went away (``... | head -1``): end quietly, as
+    a shell command killed by SIGPIPE would (the shell says 141).
+
+    Whatever was still buffered for stdout is dropped: it would fail
+    again when the interpreter flushes it.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # pytest's capture has no file descriptor
+    return exceptions.ExitCode.BROKEN_PIPE
+
+
 # -- entry point -----------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,14 +191,19 @@ def main(argv: list[str] | None = None) -> int:
     fmt = _arg(opts.command, "command_format")
     out = console.Output(fmt or "text", False)
     try:
-        out = console.Output(fmt or opts.format, opts.debug)
+        out = console.Output(fmt or opts.format, opts.debug, opts.verbose)
         out.add_url(opts.database.connection)
         out.add_url(getattr(opts, conf.GROUP).logbook_connection)
+        targets = _log_targets(opts)
     except Exception as exc:  # a bad value in a config file
         return _handle(exc, name, out)
     received: signals.Received | None = None
-    with console.logging_to_stderr(out), \
-            contextlib.redirect_stdout(sys.stderr):
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(console.logging_to_stderr(out, targets))
+        except exceptions.ConfigError as exc:  # no log file, bad ini
+            return _handle(exc, name, out)
+        stack.enter_context(contextlib.redirect_stdout(sys.stderr))
         try:
             if _arg(opts.command, "sql") and \
                     name not in commands.OFFLINE_COMMANDS:
@@ -200,6 +225,14 @@ def _cancel() -> None:
     commands._api().cancel()
 
 
+def _log_targets(opts: cfg.ConfigOpts) -> logs.Targets:
+    return logs.Targets(
+        debug=opts.debug, verbose=opts.verbose, log_file=opts.log_file,
+        log_dir=opts.log_dir, log_config_append=opts.log_config_append,
+        use_syslog=opts.use_syslog,
+        syslog_log_facility=opts.syslog_log_facility)
+
+
 def console_main() -> NoReturn:
     """The console script: run one command, then leave at once.
 
@@ -218,11 +251,16 @@ def console_main() -> NoReturn:
             code = exceptions.ExitCode.ERROR
     code = code or 0
     logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe: nothing to save
-            pass
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = code or _closed_stdout(sys.stdout)
+    except (OSError, ValueError):
+        pass
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe: nothing to save
+        pass
     os._exit(code)
 
 

@@ -22,6 +22,7 @@ from mistral_db_flows import exceptions
 
 PROG = "mistral-db-manage"
 FORMATS = ("text", "json")
+SHELL_COMPLETION = "shell_completion"
 
 
 def add_sql_refusal(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +32,10 @@ def add_sql_refusal(parser: argparse.ArgumentParser) -> None:
 
 
 def args_current(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--verbose", "-v", action="store_true",
+    # dest differs from the global --verbose (logging): oslo.config
+    # forbids sharing a name.
+    parser.add_argument("--verbose", "-v", dest="show_details",
+                        action="store_true",
                         help="also show the parent revision, its "
                         "description and the (password-masked) URL")
     add_sql_refusal(parser)
@@ -118,10 +122,11 @@ def _add_command_parsers(subparsers: Any) -> None:
 
 
 def register_cli_opts(opts: cfg.ConfigOpts) -> None:
+    # oslo.config offers --shell_completion, but its release ships no
+    # completion template (the option fails): not offered.
+    opts.unregister_opt(cfg.StrOpt(SHELL_COMPLETION))
+    opts.register_cli_opts(conf.logging_opts)
     opts.register_cli_opts([
-        cfg.BoolOpt("debug", short="d", default=False,
-                    help="Log at DEBUG level and print the traceback of "
-                    "an error (passwords stay masked)."),
         cfg.StrOpt("format", default="text", choices=FORMATS,
                    help="Output format on stdout: text (default, like "
                    "upstream) or json (exactly one JSON document)."),
@@ -138,6 +143,11 @@ def parse(opts: cfg.ConfigOpts, argv: list[str]) -> int | None:
     one line, so stderr is captured and only the error line is kept.
     """
     captured = io.StringIO()
+    if argv[:1] == ["--" + SHELL_COMPLETION]:
+        # oslo.config acts on it before parsing, even unregistered.
+        sys.stderr.write("%s: error: unrecognized arguments: --%s (see "
+                         "'%s --help')\n" % (PROG, SHELL_COMPLETION, PROG))
+        return exceptions.ExitCode.USAGE
     try:
         with contextlib.redirect_stderr(captured):
             opts(argv, project="mistral", prog=PROG,

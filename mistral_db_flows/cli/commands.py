@@ -62,7 +62,7 @@ def _api():
 def run_current(args: Any, settings: Any, out: console.Output) -> int:
     api = _api()
     result = api.current(settings)
-    if _arg(args, "verbose") and not out.json:
+    if _arg(args, "show_details") and not out.json:
         from mistral_db_flows import urls
 
         return _render(result, out, result.verbose_lines(

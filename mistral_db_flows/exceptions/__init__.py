@@ -32,6 +32,7 @@ from mistral_db_flows.exceptions._input import BadTarget
 from mistral_db_flows.exceptions._input import BadUrl
 from mistral_db_flows.exceptions._input import BranchError
 from mistral_db_flows.exceptions._input import ConfigError
+from mistral_db_flows.exceptions._input import DriverMissing
 from mistral_db_flows.exceptions._input import PluginError
 from mistral_db_flows.exceptions._input import ReadOnlyMigrations
 from mistral_db_flows.exceptions._input import UnknownRevision
@@ -53,11 +54,12 @@ from mistral_db_flows.exceptions._run import VerifyFailed
 __all__ = [
     "BackupError", "BadTarget", "BadUrl", "BranchError", "ConfigError",
     "ConnectionLost", "DatabaseUnreachable", "DefinitionError",
-    "DuplicateDefinition", "ExitCode", "LockError", "LockLost", "LockTimeout",
-    "LockWaitTimeout", "LogbookError", "MistralDbError", "OthersConnected",
-    "PluginError", "PopulateError", "ReadOnlyMigrations", "ResumeRefused",
-    "RestoreError", "SchemaConflict", "SchemaNotReady", "SourceError",
-    "StepFailed", "StepHalted", "UnknownRevision", "UnsupportedRevisionFile",
-    "UsageError", "VerifyFailed", "describe_holder", "describe_session",
+    "DriverMissing", "DuplicateDefinition", "ExitCode", "LockError",
+    "LockLost", "LockTimeout", "LockWaitTimeout", "LogbookError",
+    "MistralDbError", "OthersConnected", "PluginError", "PopulateError",
+    "ReadOnlyMigrations", "ResumeRefused", "RestoreError", "SchemaConflict",
+    "SchemaNotReady", "SourceError", "StepFailed", "StepHalted",
+    "UnknownRevision", "UnsupportedRevisionFile", "UsageError",
+    "VerifyFailed", "describe_holder", "describe_session",
     "is_connection_lost",
 ]

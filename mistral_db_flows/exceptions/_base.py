@@ -23,6 +23,7 @@ class ExitCode(enum.IntEnum):
     POPULATE_DEFINITIONS = 13
     CONNECTED = 14
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
     TERMINATED = 143
 
 

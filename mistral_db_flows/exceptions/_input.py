@@ -40,6 +40,26 @@ class BadUrl(_base.MistralDbError):
             % (url, reason))
 
 
+class DriverMissing(_base.MistralDbError):
+    """The Python driver of the database's backend is not installed.
+
+    The URL itself is fine; ``install`` is what to run to get the driver
+    (the package extra when the driver is the one it carries).
+    """
+
+    exit_code = _base.ExitCode.USAGE
+    backend: str
+    driver: str
+    install: str
+
+    def __init__(self, backend: str, driver: str, install: str) -> None:
+        self.backend = backend
+        self.driver = driver
+        self.install = install
+        super().__init__("the %s driver %s is not installed: %s"
+                         % (backend, driver, install))
+
+
 class UnknownRevision(_base.MistralDbError):
     """A revision that is not in our history (asked for, or stamped)."""
 

@@ -88,7 +88,8 @@ class Backup(task.Task):
             "progress": min(1.0, done / total) if total else 0.0,
             "done": done, "total": total})
 
-    def revert(self, result, *args, **kwargs) -> None:
+    def revert(self, result, *args, **kwargs) -> dict | None:
+        """What was undone (None: nothing, e.g. with on_failure=stop)."""
         if not self._restore_on_failure or not isinstance(result, dict):
             return None
         if result.get("absent"):
@@ -97,10 +98,10 @@ class Backup(task.Task):
                     os.unlink(result["absent"] + suffix)
                 except FileNotFoundError:
                     pass
-            return None
+            return {"removed": result["absent"]}
         backup.restore(self._database_url, result, progress=self._report,
                        lock_wait=self._lock_wait)
-        return None
+        return {"restored": result.get("path")}
 
 
 class _EarlyBackup:

@@ -604,3 +604,62 @@ def test_populate_report_lines():
         "workflows removed: wf.old",
         "warning: kept wf.cron: a cron trigger uses it",
         "populate: populated at 045, 2 steps in 0.1 s"]
+
+
+def test_shell_completion_is_not_offered(capsys):
+    """oslo.config's --shell_completion cannot work (its release ships no
+    template): --help does not offer it and giving it is a usage error
+    in one line, wherever it is put."""
+    with pytest.raises(SystemExit):
+        raise SystemExit(cli.main(["--help"]))
+    assert "shell_completion" not in capsys.readouterr().out
+    for argv in (["--shell_completion", "bash"],
+                 ["--shell_completion", "bash", "current"],
+                 ["current", "--shell_completion", "bash"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 2, argv
+        assert "unrecognized arguments: --shell_completion" in \
+            one_error_line(err), argv
+
+
+def test_upstream_logging_options_are_accepted(capsys, api, conf_file,
+                                               tmp_path):
+    """Mistral's logging options (oslo.log's names and short forms) are
+    accepted before the command; -v is the global logging option while
+    `current --verbose` keeps its own meaning."""
+    code, out, err = run(capsys, "-d", "-v", "--log-file",
+                         str(tmp_path / "x.log"), "--logdir", str(tmp_path),
+                         "--use-syslog", "--nouse-syslog",
+                         "--config-file", conf_file, "current")
+    assert code == 0, err
+    assert (tmp_path / "x.log").exists()
+    assert out == "045 (head)\n"
+    code, out, err = run(capsys, "--config-file", conf_file, "current",
+                         "-v")
+    assert code == 0 and out.startswith("Current revision(s) for ")
+
+
+def test_verbose_logs_other_libraries_info_lines(capsys, api, conf_file):
+    """Without -v only our own INFO records reach stderr; with it every
+    library's (oslo.log's meaning of verbose: INFO level)."""
+    def chatty(settings, progress=None):
+        logging.getLogger("alembic.runtime.migration").info(
+            "Running upgrade 001 -> 002")
+        logging.getLogger("mistral_db_flows.tasks.migrate").info(
+            "retrying")
+        return results.Run("verify", "verified", "045", "045")
+
+    api.verify = chatty
+    code, out, err = run(capsys, "--config-file", conf_file, "verify")
+    assert code == 0
+    assert "retrying" in err and "Running upgrade" not in err
+    code, out, err = run(capsys, "--config-file", conf_file, "-v",
+                         "verify")
+    assert "retrying" in err and "Running upgrade 001 -> 002" in err
+
+
+def test_broken_pipe_is_exit_141_without_a_line(capsys, api, conf_file):
+    """A reader that closed stdout: exit 141, no error line."""
+    api.error = BrokenPipeError(32, "Broken pipe")
+    code, out, err = run(capsys, "--config-file", conf_file, "history")
+    assert (code, err) == (141, "")

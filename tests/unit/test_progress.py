@@ -56,10 +56,10 @@ def test_a_task_s_progress_reaches_the_run_s_listener():
     assert len([e for e in heard if e[1] == "progress"]) == 2
 
 
-def _output(monkeypatch, terminal):
+def _output(monkeypatch, terminal, verbose=True):
     err = io.StringIO()
     monkeypatch.setattr(console.sys, "stderr", err)
-    out = console.Output("text", False)
+    out = console.Output("text", False, verbose)
     out.terminal = terminal
     # The heartbeat is driven by hand here (see _heartbeat tests).
     monkeypatch.setattr(out, "_start_ticker", lambda: None)
@@ -67,7 +67,7 @@ def _output(monkeypatch, terminal):
 
 
 def test_a_terminal_redraws_one_progress_line(monkeypatch):
-    out, err = _output(monkeypatch, terminal=True)
+    out, err = _output(monkeypatch, terminal=True, verbose=False)
     out.progress("backup", "running", None)
     out.progress("backup", "progress", {"progress": 0.5,
                                         "done": 5 * 1024 ** 2,
@@ -83,7 +83,7 @@ def test_a_terminal_redraws_one_progress_line(monkeypatch):
 
 
 def test_off_a_terminal_progress_is_a_line_every_few_seconds(monkeypatch):
-    out, err = _output(monkeypatch, terminal=False)
+    out, err = _output(monkeypatch, terminal=False, verbose=True)
     clock = [100.0]
     monkeypatch.setattr(console.time, "monotonic", lambda: clock[0])
     out.progress("restore", "reverting", None)
@@ -167,3 +167,96 @@ def test_the_heartbeat_thread_stops_with_the_command(monkeypatch):
     assert out._ticker is not None and out._ticker.is_alive()
     out.close()
     assert out._ticker is None
+
+
+def test_quiet_by_default_a_fast_step_prints_nothing(monkeypatch):
+    """Without --verbose a step that starts and ends quickly prints no
+    line; with it, both its lines."""
+    for verbose, expected in ((False, []),
+                              (True, ["migrate_001: started",
+                                      "migrate_001: done in 0.40 s"])):
+        out, err = _output(monkeypatch, terminal=False, verbose=verbose)
+        out.progress("migrate_001", "running", None)
+        out.progress("migrate_001", "success", 0.4)
+        assert err.getvalue().splitlines() == expected, verbose
+
+
+def test_quiet_a_slow_step_shows_its_running_time_and_end(monkeypatch):
+    """Without --verbose, a step past SLOW_STEP seconds shows the
+    heartbeat and then its end line, but no start line."""
+    out, err = _output(monkeypatch, terminal=False, verbose=False)
+    clock = [1000.0]
+    monkeypatch.setattr(console.time, "monotonic", lambda: clock[0])
+    out.progress("migrate_031", "running", None)
+    out._heartbeat(1012.0)
+    clock[0] = 1013.0
+    out.progress("migrate_031", "success", 13.0)
+    assert err.getvalue().splitlines() == [
+        "migrate_031: running for 12 s",
+        "migrate_031: done in 13.00 s"]
+
+
+def test_quiet_failures_and_real_reverts_are_always_shown(monkeypatch):
+    """A failure and a revert that undid something are shown; a revert
+    with nothing to undo (read-only steps, a backup not restored) and
+    every start are not."""
+    out, err = _output(monkeypatch, terminal=False, verbose=False)
+    for step, event, value in [
+            ("verify", "running", None), ("verify", "failure", 0.01),
+            ("verify", "reverting", None),
+            ("verify", "nothing_to_revert", 0.0),
+            ("check_branches", "reverting", None),
+            ("check_branches", "nothing_to_revert", 0.0),
+            ("backup", "reverting", None), ("backup", "reverted", 0.2)]:
+        out.progress(step, event, value)
+    assert err.getvalue().splitlines() == [
+        "verify: failed in 0.01 s", "backup: reverted in 0.20 s"]
+
+
+def test_verbose_says_when_a_revert_had_nothing_to_undo(monkeypatch):
+    out, err = _output(monkeypatch, terminal=False, verbose=True)
+    out.progress("verify", "reverting", None)
+    out.progress("verify", "nothing_to_revert", 0.0)
+    assert err.getvalue().splitlines() == [
+        "verify: reverting", "verify: reverted (nothing to undo) in 0.00 s"]
+
+
+def test_a_resumed_run_says_where_it_resumes(monkeypatch):
+    out, err = _output(monkeypatch, terminal=False, verbose=False)
+    out.progress("migrate_030", "resuming", "d710dfe8")
+    out.progress(None, "resuming", "0c1e")
+    assert err.getvalue().splitlines() == [
+        "resuming run d710dfe8 at step migrate_030",
+        "resuming run 0c1e at its first step"]
+
+
+class Failing(tf_task.Task):
+    def execute(self):
+        raise RuntimeError("boom")
+
+
+class ReadOnly(tf_task.Task):
+    def execute(self):
+        return None
+
+
+class Restoring(tf_task.Task):
+    def execute(self):
+        return None
+
+    def revert(self, *args, **kwargs):
+        return {"restored": "/backups/x.sqlite"}
+
+
+def test_a_revert_that_returns_nothing_is_reported_as_nothing_to_revert():
+    """flows.run tells a revert that undid something (it returned what)
+    from one that had nothing to undo (it returned None)."""
+    heard = []
+    flow = linear_flow.Flow("f").add(Restoring("backup"), ReadOnly("check"),
+                                     Failing("verify"))
+    outcome = flows.run(flow, progress=lambda *e: heard.append(e[:2]))
+    assert outcome.failed_step == "verify"
+    ends = [e for e in heard if e[1] in ("reverted", "nothing_to_revert")]
+    assert ends == [("verify", "nothing_to_revert"),
+                    ("check", "nothing_to_revert"),
+                    ("backup", "reverted")]

@@ -287,3 +287,23 @@ def test_sqlite_identity_is_the_real_path(tmp_path, monkeypatch):
     found = {identity.of_url(text) for text in spellings}
     assert found == {"sqlite://%s/real/m.sqlite" % tmp_path}
     assert identity.of_url("sqlite:///real/other.sqlite") not in found
+
+
+@pytest.mark.parametrize("url, module, expected", [
+    ("postgresql://u@h/db", "psycopg",
+     ("PostgreSQL", "psycopg2", "pip install 'mistral-db-flows[postgresql]'")),
+    ("postgresql+psycopg2://u@h/db", "psycopg2",
+     ("PostgreSQL", "psycopg2", "pip install 'mistral-db-flows[postgresql]'")),
+    ("mysql://u@h/db", "MySQLdb",
+     ("MySQL/MariaDB", "pymysql", "pip install 'mistral-db-flows[mysql]'")),
+    ("mariadb+pymysql://u@h/db", "pymysql",
+     ("MySQL/MariaDB", "pymysql", "pip install 'mistral-db-flows[mysql]'")),
+    ("postgresql+pg8000://u@h/db", "pg8000",
+     ("PostgreSQL", "pg8000", "install the Python package of pg8000, or "
+      "pip install 'mistral-db-flows[postgresql]' and name "
+      "postgresql+psycopg2:// in [database] connection")),
+])
+def test_missing_driver_names_what_to_install(url, module, expected):
+    """The driver our extra carries is named with the extra; another
+    driver the URL names is named as such."""
+    assert urls.missing_driver(urls.parse(url), module) == expected
