@@ -194,6 +194,12 @@ def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
         outcome = flows.run(flow, store={"prior_backup": prior_backup},
                             flow_detail=fd, backend=store.backend,
                             progress=progress, before_step=held.check)
+    except exceptions.LockLost:
+        if any(getattr(ad, "failure", None) is not None for ad in fd):
+            # Halted before its revert: never resume that revert.
+            store.set_state(fd, states.RunState.RUNNING,
+                            **{resume.LOST_LOCK_FAILING: True})
+        raise
     finally:
         if shared is not None:
             shared.fence = None

@@ -97,7 +97,8 @@ class ResumeRefused(_base.MistralDbError):
     """An interrupted run exists that this command cannot continue.
 
     ``operation``, ``target`` and ``step`` name the interrupted run; the
-    way out is to run its command again, or ``abandon`` it.
+    way out is to run its command again, or ``abandon`` it, unless
+    ``advice`` says otherwise (the run must not be continued at all).
     """
 
     exit_code = _base.ExitCode.RESUME_REFUSED
@@ -105,21 +106,25 @@ class ResumeRefused(_base.MistralDbError):
     operation: str
     target: str | None
     step: str | None
+    advice: str | None
 
     def __init__(self, reason: str, *, operation: str,
-                 target: str | None, step: str | None) -> None:
+                 target: str | None, step: str | None,
+                 advice: str | None = None) -> None:
         self.reason = reason
         self.operation = operation
         self.target = target
         self.step = step
+        self.advice = advice
+        way_out = advice or (
+            "run `%s%s` to resume it, or `abandon` to forget it (the "
+            "database stays as it is)" % (
+                operation, " %s" % target if target and operation in (
+                    "upgrade", "stamp") else ""))
         super().__init__(
-            "%s; an interrupted %s%s stopped at step %s: run `%s%s` to "
-            "resume it, or `abandon` to forget it (the database stays as "
-            "it is)" % (reason, operation,
-                        " to %s" % target if target else "",
-                        step or "?", operation,
-                        " %s" % target if target and operation in (
-                            "upgrade", "stamp") else ""))
+            "%s; an interrupted %s%s stopped at step %s: %s"
+            % (reason, operation, " to %s" % target if target else "",
+               step or "?", way_out))
 
 
 class LogbookError(_base.MistralDbError):

@@ -209,3 +209,43 @@ def test_guard_fence_halts_the_step_instead_of_failing_it():
     assert isinstance(err.value.error, exceptions.LockLost)
     assert not isinstance(err.value, Exception)
     guarding.Guard(FakeLock(), store=None).fence()  # held: nothing happens
+
+
+class FakeAtom:
+    def __init__(self, name, state):
+        self.name, self.state, self.failure = name, state, None
+
+
+class FakeFlowDetail(list):
+    def __init__(self, meta, atoms):
+        super().__init__(atoms)
+        self.meta = meta
+
+
+def _interrupted_upgrade(**meta):
+    return FakeFlowDetail(
+        dict({"operation": "upgrade", "state": "running",
+              "plan": {"start": "030", "target": "045",
+                       "pending": ["031", "032"]}}, **meta),
+        [FakeAtom("migrate_031", "SUCCESS"),
+         FakeAtom("migrate_032", "RUNNING")])
+
+
+def test_a_run_that_lost_its_lock_while_failing_is_never_resumed():
+    """Its revert could undo what the run that took the lock did: the
+    resume is refused (exit 12), saying to check and abandon, never to
+    run the command again."""
+    from mistral_db_flows import resume
+
+    requested = flows.Plan("031", "045", ("032",))
+    assert resume.resume_plan(_interrupted_upgrade(), "upgrade",
+                              requested).target == "045"
+    with pytest.raises(exceptions.ResumeRefused) as err:
+        resume.resume_plan(
+            _interrupted_upgrade(**{resume.LOST_LOCK_FAILING: True}),
+            "upgrade", requested)
+    assert err.value.exit_code == 12
+    assert "lost its lock after a step failed" in str(err.value)
+    assert str(err.value).endswith(
+        "then `abandon` that run and run the command again")
+    assert "to resume it" not in str(err.value)
