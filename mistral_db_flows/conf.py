@@ -172,8 +172,18 @@ logging_opts = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    """Register every option onto ``conf`` (safe to call twice)."""
-    conf.register_opts(database_opts, group=DATABASE_GROUP)
+    """Register every option onto ``conf`` (safe to call twice).
+
+    A host whose ``ConfigOpts`` has ``[database] connection`` already
+    (oslo.db registers its own, with other help and defaults) keeps its
+    option: only ours in ``[db_manage]`` are added, and
+    :func:`settings_from_conf` reads the host's ``connection``.
+    """
+    for opt in database_opts:
+        try:
+            conf.register_opt(opt, group=DATABASE_GROUP)
+        except cfg.DuplicateOptError:
+            pass  # the host's own option of that name is the one read
     conf.register_opts(db_manage_opts, group=GROUP)
 
 

@@ -133,3 +133,50 @@ def check_fingerprint(fd: Any, flow: Any, plan: flows.Plan) -> None:
     if recorded != fingerprint(flow, plan):
         raise _refuse(fd, "its steps differ from the ones this command "
                       "builds now (task list or plugins changed)")
+
+
+def continue_or_start(store: Any, flow: Any, plan: flows.Plan
+                      ) -> tuple[Any, bool]:
+    """The record a given flow runs under: the database's interrupted
+    run when it is a run of the same flow (operation and step names),
+    else a new one; (record, resumed). Another flow's or command's
+    interrupted run is refused."""
+    operation = flows.operation_of(flow)
+    fd = store.interrupted()
+    if fd is None:
+        return store.start(operation, fingerprint(flow, plan),
+                           plan=plan_facts(plan)), False
+    if (fd.meta or {}).get("operation") != operation:
+        raise _refuse(fd, "this is %s" % operation)
+    recorded = (fd.meta or {}).get("fingerprint") or {}
+    if not same_steps(flows.atom_names(flow), recorded.get("tasks") or [],
+                      {ad.name: str(ad.state) for ad in fd}):
+        raise _refuse(fd, "its steps differ from the flow given now")
+    return fd, True
+
+
+# A recorded step a rebuilt flow may lack: it was done, or it was
+# running and the database is past it already (a flow re-planned from
+# the database's revision has no step for a revision it has).
+_MAY_BE_LEFT_OUT = (states.StepState.DONE, states.StepState.RUNNING)
+
+
+def same_steps(names: list[str], recorded: list[str],
+               atoms: dict[str, str]) -> bool:
+    """Whether a flow with the steps ``names`` continues a run recorded
+    with the steps ``recorded`` (atom states ``atoms``): the same steps
+    in the same order, except recorded ones done (or running, hence
+    re-planned away) before it died. A flow with fewer steps at its end
+    (another target) or a new step is another run."""
+    remaining = iter(recorded)
+    for name in names:
+        for old in remaining:
+            if old == name:
+                break
+            if states.StepState.of_atom(atoms.get(old, "")) \
+                    not in _MAY_BE_LEFT_OUT:
+                return False
+        else:
+            return False
+    return all(states.StepState.of_atom(atoms.get(old, ""))
+               in _MAY_BE_LEFT_OUT for old in remaining)

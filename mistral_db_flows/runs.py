@@ -20,6 +20,7 @@ A run goes through named phases:
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from typing import Any, Callable, TextIO
 
 from mistral_db_flows import aftermath
@@ -63,7 +64,31 @@ def build(operation: str, settings: conf.Settings, plan: flows.Plan,
         operation=operation, database_url=settings.database_url,
         plan=plan, head=graph.heads[0] if graph.sound else None,
         settings=settings, fresh_run=fresh_run, identity=identity)
-    return flows.build(ctx)
+    flow = flows.build(ctx)
+    _PLANNED[flow] = plan
+    return flow
+
+
+# The plans of the flows build() made: a run of a flow holding one
+# (an embedder's parent flow) records that plan's target.
+_PLANNED: "weakref.WeakKeyDictionary[Any, flows.Plan]" = \
+    weakref.WeakKeyDictionary()
+
+
+def planned_target(flow: Any) -> str | None:
+    """The target revision of the last flow of ours in ``flow`` (the
+    flow itself or one nested in it); None when it holds none."""
+    from taskflow import flow as tf_flow
+
+    found = None
+    pending = [flow]
+    while pending:
+        item = pending.pop(0)
+        if item in _PLANNED:
+            found = _PLANNED[item].target
+        pending.extend(child for child, _meta in item.iter_nodes()
+                       if isinstance(child, tf_flow.Flow))
+    return found
 
 
 def _check_can_backup(settings: conf.Settings) -> None:
@@ -158,16 +183,16 @@ def run_flow(flow: Any, settings: conf.Settings, *,
 
     settings = with_driver(settings)
     operation = flows.operation_of(flow)
-    plan = flows.Plan(None, target)
+    plan = flows.Plan(None, target or planned_target(flow))
     with dbapi.sharing(settings.database_url):
         # Reachable, with a valid URL, before the lock is asked for.
         version_table.read_version(settings.database_url)
         with guarding.guard(settings, owner=operation,
-                           progress=progress) as held:
-            fd = held.store.start(operation, resume.fingerprint(flow, plan),
-                                  plan=resume.plan_facts(plan))
+                            progress=progress) as held:
+            # The interrupted run of this same flow, if any, resumes.
+            fd, resumed = resume.continue_or_start(held.store, flow, plan)
             return execute(flow, settings, held, fd, plan,
-                           progress=progress)
+                           resumed=resumed, progress=progress)
 
 
 def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,

@@ -29,6 +29,7 @@ from mistral_db_flows import exceptions
 from mistral_db_flows import logs
 from mistral_db_flows.cli import arguments
 from mistral_db_flows.cli import commands
+from mistral_db_flows.cli import fleet  # noqa: F401  (fills COMMANDS)
 from mistral_db_flows.cli import signals
 
 PROG = arguments.PROG
@@ -213,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
             settings = conf.settings_from_conf(opts)
             out.add_url(settings.database_url)
             out.add_url(settings.logbook_connection)
+            command = COMMANDS[name]
             with signals.cancelling(_cancel) as received:
-                return COMMANDS[name].run(opts.command, settings, out)
+                return command.run(opts if command.whole_config
+                                   else opts.command, settings, out)
         except (Exception, KeyboardInterrupt) as exc:
             return _handle(exc, name, out, received)
         finally:

@@ -103,6 +103,9 @@ class Command:
     help: str
     arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[Any, Any, console.Output], int]
+    # run() gets the whole ConfigOpts (its config files too), not only
+    # the command's own arguments.
+    whole_config: bool = False
 
 
 # Filled by the commands module; the order is the help order.

@@ -11,7 +11,7 @@ exceptions``, then ``exceptions.StepFailed``. Its private modules only
 keep each part short: ``_base`` (the exit codes and the base class),
 ``_input`` (what the operator asked for), ``_database`` (the server and
 its lock), ``_run`` (steps, backups, the logbook) and ``_populate``
-(definition files).
+(definition files) and ``_fleet`` (the jobboard and its jobs).
 """
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ from mistral_db_flows.exceptions._database import SchemaConflict
 from mistral_db_flows.exceptions._database import describe_holder
 from mistral_db_flows.exceptions._database import describe_session
 from mistral_db_flows.exceptions._database import is_connection_lost
+from mistral_db_flows.exceptions._fleet import JobFailed
+from mistral_db_flows.exceptions._fleet import JobboardError
 from mistral_db_flows.exceptions._input import BadTarget
 from mistral_db_flows.exceptions._input import BadUrl
 from mistral_db_flows.exceptions._input import BranchError
@@ -54,12 +56,12 @@ from mistral_db_flows.exceptions._run import VerifyFailed
 __all__ = [
     "BackupError", "BadTarget", "BadUrl", "BranchError", "ConfigError",
     "ConnectionLost", "DatabaseUnreachable", "DefinitionError",
-    "DriverMissing", "DuplicateDefinition", "ExitCode", "LockError",
-    "LockLost", "LockTimeout", "LockWaitTimeout", "LogbookError",
-    "MistralDbError", "OthersConnected", "PluginError", "PopulateError",
-    "ReadOnlyMigrations", "ResumeRefused", "RestoreError", "SchemaConflict",
-    "SchemaNotReady", "SourceError", "StepFailed", "StepHalted",
-    "UnknownRevision", "UnsupportedRevisionFile", "UsageError",
-    "VerifyFailed", "describe_holder", "describe_session",
+    "DriverMissing", "DuplicateDefinition", "ExitCode", "JobFailed",
+    "JobboardError", "LockError", "LockLost", "LockTimeout",
+    "LockWaitTimeout", "LogbookError", "MistralDbError", "OthersConnected",
+    "PluginError", "PopulateError", "ReadOnlyMigrations", "ResumeRefused",
+    "RestoreError", "SchemaConflict", "SchemaNotReady", "SourceError",
+    "StepFailed", "StepHalted", "UnknownRevision", "UnsupportedRevisionFile",
+    "UsageError", "VerifyFailed", "describe_holder", "describe_session",
     "is_connection_lost",
 ]

@@ -84,6 +84,12 @@ def _backend(logbook_url: str) -> Any:
     return sql_backend.SqlLogbookBackend(logbook_url)
 
 
+def backend_for(logbook_url: str) -> Any:
+    """The TaskFlow persistence backend of a logbook URL (a fleet's job
+    books live in the shared logbook beside the runs)."""
+    return _backend(logbook_url)
+
+
 class RunStore:
     """Runs of one target database in a logbook."""
 
