@@ -26,6 +26,10 @@ class Facts:
     # --on-failure restore (else stop, leaving the database as it is).
     restores: bool = True
     backup_step: str | None = None
+    # Every step of the operation undoes its own change on revert (no
+    # dump needed), and --on-failure asks for it (``undoes``).
+    self_reverting: bool = False
+    undoes: bool = False
     # The database's revision did not move (and the run was not resumed).
     unchanged: bool = False
     end_revision: str | None = None
@@ -64,6 +68,11 @@ def settle(facts: Facts) -> Settled:
                        "the database was restored from the backup %s"
                        % taken["path"] if taken.get("path") else
                        "the database file it created was removed")
+    if facts.self_reverting and facts.undoes and not taken \
+            and facts.backup_step in (None, states.StepState.REVERTED):
+        reverted = states.RunState.REVERTED
+        return Settled(reverted, reverted, "each step undid its own "
+                       "change: the database is as before")
     stopped = states.RunState.STOPPED
     if facts.backup_step == states.StepState.REVERT_FAILED:
         # Recorded as stopped (resumable): the next run retries the

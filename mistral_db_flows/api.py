@@ -82,8 +82,16 @@ def check_migration(settings: conf.Settings | None = None
 
 def status(settings: conf.Settings) -> results.Status:
     """Current revision, head and what an ``upgrade head`` would apply."""
+    from mistral_db_flows import urls
+
     graph = revisions.graph()
     head = revisions.single_head(graph)
+    database = urls.masked(settings.database_url)
+    missing = urls.missing_sqlite_file(settings.database_url)
+    if missing:
+        return results.Status(current=None, head=head,
+                              pending=graph.between(None, head),
+                              database=database, missing_file=missing)
     # One connection reads the version and asks which database this is
     # (the logbook is keyed by that).
     with dbapi.sharing(settings.database_url):
@@ -92,7 +100,7 @@ def status(settings: conf.Settings) -> results.Status:
         interrupted = runs.read_interrupted(settings)
     return results.Status(current=start, head=head,
                           pending=graph.between(start, head),
-                          interrupted=interrupted)
+                          interrupted=interrupted, database=database)
 
 
 # -- flows -----------------------------------------------------------------
@@ -247,6 +255,16 @@ def cancel() -> int:
     from mistral_db_flows import sessions
 
     return sessions.cancel_statements()
+
+
+def backups(settings: conf.Settings) -> results.Backups:
+    """The backups in the backup directory, newest first (never
+    connects: it works while the database is down)."""
+    from mistral_db_flows.backup import catalog
+
+    directory = settings.resolved_backup_dir()
+    return results.Backups(directory=directory,
+                           backups=catalog.listing(directory))
 
 
 def abandon(settings: conf.Settings) -> dict | None:

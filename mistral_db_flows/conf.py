@@ -34,6 +34,7 @@ DEFAULT_TASKS: dict[str, list[str]] = {
 DEFAULT_LOCK_TIMEOUT = 300
 DEFAULT_STATEMENT_LOCK_TIMEOUT = 2.0
 DEFAULT_BACKUP_KEEP = 5
+DEFAULT_RUNS_KEEP = 20
 ON_FAILURE_CHOICES = ("revert", "stop")
 
 database_opts = [
@@ -73,8 +74,24 @@ db_manage_opts = [_tasks_opt(op) for op in OPERATIONS] + [
         "backup_keep",
         default=DEFAULT_BACKUP_KEEP,
         min=1,
-        help="How many backups of each database to keep; older ones are "
-             "deleted after a successful run."),
+        help="How many backups of each database to keep, per kind "
+             "(pre-upgrade backups and others are counted apart, so "
+             "other runs never push out a pre-upgrade backup); older "
+             "ones are deleted after a successful run."),
+    cfg.IntOpt(
+        "runs_keep",
+        default=DEFAULT_RUNS_KEEP,
+        min=1,
+        help="How many ended runs of each database the logbook keeps; "
+             "older ones are deleted when a run ends. An interrupted run "
+             "is never deleted."),
+    cfg.BoolOpt(
+        "populate_remove_missing",
+        default=False,
+        help="Let populate delete system workflows that no definition "
+             "source loaded here defines. Off: they are kept and listed, "
+             "since Mistral's own environment may have the plugin "
+             "providing them (install mistral-db-flows there)."),
     cfg.StrOpt(
         "on_failure",
         default="revert",
@@ -227,6 +244,8 @@ class Settings:
     backup_keep: int = DEFAULT_BACKUP_KEEP
     on_failure: str = "revert"
     logbook_connection: str | None = None
+    runs_keep: int = DEFAULT_RUNS_KEEP
+    populate_remove_missing: bool = False
 
     def __post_init__(self) -> None:
         if self.on_failure not in ON_FAILURE_CHOICES:
@@ -285,4 +304,6 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         backup_keep=group.backup_keep,
         on_failure=group.on_failure,
         logbook_connection=group.logbook_connection,
+        runs_keep=group.runs_keep,
+        populate_remove_missing=group.populate_remove_missing,
     )

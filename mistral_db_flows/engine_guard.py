@@ -112,6 +112,7 @@ def _settle(settings: conf.Settings, store: Any, fd: Any) -> None:
     if ended is None:
         return
     store.set_state(fd, ended)
+    runs.prune_runs(store, settings.runs_keep)
     if ended is states.RunState.FINISHED:
         taken = next((ad.results for ad in fd if ad.name == "backup"
                       and isinstance(ad.results, dict)), None)

@@ -241,6 +241,15 @@ def _revert_failures(engine: Any) -> dict[str, BaseException | str]:
             for name, failure in failures.items()}
 
 
+def public_result(result: Any) -> Any:
+    """A task's result as reports show it: keys starting with ``_`` are
+    the task's own revert data (e.g. populate's journal), not news."""
+    if isinstance(result, dict):
+        return {k: v for k, v in result.items()
+                if not str(k).startswith("_")}
+    return result
+
+
 def _drive(engine: Any, before_step: Callable[[], None] | None
            ) -> exceptions.MistralDbError | None:
     """Run ``engine`` to its end; the error that suspended it, if any.
@@ -350,7 +359,7 @@ def run(flow: Any, store: dict | None = None,
             if progress is not None:
                 progress(name, event, took)
         if state == "SUCCESS":
-            returned[name] = info.get("result")
+            returned[name] = public_result(info.get("result"))
         elif state == "FAILURE" and name not in failed:
             failed.append(name)
 

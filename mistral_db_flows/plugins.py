@@ -75,6 +75,13 @@ def _manager(names: Sequence[str], namespace: str):
         on_missing_entrypoints_callback=on_missing)
 
 
+def installed_names(namespace: str = NAMESPACE) -> set[str]:
+    """The names of the installed entry points (nothing imported)."""
+    from importlib import metadata
+
+    return {ep.name for ep in metadata.entry_points(group=namespace)}
+
+
 def load(names: Sequence[str], namespace: str = NAMESPACE,
          manager: Any = None) -> list[tuple[str, Factory]]:
     """The factories for ``names``, in that order.

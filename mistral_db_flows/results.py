@@ -109,6 +109,11 @@ class Run(_Result):
             if step.name not in ("populate", "populate_actions") \
                     or not isinstance(report, dict):
                 continue
+            # Which plugins were read: what this environment could see.
+            origins = report.get("origins") or []
+            if origins:
+                lines.append("definitions read from: %s"
+                             % ", ".join(origins))
             for kind in ("actions", "workflows"):
                 changes = report.get(kind) or {}
                 for what in ("added", "updated", "removed", "unchanged"):
@@ -116,6 +121,10 @@ class Run(_Result):
                     if names:
                         lines.append("%s %s: %s" % (kind, what,
                                                     ", ".join(names)))
+                missing = changes.get("missing") or []
+                if missing:
+                    lines.append("%s no source here defines: %s"
+                                 % (kind, ", ".join(missing)))
             # Rows kept although no source defines them are warnings.
             lines += ["warning: %s" % w
                       for w in report.get("warnings") or []]
@@ -223,6 +232,11 @@ class Status(_Result):
     head: str
     pending: list[str]
     interrupted: Any = None
+    # The database looked at: its URL with the password hidden.
+    database: str | None = None
+    # A SQLite file that does not exist (nothing to read; an upgrade
+    # would create it), as an absolute path.
+    missing_file: str | None = None
 
     @property
     def at_head(self) -> bool:
@@ -245,8 +259,14 @@ class Status(_Result):
         current = self.current
         if isinstance(current, (list, tuple)):
             current = ", ".join(current)
-        lines = ["current: %s" % (current or "(none)"),
-                 "head: %s" % self.head,
+        lines = ["database: %s" % self.database] if self.database else []
+        if self.missing_file:
+            return lines + [
+                "no database at %s: `upgrade head` would create it there "
+                "(is this the configuration you meant?)" % self.missing_file,
+                "head: %s" % self.head]
+        lines += ["current: %s" % (current or "(none)"),
+                  "head: %s" % self.head,
                  "pending: %s" % (" ".join(self.pending) or "(none)")]
         run = self.interrupted
         if run and run.get("in_progress"):
@@ -264,9 +284,39 @@ class Status(_Result):
                                              run["target"] or "base",
                                              run["step"], run["state"])
                 if run else "no"))
+        if run and run.get("backup"):
+            lines.append("its backup: %s" % run["backup"])
         lines.append("upgrade needed" if self.upgrade_needed
                      else "up to date")
         return lines
+
+
+@dataclasses.dataclass
+class Backups(_Result):
+    """``backups``: the backups in ``directory``, newest first.
+
+    Each is a dict: ``database`` (as the file name has it), ``kind``
+    (the operation that took it), ``backend``, ``size`` (bytes),
+    ``created`` (UTC, ISO 8601), ``path`` and ``checksum`` (a
+    ``.sha256`` file is beside it).
+    """
+
+    directory: str
+    backups: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        if not self.backups:
+            return ["no backups in %s" % self.directory]
+        rows = [("DATABASE", "KIND", "SIZE", "CREATED (UTC)", "PATH")]
+        from mistral_db_flows.backup import catalog
+
+        rows += [(b["database"], b["kind"], catalog.human_size(b["size"]),
+                  b["created"][:19].replace("T", " "), b["path"])
+                 for b in self.backups]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        return ["  ".join([cell.ljust(width) for cell, width
+                           in zip(row[:4], widths)] + [row[4]])
+                for row in rows]
 
 
 @dataclasses.dataclass

@@ -52,21 +52,27 @@ def _step(order: list[str], atoms: dict[str, str]) -> str | None:
     return last_done or last_reverted
 
 
-def describe_meta(meta: dict, atoms: dict[str, str]) -> dict:
+def describe_meta(meta: dict, atoms: dict[str, str],
+                  results: dict[str, Any] | None = None) -> dict:
+    """``results``: what the run's steps returned, by step; the backup
+    step's is the run's backup when its end was not recorded (killed)."""
     plan = meta.get("plan") or {}
     order = (meta.get("fingerprint") or {}).get("tasks") or list(atoms)
+    taken = meta.get("backup") or (results or {}).get("backup")
     return {"operation": meta.get("operation"),
             "target": plan.get("target"),
             "state": records.run_state(meta),
             "step": _step(order, atoms),
             "started": meta.get("started"),
-            "backup": (meta.get("backup") or {}).get("path")}
+            "backup": taken.get("path") if isinstance(taken, dict)
+            else None}
 
 
 def describe(fd: Any) -> dict:
     """The interrupted run, as ``status`` shows it."""
     return describe_meta(fd.meta or {},
-                          {ad.name: str(ad.state) for ad in fd})
+                         {ad.name: str(ad.state) for ad in fd},
+                         {ad.name: ad.results for ad in fd})
 
 
 def _refuse(fd: Any, reason: str,

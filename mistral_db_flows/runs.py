@@ -20,6 +20,7 @@ A run goes through named phases:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import weakref
 from typing import Any, Callable, TextIO
 
@@ -36,6 +37,8 @@ from mistral_db_flows import states
 from mistral_db_flows import urls
 from mistral_db_flows import version_table
 from mistral_db_flows.logbook import records
+
+LOG = logging.getLogger(__name__)
 
 # What a planner returns: the revision graph and the plan made on it.
 Planner = Callable[[], "tuple[Any, flows.Plan]"]
@@ -91,13 +94,15 @@ def planned_target(flow: Any) -> str | None:
     return found
 
 
-def _check_can_backup(settings: conf.Settings) -> None:
+def _check_can_backup(operation: str, settings: conf.Settings) -> None:
     """A backup that cannot be made is refused before any change, with
     the backup's own error."""
     from mistral_db_flows import backup
     from mistral_db_flows.tasks import backup as backup_task
 
-    if not backup_task.missing_sqlite_file(settings.database_url):
+    if not backup_task.dumps_for(operation, settings.backup):
+        return
+    if not urls.missing_sqlite_file(settings.database_url):
         backup.check_can_backup(settings.database_url,
                                 settings.resolved_backup_dir())
 
@@ -109,8 +114,12 @@ def run_plan(operation: str, settings: conf.Settings, planner: Planner,
              ) -> results.Run:
     """Plan under the lock, resume an interrupted run or start one."""
     from mistral_db_flows import dbapi
+    from mistral_db_flows import preflight
 
     settings = with_driver(settings)
+    # What can fail without the database fails first: nothing changed,
+    # nothing copied, nothing to restore (also when at head already).
+    preflight.check(operation, settings)
     # One connection for the whole run (version reads, the backup's
     # measurements, migrate steps, populate, verify); the lock keeps
     # its own.
@@ -159,8 +168,8 @@ def _run_guarded(operation: str, settings: conf.Settings,
                            end_revision=plan.target, target=plan.target)
     guarding.check_others(settings, progress)
     fresh = fd is None
-    if fresh and settings.backup and not prior_backup:
-        _check_can_backup(settings)
+    if fresh and not prior_backup:
+        _check_can_backup(operation, settings)
     # A fresh run's backup starts while the flow is built.
     flow = build(operation, settings, plan, graph,
                  fresh_run=fresh and not prior_backup,
@@ -242,12 +251,15 @@ def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
         operation=operation, failed=outcome.cause is not None,
         failed_step=outcome.failed_step,
         starts_with_backup=flows.atom_names(flow)[:1] == ["backup"],
+        self_reverting=operation in _self_reverting(),
+        undoes=settings.on_failure == "revert",
         backup=taken, restores=settings.restores_on_failure,
         backup_step={s.name: s.state for s in outcome.steps}.get("backup"),
         unchanged=before == after and not resumed,
         end_revision=after[0] if after else None)
     settled = aftermath.settle(facts)
     store.set_state(fd, settled.logbook_state, **settled.logbook_facts)
+    prune_runs(store, settings.runs_keep)
     run = results.Run(operation=operation, state=settled.run_state,
                       start_revision=plan.start if resumed else (
                           before[0] if before else None),
@@ -290,6 +302,21 @@ def _known(cause: BaseException | str | None, url: str
                                      urls.mask_text(str(said), (url,)))
     lost.__cause__ = cause
     return lost
+
+
+def prune_runs(store: logbook.RunStore, keep: int) -> None:
+    """Keep the logbook to the newest ``keep`` ended runs; a failure to
+    prune never turns a run's outcome into an error."""
+    try:
+        store.prune(keep)
+    except Exception as exc:  # the run's outcome is what matters
+        LOG.warning("could not prune old runs from the logbook: %s", exc)
+
+
+def _self_reverting() -> tuple[str, ...]:
+    from mistral_db_flows.tasks import backup as backup_task
+
+    return backup_task.SELF_REVERTING
 
 
 def _prune_backups(settings: conf.Settings, taken: dict | None) -> None:
@@ -363,7 +390,8 @@ def read_interrupted(settings: conf.Settings) -> dict | None:
     if logbook.is_local_file(url):
         meta = records.peek_interrupted(url, *logbook.book_uuids(
             target, identity.legacy(settings.database_url)))
-        info = (resume.describe_meta(meta, meta.pop("atoms"))
+        info = (resume.describe_meta(meta, meta.pop("atoms"),
+                                     meta.pop("results", None))
                 if meta else None)
     else:
         with logbook.opened(url, settings.database_url,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import re
 import urllib.parse
 from typing import Any, Iterable
@@ -289,6 +290,23 @@ def _plausible(parts: re.Match) -> bool:
     query = parts["query"]
     return not query or all(_QUERY_PART.fullmatch(p)
                             for p in query.split("&") if p)
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The absolute path of a SQLite database file that does not exist.
+
+    None for other databases, for in-memory SQLite databases (no file
+    of theirs to name) and for URLs that do not parse (reading them
+    then says why).
+    """
+    try:
+        parsed = parse(url)
+    except UrlError:
+        return None
+    path = parsed.sqlite_path if parsed.backend == "sqlite" else None
+    if path is None or os.path.exists(path):
+        return None
+    return os.path.abspath(path)
 
 
 def masked(text: str) -> str:

@@ -11,7 +11,9 @@ One small interface over three backends, picked by the URL's dialect:
   dropping whatever was created since (waiting at most ``lock_wait``
   seconds for a lock another session holds);
 * ``prune(directory, keep)``: keep the newest ``keep`` backups of each
-  database.
+  database and kind; ``listing(directory)``: what is there
+  (:mod:`catalog`, which also writes and checks the ``.sha256`` file
+  beside each backup).
 
 Backup file names carry the database name and a hash of its identity
 (``mistral_db_flows.identity``: asked of the server, so every URL of one
@@ -25,11 +27,16 @@ import importlib
 import os
 import shutil
 import time
-from typing import Any, Iterable, NoReturn
+from typing import Any, NoReturn
 
 from mistral_db_flows import exceptions
 from mistral_db_flows import urls
+from mistral_db_flows.backup import catalog
 from mistral_db_flows.backup import common
+
+# The directory's side (checksums, listing, retention) lives in catalog.
+prune = catalog.prune
+listing = catalog.listing
 
 
 def _backend(url: str) -> tuple[Any, str, Any]:
@@ -55,7 +62,8 @@ def check_can_backup(url: str, directory: str) -> None:
         raise exceptions.BackupError(
             "not enough free space in %s for a backup of %s: about %s "
             "needed, %s free; free some space or set another backup "
-            "directory" % (path, database, _human(needed), _human(free)),
+            "directory" % (path, database, catalog.human_size(needed),
+                           catalog.human_size(free)),
             reason="no-space", database=database, path=path,
             needed=needed, free=free)
 
@@ -94,6 +102,13 @@ def take(url: str, directory: str, *, label: str,
                 if full else ""),
             reason="no-space" if full else "write-failed",
             database=database, path=final) from None
+    try:
+        digest = catalog.write_checksum(final)
+    except OSError as exc:
+        raise exceptions.BackupError(
+            "cannot write the checksum of the backup %s: %s"
+            % (final, exc.strerror or exc), reason="write-failed",
+            database=database, path=final) from None
     seconds = round(time.monotonic() - started, 3)
     size = os.path.getsize(final)
     if progress is not None:
@@ -105,6 +120,8 @@ def take(url: str, directory: str, *, label: str,
         "size": size,
         "database": database,
         "label": label,
+        # Checked before a restore drops anything (also beside the file).
+        "sha256": digest,
         # How long taking it took (with a head start, the step itself
         # may only have waited for the end of it).
         "seconds": seconds,
@@ -132,6 +149,7 @@ def restore(url: str, backup: dict[str, Any], *,
     database = common.database_name(u)
     path = str(backup.get("path", ""))
     _check_matches(backup, kind, database, path)
+    catalog.verify(path, backup.get("sha256"), database=database)
     module.check_restore(u, path)
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -177,67 +195,3 @@ def _check_matches(backup: dict[str, Any], kind: str, database: str,
     if "size" in backup and size != backup["size"]:
         refuse("its size is %d bytes, the backup made %d"
                % (size, backup["size"]), "unusable-backup")
-
-
-def prune(directory: str, keep: int, *,
-          protect: Iterable[str] = ()) -> list[str]:
-    """Delete all but the newest ``keep`` backups of each database.
-
-    Only files named like our backups are considered; paths in
-    ``protect`` (e.g. the backup an interrupted run still needs) are
-    never deleted. Partial files left by a killed backup are removed
-    once their process is gone. Returns the deleted paths.
-    """
-    if keep < 1:
-        raise ValueError("keep must be at least 1, got %r" % (keep,))
-    path = os.path.abspath(directory)
-    try:
-        names = os.listdir(path)
-    except FileNotFoundError:
-        return []
-    protected = {os.path.abspath(p) for p in protect}
-    groups: dict[str, list[tuple[str, str]]] = {}
-    doomed = []
-    for name in names:
-        match = common.NAME_RE.match(name)
-        if match:
-            groups.setdefault(match["key"], []).append(
-                (match["stamp"], name))
-            continue
-        partial = common.PARTIAL_RE.match(name)
-        if partial and common.NAME_RE.match(partial["final"]) \
-                and not _alive(int(partial["pid"])):
-            doomed.append(name)
-    for backups in groups.values():
-        backups.sort(reverse=True)
-        doomed.extend(name for _, name in backups[keep:])
-    removed = []
-    for name in sorted(doomed):
-        full = os.path.join(path, name)
-        if full in protected:
-            continue
-        try:
-            os.unlink(full)
-        except FileNotFoundError:
-            continue
-        removed.append(full)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return "%.0f %s" % (value, unit)
-        value /= 1024
-    return "%.1f TiB" % value

@@ -84,6 +84,16 @@ def args_populate(parser: argparse.ArgumentParser) -> None:
     args_safety(parser)
 
 
+def args_populate_workflows(parser: argparse.ArgumentParser) -> None:
+    args_populate(parser)
+    parser.add_argument("--remove-missing", dest="remove_missing",
+                        action="store_true",
+                        help="delete system workflows no definition "
+                        "source loaded here defines (default: keep and "
+                        "list them; Mistral's own environment may "
+                        "provide them)")
+
+
 def args_revision(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-m", "--message", help="what the revision "
                         "changes (becomes the first docstring line)")

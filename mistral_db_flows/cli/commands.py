@@ -102,16 +102,22 @@ def run_status(args: Any, settings: Any, out: console.Output) -> int:
     return exceptions.ExitCode.OK
 
 
-def _with_safety(args: Any, settings: Any, out: console.Output) -> Any:
+def _with_safety(args: Any, settings: Any, out: console.Output, *,
+                 dumps: bool = True) -> Any:
     """Settings with this command's --on-failure / --no-backup /
-    --refuse-if-connected."""
+    --refuse-if-connected; ``dumps``: the command takes a backup at all
+    (stamp and populate undo their own writes instead, so --no-backup
+    changes nothing)."""
     changes: dict[str, Any] = {}
     if _arg(args, "on_failure"):
         changes["on_failure"] = args.on_failure
+    if _arg(args, "remove_missing"):
+        changes["populate_remove_missing"] = True
     if _arg(args, "refuse_if_connected"):
         changes["refuse_if_connected"] = True
     if _arg(args, "no_backup"):
         changes["backup"] = False
+    if _arg(args, "no_backup") and dumps:
         out.message("%s: warning: --no-backup: no backup is taken, so a "
                     "failure stops and leaves the database as it is"
                     % PROG)
@@ -141,7 +147,7 @@ def run_stamp(args: Any, settings: Any, out: console.Output) -> int:
         raise exceptions.UsageError(
             "stamp needs a revision (e.g. 'stamp head'); nothing was "
             "changed")
-    settings = _with_safety(args, settings, out)
+    settings = _with_safety(args, settings, out, dumps=False)
     return _offline_or_online(
         lambda **kw: _api().stamp(settings, revision, **kw), args, out)
 
@@ -176,7 +182,7 @@ def run_revision(args: Any, settings: Any, out: console.Output) -> int:
 
 def _run_operation(name: str) -> Callable[[Any, Any, console.Output], int]:
     def run(args: Any, settings: Any, out: console.Output) -> int:
-        settings = _with_safety(args, settings, out)
+        settings = _with_safety(args, settings, out, dumps=False)
         return _finish_run(getattr(_api(), name)(
             settings, progress=out.progress), out)
 
@@ -196,9 +202,17 @@ def run_abandon(args: Any, settings: Any, out: console.Output) -> int:
         out.message("abandoned the interrupted %s (stopped at step %s); "
                     "the database was left as it is"
                     % (forgotten["operation"], forgotten["step"]))
+        if forgotten.get("backup"):
+            out.message("its backup, from before that run, is kept: %s "
+                        "(docs/safety.md: restoring a backup by hand)"
+                        % forgotten["backup"])
     else:
         out.message("no interrupted run to abandon")
     return exceptions.ExitCode.OK
+
+
+def run_backups(args: Any, settings: Any, out: console.Output) -> int:
+    return _render(_api().backups(settings), out)
 
 
 arguments.COMMANDS.update({
@@ -218,7 +232,7 @@ arguments.COMMANDS.update({
         run_upgrade),
     "populate": arguments.Command(
         "load Mistral's standard workflows and actions",
-        arguments.args_populate, _run_operation("populate")),
+        arguments.args_populate_workflows, _run_operation("populate")),
     "populate_actions": arguments.Command(
         "load Mistral's standard actions", arguments.args_populate,
         _run_operation("populate_actions")),
@@ -237,6 +251,9 @@ arguments.COMMANDS.update({
     "abandon": arguments.Command(
         "forget an interrupted run (the database is left as it is)",
         arguments.add_sql_refusal, run_abandon),
+    "backups": arguments.Command(
+        "list the backups taken before changes (database, kind, size, "
+        "date, path)", arguments.add_sql_refusal, run_backups),
 })
 
 OFFLINE_COMMANDS = frozenset({"upgrade", "stamp"})

@@ -161,10 +161,10 @@ class _BackupFacts(_base.MistralDbError):
     ``reason`` is a short machine-readable word: ``tool-missing``,
     ``tool-version``, ``tool-failed``, ``no-space``, ``no-permission``,
     ``write-failed``, ``unreachable``, ``unsupported``, ``mismatch``,
-    ``unusable-backup``, ``lock-timeout``. ``database`` names the
-    database without credentials, ``path`` the backup file (or its
-    directory), ``tool`` the program concerned. Messages never hold a
-    password.
+    ``unusable-backup``, ``checksum-mismatch``, ``lock-timeout``.
+    ``database`` names the database without credentials, ``path`` the
+    backup file (or its directory), ``tool`` the program concerned.
+    Messages never hold a password.
     """
 
     reason: str

@@ -160,6 +160,20 @@ class RunStore:
             return None
         return self._backend.get_connection().get_flow_details(newest.uuid)
 
+    def prune(self, keep: int) -> list[str]:
+        """Forget all but the newest ``keep`` ended runs of this
+        database's book; a run that can still be resumed is never
+        forgotten. Returns the uuids deleted."""
+        ended = sorted(((fd.meta or {}).get(records.STARTED, 0), fd.uuid)
+                       for fd in self._backend.get_connection()
+                       .get_flows_for_book(self._book.uuid, lazy=True)
+                       if not records.resumable(fd.meta))
+        doomed = [uuid_ for _, uuid_ in ended[:max(0, len(ended) - keep)]]
+        if doomed:
+            self._backend.get_connection().destroy_flow_details(
+                self._book, doomed)
+        return doomed
+
     def start(self, operation: str, fingerprint: dict,
               **facts: Any) -> Any:
         """Record a new run; ``facts`` (JSON-ready) go into its meta."""

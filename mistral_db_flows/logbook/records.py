@@ -116,7 +116,7 @@ def peek_interrupted(path: str, *books: str) -> dict | None:
     (a database's own, and the one an earlier build named otherwise).
 
     Returns the run's meta plus ``atoms`` (step name -> TaskFlow atom
-    state), or None: no file, no such book, no such run.
+    state) and ``results`` (step name -> what it returned), or None: no file, no such book, no such run.
     """
     import sqlite3
 
@@ -136,6 +136,8 @@ def peek_interrupted(path: str, *books: str) -> dict | None:
         atoms = _under(conn, posixpath.join(FLOW_DETAILS, fd_uuid),
                        ATOM_DETAILS, lambda ad: ad["atom"])
         meta["atoms"] = {atom["name"]: atom["state"] for _, atom in atoms}
+        meta["results"] = {atom["name"]: atom.get("results")
+                           for _, atom in atoms}
         return meta
     except (sqlite3.Error, KeyError):
         return None  # no table or record yet: nothing was recorded

@@ -32,6 +32,17 @@ class KeptConnection(impl_sqlalchemy.Connection):
         """
         self.save_logbook(book)
 
+    def destroy_flow_details(self, book: Any, uuids: list[str]) -> None:
+        """Delete these runs and their steps (SQLite enforces no
+        cascade, so the steps are deleted explicitly)."""
+        if not uuids:
+            return
+        atoms, flows = self._tables.atomdetails, self._tables.flowdetails
+        with self._engine.begin() as conn:
+            conn.execute(atoms.delete().where(
+                atoms.c.parent_uuid.in_(uuids)))
+            conn.execute(flows.delete().where(flows.c.uuid.in_(uuids)))
+
 
 class SqlLogbookBackend(impl_sqlalchemy.SQLAlchemyBackend):
     """TaskFlow's SQL backend at ``url``, on our engine."""

@@ -155,6 +155,20 @@ class SqliteLogbookConnection(path_based.PathBasedConnection):
                               self._join_path(book_path, flow_detail.uuid),
                               transaction)
 
+    def destroy_flow_details(self, book: Any, uuids: list[str]) -> None:
+        """Delete these runs of ``book``, their steps and their links,
+        in one transaction."""
+        book_path = self._get_obj_path(book)
+        with self._transaction() as transaction:
+            for uuid_ in uuids:
+                flow_path = self._join_path(self.flow_path, uuid_)
+                for atom in records.children(self._db, flow_path):
+                    self._del_tree(self._join_path(self.atom_path, atom),
+                                   transaction)
+                self._del_tree(flow_path, transaction)
+                self._del_tree(self._join_path(book_path, uuid_),
+                               transaction)
+
     def validate(self) -> None:
         with self.backend.lock, _named(self._filename):
             self._db.execute("SELECT 1")

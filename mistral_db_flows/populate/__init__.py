@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING, Iterable, Iterator, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Union
 
 from mistral_db_flows import exceptions
 from mistral_db_flows.populate import report
@@ -37,7 +37,8 @@ _PARSERS = {spec.ACTION: spec.actions, spec.WORKFLOW: spec.workflows}
 def populate(connection: Connectable, *, actions: bool = True,
              workflows: bool = True,
              extra_sources: Iterable[sources.Source] | None = None,
-             plugins: bool = True) -> report.PopulateReport:
+             plugins: bool = True,
+             remove_missing: bool = False) -> report.PopulateReport:
     """Bring the standard definitions in the database up to date.
 
     ``connection`` is a database URL, an Engine or a Connection. A
@@ -46,7 +47,10 @@ def populate(connection: Connectable, *, actions: bool = True,
     rolls back on any error. ``actions``/``workflows`` choose which
     kinds to populate (``populate_actions`` is ``workflows=False``).
     ``extra_sources`` adds definition files; ``plugins=False`` ignores
-    installed plugins (the shipped actions are always read).
+    installed plugins (the shipped actions are always read). System
+    workflows no source read here defines are kept (reported as
+    ``missing``) unless ``remove_missing``: another environment, e.g.
+    Mistral's own, may have the plugin that provides them.
 
     Raises exceptions.PopulateError (nothing written) for an unusable
     source or definition, exceptions.SchemaNotReady for a database not
@@ -55,22 +59,27 @@ def populate(connection: Connectable, *, actions: bool = True,
     kinds = [kind for kind, wanted in ((spec.ACTION, actions),
                                        (spec.WORKFLOW, workflows))
              if wanted]
-    found = collect(kinds, extra_sources, plugins=plugins)
+    called: list[str] = []
+    found = collect(kinds, extra_sources, plugins=plugins, called=called)
     definitions = load(found, kinds)
-    result = _with_transaction(connection, definitions)
+    result = _with_transaction(connection, definitions,
+                               remove_missing=remove_missing)
     result.sources = [{"kind": s.kind, "path": s.path, "origin": s.origin}
                       for s in found]
+    result.plugins = called
     return result
 
 
 def collect(kinds: Iterable[str],
             extra_sources: Iterable[sources.Source] | None = None, *,
-            plugins: bool = True) -> list[sources.Source]:
-    """Every definition file to read, shipped ones first."""
+            plugins: bool = True,
+            called: list[str] | None = None) -> list[sources.Source]:
+    """Every definition file to read, shipped ones first; ``called``
+    gets every plugin asked (``namespace:name``), files or none."""
     kinds = list(kinds)
     found = sources.shipped(kinds)
     if plugins:
-        found += sources.plugins(kinds)
+        found += sources.plugins(kinds, called=called)
     found += [s for s in extra_sources or () if s.kind in kinds]
     return found
 
@@ -105,8 +114,8 @@ def load(found: Iterable[sources.Source],
 
 
 def apply(handle: dbapi.Handle,
-          definitions: dict[str, list[spec.Definition]],
-          ) -> report.PopulateReport:
+          definitions: dict[str, list[spec.Definition]], *,
+          remove_missing: bool = False) -> report.PopulateReport:
     """Upsert ``definitions`` through ``handle`` (no transaction
     handling)."""
     from mistral_db_flows.populate import plan
@@ -119,15 +128,31 @@ def apply(handle: dbapi.Handle,
     deletes: dict[str, list[str]] = {}
     for kind, p in plans.items():
         if p.gone:
-            deletes[kind] = p.keep(store.referenced(
-                handle, [row["id"] for row in p.gone]))
-    for kind, p in plans.items():
-        store.write(handle, p, deletes.get(kind, []))
+            # Kept anyway without remove_missing: no need to ask.
+            referenced = store.referenced(
+                handle, [row["id"] for row in p.gone]) \
+                if remove_missing else {}
+            deletes[kind] = p.keep(referenced,
+                                   remove_missing=remove_missing)
     result = report.PopulateReport()
+    for kind, p in plans.items():
+        if p.add or p.update or deletes.get(kind):
+            result.journal[kind] = store.write(handle, p,
+                                               deletes.get(kind, []))
     for kind, p in plans.items():
         setattr(result, "actions" if kind == spec.ACTION else "workflows",
                 p.changes)
     return result
+
+
+def undo(connection: Connectable, journal: dict[str, Any]) -> None:
+    """Undo a populate exactly, in one transaction, from the journal
+    its report carried (``PopulateReport.journal``)."""
+    from mistral_db_flows.populate import store
+
+    with _opened(connection, write=True) as handle:
+        for kind, entry in journal.items():
+            store.undo(handle, kind, entry)
 
 
 def still_to_do(connection: Connectable, *, actions: bool = True,
@@ -156,10 +181,10 @@ def still_to_do(connection: Connectable, *, actions: bool = True,
 
 
 def _with_transaction(connection: Connectable,
-                      definitions: dict[str, list[spec.Definition]],
-                      ) -> report.PopulateReport:
+                      definitions: dict[str, list[spec.Definition]], *,
+                      remove_missing: bool) -> report.PopulateReport:
     with _opened(connection, write=True) as handle:
-        return apply(handle, definitions)
+        return apply(handle, definitions, remove_missing=remove_missing)
 
 
 @contextlib.contextmanager

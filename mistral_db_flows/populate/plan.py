@@ -17,6 +17,11 @@ USER_WORKFLOW = ("a workflow with this name created by a user exists in "
                  % spec.PROJECT_ID)
 REFERENCED = ("gone from every source but still referenced by %s; "
               "kept (delete the references, then run populate again)")
+# Mistral's own environment may load sources this one cannot (e.g.
+# mistral-extra installed there only): never delete on that guess.
+MISSING = ("no definition source loaded here defines it (it may come from "
+           "a plugin installed only in Mistral's own environment); kept "
+           "(populate --remove-missing removes it)")
 
 
 @dataclasses.dataclass
@@ -36,15 +41,21 @@ class Plan:
     changes: report.Changes = dataclasses.field(
         default_factory=report.Changes)
 
-    def keep(self, referenced: dict[str, list[str]]) -> list[str]:
+    def keep(self, referenced: dict[str, list[str]], *,
+             remove_missing: bool = False) -> list[str]:
         """Settle ``gone``: ids to delete; the rest reported as kept.
 
-        ``referenced`` maps a row id to what refers to it.
+        ``referenced`` maps a row id to what refers to it. Without
+        ``remove_missing`` nothing is deleted: every gone row is kept
+        and reported as missing.
         """
         delete = []
         for row in self.gone:
+            self.changes.missing.append(row["name"])
             users = referenced.get(row["id"])
-            if users:
+            if not remove_missing:
+                self.changes.kept.append(report.Kept(row["name"], MISSING))
+            elif users:
                 self.changes.kept.append(report.Kept(
                     row["name"], REFERENCED % ", ".join(sorted(users))))
             else:

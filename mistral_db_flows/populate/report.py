@@ -25,6 +25,9 @@ class Changes:
     removed: list[str] = dataclasses.field(default_factory=list)
     unchanged: list[str] = dataclasses.field(default_factory=list)
     kept: list[Kept] = dataclasses.field(default_factory=list)
+    # System rows no source loaded here defines: removed with
+    # remove_missing (unless referenced), else kept.
+    missing: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -34,7 +37,8 @@ class Changes:
         return {"added": list(self.added), "updated": list(self.updated),
                 "removed": list(self.removed),
                 "unchanged": list(self.unchanged),
-                "kept": [k.to_dict() for k in self.kept]}
+                "kept": [k.to_dict() for k in self.kept],
+                "missing": list(self.missing)}
 
 
 @dataclasses.dataclass
@@ -48,10 +52,28 @@ class PopulateReport:
     workflows: Changes = dataclasses.field(default_factory=Changes)
     sources: list[dict[str, str]] = dataclasses.field(
         default_factory=list)
+    # Every plugin asked for definitions (``namespace:name``), also one
+    # that gave none: what this environment could see.
+    plugins: list[str] = dataclasses.field(default_factory=list)
+    # Per kind, what undoing the writes needs (populate.undo): rows as
+    # they were before; not part of to_dict(), the report people read.
+    journal: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
         return self.actions.changed or self.workflows.changed
+
+    @property
+    def origins(self) -> list[str]:
+        """Where definitions were looked for, each once, in order: who
+        contributed the sources read (``package``, ``caller``) and every
+        plugin asked (``mistral.preinstalled_workflows:<entry point>``),
+        files or none."""
+        seen: list[str] = []
+        for origin in [s["origin"] for s in self.sources] + self.plugins:
+            if origin not in seen:
+                seen.append(origin)
+        return seen
 
     @property
     def warnings(self) -> list[str]:
@@ -76,4 +98,5 @@ class PopulateReport:
                 "actions": self.actions.to_dict(),
                 "workflows": self.workflows.to_dict(),
                 "warnings": self.warnings,
-                "sources": list(self.sources)}
+                "sources": list(self.sources),
+                "origins": self.origins}

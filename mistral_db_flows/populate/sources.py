@@ -60,18 +60,24 @@ def shipped(kinds: Iterable[str]) -> list[Source]:
     return result
 
 
-def plugins(kinds: Iterable[str]) -> list[Source]:
-    """Files yielded by the installed plugins, in a stable order."""
+def plugins(kinds: Iterable[str],
+            called: list[str] | None = None) -> list[Source]:
+    """Files yielded by the installed plugins, in a stable order;
+    ``called`` gets each plugin's ``namespace:name``, also of one that
+    yields no file."""
     kinds = set(kinds)
     result = []
+    called = [] if called is None else called
     if spec.WORKFLOW in kinds:
         for name, value in _call_all(MISTRAL_WORKFLOWS):
             origin = "%s:%s" % (MISTRAL_WORKFLOWS, name)
+            called.append(origin)
             for path in _paths(value, MISTRAL_WORKFLOWS, name):
                 result.append(Source(spec.WORKFLOW, path, origin))
     if kinds:
         for name, value in _call_all(DEFINITIONS):
             origin = "%s:%s" % (DEFINITIONS, name)
+            called.append(origin)
             if not isinstance(value, dict) or not set(value) <= {
                     "actions", "workflows"}:
                 raise exceptions.SourceError(

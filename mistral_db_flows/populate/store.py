@@ -98,9 +98,15 @@ def referenced(handle: dbapi.Handle,
 
 
 def write(handle: dbapi.Handle, plan: plan_mod.Plan,
-          delete: list[str]) -> None:
+          delete: list[str]) -> dict[str, Any]:
+    """Write ``plan``; return its journal (what :func:`undo` needs)."""
     table = TABLES[plan.kind]
     now = _now(handle.dialect)
+    journal: dict[str, Any] = {
+        "updated": before_image(handle, plan.kind,
+                                [row_id for row_id, _ in plan.update]),
+        "deleted": before_image(handle, plan.kind, delete),
+        "inserted": [str(uuid.uuid4()) for _ in plan.add]}
     if delete:
         handle.execute("DELETE FROM %s WHERE id IN (%s)"
                        % (table, _marks(delete)), delete).close()
@@ -118,9 +124,59 @@ def write(handle: dbapi.Handle, plan: plan_mod.Plan,
                 table, ", ".join(columns + ["id", "created_at",
                                             "updated_at"]),
                 _marks(range(len(columns) + 3))),
-            [[d.columns[c] for c in columns]
-             + [str(uuid.uuid4()), now, None]
-             for d in plan.add])
+            [[d.columns[c] for c in columns] + [new_id, now, None]
+             for d, new_id in zip(plan.add, journal["inserted"])])
+    return journal
+
+
+def before_image(handle: dbapi.Handle, kind: str,
+                 ids: list[str]) -> list[dict[str, Any]]:
+    """Every column of the rows ``ids``, JSON-ready, to put them back."""
+    if not ids:
+        return []
+    table = TABLES[kind]
+    with _schema_errors(handle, table):
+        cur = handle.execute("SELECT * FROM %s WHERE id IN (%s)"
+                             % (table, _marks(ids)), ids)
+        try:
+            names = [column[0] for column in cur.description]
+            found = cur.fetchall()
+        finally:
+            cur.close()
+    return [{name: _jsonable(value) for name, value in zip(names, values)}
+            for values in found]
+
+
+def undo(handle: dbapi.Handle, kind: str, journal: dict[str, Any]) -> None:
+    """Undo one write of ``kind``: delete the rows it inserted, put the
+    rows it updated or deleted back as they were. Re-running it after
+    it committed changes nothing more (a killed revert resumes)."""
+    table = TABLES[kind]
+    deleted = list(journal.get("deleted") or [])
+    # Updated rows in place: cron triggers and executions may refer to
+    # them. Deleted ones again, unless a re-run put them back already.
+    doomed = list(journal.get("inserted") or []) + [
+        row["id"] for row in deleted]
+    if doomed:
+        handle.execute("DELETE FROM %s WHERE id IN (%s)"
+                       % (table, _marks(doomed)), doomed).close()
+    for row in journal.get("updated") or []:
+        columns = [c for c in row if c != "id"]
+        handle.execute("UPDATE %s SET %s WHERE id = %%s" % (
+            table, ", ".join("%s = %%s" % c for c in columns)),
+            [row[c] for c in columns] + [row["id"]]).close()
+    for row in deleted:
+        columns = list(row)
+        handle.execute("INSERT INTO %s (%s) VALUES (%s)"
+                       % (table, ", ".join(columns), _marks(columns)),
+                       [row[c] for c in columns]).close()
+
+
+def _jsonable(value: Any) -> Any:
+    # Timestamps as text every backend reads back to the same value.
+    if isinstance(value, datetime.datetime):
+        return value.strftime(_SQLITE_DATETIME)
+    return value
 
 
 def _marks(values) -> str:

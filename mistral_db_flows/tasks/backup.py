@@ -19,6 +19,7 @@ from taskflow import task
 
 from mistral_db_flows import backup
 from mistral_db_flows import flows
+from mistral_db_flows import urls
 
 LOG = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ class Backup(task.Task):
     TASK_EVENTS = task.Task.TASK_EVENTS + (flows.STEP_PROGRESS,)
 
     def __init__(self, database_url: str, *, directory: str, label: str,
-                 enabled: bool = True, restore_on_failure: bool = True,
+                 enabled: bool = True, quiet: bool = False,
+                 restore_on_failure: bool = True,
                  progress=None,
                  lock_wait: float = backup.common.DEFAULT_LOCK_WAIT,
                  identity: str | None = None) -> None:
@@ -42,6 +44,8 @@ class Backup(task.Task):
         self._directory = directory
         self._label = label
         self._enabled = enabled
+        # No warning when no dump is needed (self-reverting steps).
+        self._quiet = quiet
         self._restore_on_failure = restore_on_failure
         self._progress = progress
         # How long a restore may wait for other sessions' locks.
@@ -56,7 +60,7 @@ class Backup(task.Task):
         that will execute this task next; without ``execute`` the backup
         stays in the directory and is pruned like the others."""
         if self._enabled and self._early is None \
-                and not missing_sqlite_file(self._database_url):
+                and not urls.missing_sqlite_file(self._database_url):
             self._early = _EarlyBackup(
                 lambda progress: backup.take(
                     self._database_url, self._directory, label=self._label,
@@ -64,6 +68,8 @@ class Backup(task.Task):
 
     def execute(self, prior_backup: dict | None = None) -> dict | None:
         if not self._enabled:
+            if self._quiet:
+                return None
             LOG.warning("no backup taken (disabled): a failure will stop "
                         "and leave the database as it is")
             return None
@@ -72,7 +78,7 @@ class Backup(task.Task):
         if self._early is not None:
             early, self._early = self._early, None
             return early.result(self._report)
-        missing = missing_sqlite_file(self._database_url)
+        missing = urls.missing_sqlite_file(self._database_url)
         if missing:
             # Nothing to copy: "before" is "no database file at all".
             return {"backend": "sqlite", "path": None, "absent": missing}
@@ -140,23 +146,15 @@ class _EarlyBackup:
         return self._outcome["value"]
 
 
-def missing_sqlite_file(url: str) -> str | None:
-    """The path of a SQLite database file that does not exist yet.
+# Operations whose steps each undo exactly their own change (populate's
+# journal, stamp's previous revision): a dump would only cost time.
+SELF_REVERTING = ("populate", "populate_actions", "stamp")
 
-    None for other databases, for in-memory SQLite databases (no file
-    of theirs to name) and for URLs that do not parse (the backup itself
-    then says why).
-    """
-    from mistral_db_flows import urls
 
-    try:
-        parsed = urls.parse(url)
-    except urls.UrlError:
-        return None
-    path = parsed.sqlite_path if parsed.backend == "sqlite" else None
-    if path is None or os.path.exists(path):
-        return None
-    return os.path.abspath(path)
+def dumps_for(operation: str, enabled: bool) -> bool:
+    """Whether a run of ``operation`` takes a dump (``enabled``: the
+    configuration asks for backups)."""
+    return enabled and operation not in SELF_REVERTING
 
 
 def factory(ctx) -> list[task.Task]:
@@ -167,7 +165,8 @@ def factory(ctx) -> list[task.Task]:
         ctx.database_url,
         directory=settings.resolved_backup_dir(),
         label=ctx.operation,
-        enabled=settings.backup,
+        enabled=dumps_for(ctx.operation, settings.backup),
+        quiet=ctx.operation in SELF_REVERTING,
         restore_on_failure=settings.restores_on_failure,
         lock_wait=settings.lock_timeout,
         identity=getattr(ctx, "identity", None))

@@ -262,7 +262,12 @@ def test_backup_description_is_json_and_names_no_credentials(db_url,
     for secret in filter(None, (SECRET, user, "@")):
         assert secret not in name
     assert SECRET not in json.dumps(taken)
-    assert os.listdir(directory) == [name]
+    assert sorted(os.listdir(directory)) == [name, name + ".sha256"]
+    # sha256sum's format, so `sha256sum -c` checks it by hand.
+    with open(taken["path"] + ".sha256") as f:
+        assert f.read() == "%s  %s\n" % (taken["sha256"], name)
+    assert taken["sha256"] == hashlib.sha256(
+        open(taken["path"], "rb").read()).hexdigest()
 
 
 def test_missing_tools_fail_before_any_change(make_db, tmp_path,
@@ -284,7 +289,9 @@ def test_missing_tools_fail_before_any_change(make_db, tmp_path,
         assert err.value.exit_code == 8
         with pytest.raises(exceptions.BackupError):
             backup.take(url, str(directory), label="upgrade")
-        assert os.listdir(directory) == [os.path.basename(taken["path"])]
+        assert sorted(os.listdir(directory)) == [
+            os.path.basename(taken["path"]),
+            os.path.basename(taken["path"]) + ".sha256"]
         with pytest.raises(exceptions.RestoreError) as err:
             backup.restore(url, taken)
         assert err.value.reason == "tool-missing"
@@ -340,15 +347,49 @@ def test_restore_refuses_a_foreign_or_damaged_backup(db_url, make_db,
     assert state(db_url) == changed
 
 
+def test_same_size_corruption_is_refused_before_anything_is_dropped(
+        db_url, tmp_path):
+    """A byte changed inside the dump (same size, so the size check
+    passes) is refused by its sha256 before anything is dropped: exit 9,
+    the file named, what to do said, the database as it was. The file
+    beside the backup alone is enough (a record without the digest)."""
+    seed(db_url)
+    taken = backup.take(db_url, str(tmp_path / "b"), label="upgrade")
+    change(db_url)
+    changed = state(db_url)
+    with open(taken["path"], "r+b") as damaged:
+        damaged.seek(taken["size"] // 2)
+        byte = damaged.read(1)
+        damaged.seek(taken["size"] // 2)
+        damaged.write(bytes([byte[0] ^ 0x01]))
+    assert os.path.getsize(taken["path"]) == taken["size"]
+    for record in (taken, {k: v for k, v in taken.items()
+                           if k != "sha256"}):
+        with pytest.raises(exceptions.RestoreError) as err:
+            backup.restore(db_url, record)
+        assert err.value.reason == "checksum-mismatch"
+        assert err.value.changed is False and err.value.exit_code == 9
+        assert err.value.path == taken["path"]
+        message = str(err.value)
+        assert taken["path"] in message and "sha256" in message
+        assert "left as it is" in message and "docs/safety.md" in message
+        assert state(db_url) == changed
+
+
 def test_mysql_dump_cut_short_is_refused(make_db, tmp_path):
     """A MariaDB dump without its end marker (the dump died) is refused
-    even when the recorded size was updated to match."""
+    even when the recorded size was updated to match and no checksum
+    was recorded."""
     url = make_db("mysql")
     seed(url)
     taken = backup.take(url, str(tmp_path), label="upgrade")
     with open(taken["path"], "r+b") as damaged:
         damaged.truncate(taken["size"] - 100)
     taken["size"] -= 100
+    # Its checksums gone too (the record of a build before them): the
+    # missing end marker alone refuses it.
+    del taken["sha256"]
+    os.unlink(taken["path"] + ".sha256")
     with pytest.raises(exceptions.RestoreError) as err:
         backup.restore(url, taken)
     assert err.value.reason == "unusable-backup"
@@ -367,6 +408,10 @@ def test_postgresql_failed_restore_rolls_back(make_db, tmp_path):
     with open(taken["path"], "r+b") as damaged:
         damaged.truncate(taken["size"] * 2 // 3)
     taken["size"] = taken["size"] * 2 // 3
+    # Past the checksums (as for a backup recorded before them), so that
+    # the restore itself fails half-way.
+    del taken["sha256"]
+    os.unlink(taken["path"] + ".sha256")
     with pytest.raises(exceptions.RestoreError) as err:
         backup.restore(url, taken)
     assert err.value.reason == "tool-failed"
@@ -429,15 +474,19 @@ def test_sqlite_restore_is_page_identical(make_db, tmp_path):
 
 
 def test_prune_keeps_the_newest_of_each_database(make_db, tmp_path):
-    """Retention keeps the newest N backups per database, never touches
-    other files or protected backups, and removes partial files whose
-    writer is dead."""
+    """Retention keeps the newest N backups per database and kind (a
+    populate never pushes out a pre-upgrade backup), deletes a backup's
+    checksum with it, never touches other files or protected backups,
+    and removes partial files whose writer is dead."""
     first, second = make_db("sqlite"), make_db("sqlite")
     seed(first)
     seed(second)
     directory = str(tmp_path / "backups")
     ours = [backup.take(first, directory, label="upgrade")["path"]
             for _ in range(4)]
+    # Taken after ours: without kinds they would push ours out.
+    populates = [backup.take(first, directory, label="populate")["path"]
+                 for _ in range(2)]
     theirs = [backup.take(second, directory, label="stamp")["path"]
               for _ in range(3)]
     foreign = os.path.join(directory, "operator-notes.txt")
@@ -451,9 +500,11 @@ def test_prune_keeps_the_newest_of_each_database(make_db, tmp_path):
         open(partial, "w").close()
     removed = backup.prune(directory, 2, protect=[ours[0]])
     assert sorted(removed) == sorted([ours[1], theirs[0], dead])
+    kept = [ours[0], ours[2], ours[3], theirs[1], theirs[2]] + populates
     assert sorted(os.listdir(directory)) == sorted(
-        os.path.basename(p) for p in
-        [ours[0], ours[2], ours[3], theirs[1], theirs[2], foreign, alive])
+        [os.path.basename(p) for p in kept]
+        + [os.path.basename(p) + ".sha256" for p in kept]
+        + [os.path.basename(p) for p in (foreign, alive)])
     with pytest.raises(ValueError):
         backup.prune(directory, 0)
 
@@ -559,8 +610,9 @@ def test_sqlite_wal_database_in_an_odd_path(tmp_path):
     change(url)
     backup.restore(url, taken)
     assert state(url) == before
-    assert os.listdir(folder / "backups") == [
-        os.path.basename(taken["path"])]
+    assert sorted(os.listdir(folder / "backups")) == [
+        os.path.basename(taken["path"]),
+        os.path.basename(taken["path"]) + ".sha256"]
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()

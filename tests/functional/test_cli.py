@@ -5,6 +5,7 @@ a few run the installed console script in a subprocess, as operators do.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -92,6 +93,79 @@ def test_stamp_and_status(mdm):
     mdm("stamp", "head")
     assert mdm("current")[0] == "%s (head)\n" % HEAD
     assert json.loads(mdm("--format", "json", "status")[0])["pending"] == []
+
+
+@pytest.mark.parametrize("backend", conftest.backend_params(),
+                         indirect=True)
+def test_status_names_the_database(db_url, conf_for, capsys):
+    """status says which database it looked at, password hidden, in
+    text and JSON."""
+    from mistral_db_flows import urls
+
+    parsed = urls.parse(db_url)
+    url = db_url
+    if parsed.backend == "postgresql":
+        # A password the server never checks (trust), only to be hidden.
+        url = dataclasses.replace(parsed, password="pw-s3cret").render(
+            hide_password=False)
+    conf = conf_for(url)
+    cli.main(["--config-file", conf, "upgrade", "head"])
+    capsys.readouterr()
+    assert cli.main(["--config-file", conf, "status"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.splitlines()[0] == "database: %s" % urls.masked(url)
+    assert cli.main(["--config-file", conf, "--format", "json",
+                     "status"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["database"] == urls.masked(url)
+    assert "pw-s3cret" not in out + err
+
+
+def test_status_of_a_missing_sqlite_file(tmp_path, conf_for, capsys,
+                                         monkeypatch):
+    """No config and no ./mistral.sqlite: status names the file it
+    looked for and says there is no database there (not "upgrade
+    needed"), and creates nothing."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["status"]) == 10
+    out, _ = capsys.readouterr()
+    path = str(tmp_path / "mistral.sqlite")
+    assert out.splitlines()[0] == "database: sqlite:///%s" % path
+    assert "no database at %s" % path in out
+    assert "upgrade needed" not in out
+    assert cli.main(["--format", "json", "status"]) == 10
+    doc = json.loads(capsys.readouterr()[0])
+    assert doc["missing_file"] == path and doc["current"] is None
+    assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
+def test_backups_lists_what_the_runs_took(mdm, db_url, tmp_path):
+    """`backups` lists each backup with database, kind, size, date and
+    path (text and JSON), newest first, and still answers when the
+    database is down (it never connects)."""
+    for target in ("030", "040", "head"):
+        mdm("upgrade", target)
+    # The first upgrade of SQLite created the file: nothing to copy.
+    taken = 2 if db_url.startswith("sqlite") else 3
+    out, _ = mdm("backups")
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["DATABASE", "KIND", "SIZE", "CREATED"]
+    assert len(lines) == 1 + taken
+    doc = json.loads(mdm("--format", "json", "backups")[0])
+    listed = doc["backups"]
+    assert [b["kind"] for b in listed] == ["upgrade"] * taken
+    assert listed[0]["created"] > listed[1]["created"]
+    for item in listed:
+        assert os.path.getsize(item["path"]) == item["size"]
+        assert item["checksum"] is True
+        assert item["path"] in out
+    down = tmp_path / "down.conf"
+    down.write_text("[database]\nconnection = postgresql+psycopg2://"
+                    "u:pw@127.0.0.1:1/x\n")
+    code = cli.main(["--config-file", str(down), "--format", "json",
+                     "backups"])
+    assert code == 0
 
 
 # Servers slow: populate and verify on each server are quick in

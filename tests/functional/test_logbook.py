@@ -217,3 +217,70 @@ def test_a_shared_logbook_records_a_run_through_one_connection(server,
             "finished"]
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("kind", [
+    "local", "sqlite-url",
+    pytest.param("postgresql", marks=[pytest.mark.postgresql,
+                                      pytest.mark.slow]),
+    pytest.param("mysql", marks=[pytest.mark.mysql, pytest.mark.slow])])
+def test_prune_keeps_the_newest_ended_runs_and_every_resumable(
+        kind, tmp_path, make_db):
+    """runs_keep: only the newest N ended runs stay, with their steps;
+    a run that can still be resumed stays whatever its age; another
+    database's runs are not touched."""
+    if kind == "local":
+        url = str(tmp_path / "logbook.sqlite")
+    elif kind == "sqlite-url":
+        url = "sqlite:///%s" % (tmp_path / "shared.sqlite")
+    else:
+        url = make_db(kind)
+    other = logbook.RunStore(url, "other-db").open()
+    try:
+        other.set_state(other.start("upgrade", {"tasks": []}),
+                        mdf_states.RunState.FINISHED)
+    finally:
+        other.close()
+    store = logbook.RunStore(url, "db").open()
+    try:
+        started = []
+        for i in range(5):
+            fd = store.start("upgrade", {"tasks": []})
+            fd.meta["started"] = float(i)  # a clear order
+            store.set_state(fd, mdf_states.RunState.STOPPED if i == 0
+                            else mdf_states.RunState.FINISHED)
+            started.append(fd.uuid)
+        deleted = store.prune(2)
+        assert sorted(deleted) == sorted(started[1:3])
+        left = {fd.uuid for fd in store.runs(lazy=True)}
+        assert left == {started[0], started[3], started[4]}
+        assert store.prune(2) == []
+    finally:
+        store.close()
+    other = logbook.RunStore(url, "other-db").open()
+    try:
+        assert len(other.runs(lazy=True)) == 1
+    finally:
+        other.close()
+
+
+def test_runs_keep_prunes_when_a_run_ends(make_db, tmp_path):
+    """[db_manage] runs_keep = 2: after four runs the logbook holds the
+    two newest, the last one among them."""
+    from mistral_db_flows import identity
+    from tests.functional import safety_util as su
+
+    url = make_db("sqlite")
+    tool = su.Tool(url, tmp_path, runs_keep=2, backup=False)
+    for target in ("002", "003", "004", "005"):
+        done = tool.call("upgrade", target)
+        assert done.code == 0, done
+    store = logbook.RunStore(str(tool.state_dir / logbook.LOGBOOK_FILE),
+                             identity.of_url(url)).open()
+    try:
+        runs = store.runs(lazy=True)
+    finally:
+        store.close()
+    assert len(runs) == 2
+    assert sorted(fd.meta["plan"]["target"] for fd in runs) == ["004",
+                                                               "005"]

@@ -304,7 +304,7 @@ def test_gone_workflow_removed_user_rows_untouched(engine, wf_dir):
                     _rows(engine, "action_definitions_v2", ids=True))
     populate.populate(engine)
     os.unlink(wf_dir / "b.yaml")
-    result = populate.populate(engine)
+    result = populate.populate(engine, remove_missing=True)
     assert result.workflows.removed == ["wf_goes"]
     assert result.workflows.unchanged == ["wf_stays"]
     rows = _rows(engine, "workflow_definitions_v2", ids=True)
@@ -313,6 +313,34 @@ def test_gone_workflow_removed_user_rows_untouched(engine, wf_dir):
     actions = _rows(engine, "action_definitions_v2", ids=True)
     assert [a for a in actions if a["name"] == "my.action"] == \
         users_before[1]
+
+
+def test_missing_workflow_kept_and_listed_by_default(engine, wf_dir,
+                                                     monkeypatch):
+    """Run from an environment that lacks the plugin providing a system
+    workflow (Mistral's own venv has it), populate keeps the row, writes
+    nothing for it, and names it as missing, with the reason, and the
+    sources it did read."""
+    _write(wf_dir / "a.yaml", WF_V1 % "wf_stays")
+    _write(wf_dir / "b.yaml", WF_V1 % "create_instance")
+    populate.populate(engine)
+    before = _rows(engine, "workflow_definitions_v2", ids=True)
+    os.unlink(wf_dir / "b.yaml")
+    log = StatementLog(engine, monkeypatch)
+    result = populate.populate(engine)
+    assert log.writes == []
+    assert result.workflows.removed == []
+    assert result.workflows.missing == ["create_instance"]
+    (kept,) = result.workflows.kept
+    assert kept.name == "create_instance"
+    assert "--remove-missing" in kept.reason
+    assert _rows(engine, "workflow_definitions_v2", ids=True) == before
+    doc = result.to_dict()
+    assert doc["workflows"]["missing"] == ["create_instance"]
+    assert "package" in doc["origins"]
+    assert "mistral.preinstalled_workflows:mdf_test" in doc["origins"]
+    # Asked, though it gave no file: named all the same.
+    assert "mistral_db_flows.definitions:mdf_test" in doc["origins"]
 
 
 def test_referenced_workflow_kept_with_warning(engine, wf_dir,
@@ -332,7 +360,7 @@ def test_referenced_workflow_kept_with_warning(engine, wf_dir,
                 workflow_id=wf_id, state="SUCCESS", project_id=PROJECT)
     os.unlink(wf_dir / "a.yaml")
     log = StatementLog(engine, monkeypatch)
-    result = populate.populate(engine)
+    result = populate.populate(engine, remove_missing=True)
     assert log.writes == []
     assert result.workflows.removed == []
     (kept,) = result.workflows.kept
@@ -608,7 +636,7 @@ def test_changes_through_a_url(engine, head_url, wf_dir):
     os.unlink(wf_dir / "b.yaml")
     assert populate.still_to_do(head_url) == [
         "workflow wf_changing differs from its definition"]
-    result = populate.populate(head_url)
+    result = populate.populate(head_url, remove_missing=True)
     assert result.workflows.updated == ["wf_changing"]
     assert result.workflows.removed == ["wf_goes"]
     (row,) = _rows(engine, "workflow_definitions_v2", ids=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -355,7 +356,77 @@ def test_failed_stamp_restores_the_version(backend, make_db, tmp_path):
     assert su.version(url) == "030"
 
 
+# -- populate: its own revert, no dump --------------------------------------
+
+_WF = "---\nversion: '2.0'\n\n%s:\n  tasks:\n    only:\n      action: %s\n"
+
+
+@pytest.mark.parametrize("backend", _stop_params())
+def test_failed_populate_undoes_its_own_writes(backend, make_db, tmp_path,
+                                               monkeypatch):
+    """populate takes no dump: verify failing after a populate that
+    added, updated and (--remove-missing) deleted workflows puts every
+    row back exactly, through populate's own revert."""
+    url = make_db(backend)
+    su.prepare(url, "045")
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    monkeypatch.setenv("MDF_TEST_WORKFLOWS_DIR", str(folder))
+    (folder / "a.yaml").write_text(_WF % ("wf_changes", "std.noop"))
+    (folder / "b.yaml").write_text(_WF % ("wf_goes", "std.noop"))
+    tool = su.Tool(url, tmp_path / "tool")
+    assert tool.call("populate").code == 0
+    before = _snapshot(url)
+    (folder / "a.yaml").write_text(_WF % ("wf_changes", "std.echo"))
+    (folder / "b.yaml").unlink()
+    (folder / "c.yaml").write_text(_WF % ("wf_new", "std.noop"))
+    failed = tool.call("populate", "--remove-missing",
+                       fault="before:verify:fail")
+    assert failed.code == su.EXIT_STEP_FAILED, failed
+    assert failed.run["state"] == "reverted"
+    assert failed.run["backup"] is None
+    report = failed.steps()["populate"]["detail"]
+    assert report["workflows"]["added"] == ["wf_new"]
+    assert report["workflows"]["removed"] == ["wf_goes"]
+    assert "_journal" not in report
+    assert su.state_diff(_snapshot(url)["state"], before["state"]) == []
+    backups = tool.state_dir / "backups"
+    assert not backups.exists() or not list(backups.iterdir())
+
+
 # -- a restore that fails --------------------------------------------------
+
+@pytest.mark.parametrize("backend", _stop_params())
+def test_corrupted_backup_is_refused_by_the_run(backend, make_db, tmp_path):
+    """The run's backup changed on disk (one byte, same size) between
+    the backup and a failed step: the revert refuses it before anything
+    is dropped (exit 9, the file and its checksum named), the database
+    stays where the failure left it, and the run stays recorded."""
+    url = make_db(backend)
+    su.prepare(url, "019")
+    tool = su.Tool(url, tmp_path)
+    proc = tool.start("upgrade", "head",
+                      fault="before:migrate_020:sleep:5,"
+                      "before:migrate_021:fail")
+    deadline = time.monotonic() + 120
+    while not tool.faults_fired():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    (taken,) = [p for p in (tool.state_dir / "backups").iterdir()
+                if p.name.endswith((".sqlite", ".pgdump", ".sql"))]
+    data = bytearray(taken.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    taken.write_bytes(bytes(data))
+    out, err = proc.communicate(timeout=300)
+    failed = su.Done(proc.returncode, out, err)
+    assert failed.code == su.EXIT_RESTORE_FAILED, failed
+    line = failed.error_line()
+    assert "step migrate_021 failed" in line
+    assert "refusing to restore %s" % taken in line and "sha256" in line
+    assert su.version(url) == "020"  # nothing dropped, nothing restored
+    interrupted = tool.call("status").doc["interrupted"]
+    assert interrupted["backup"] == str(taken)
+
 
 def _revert_failed(backend, make_db, tmp_path):
     url = make_db(backend)

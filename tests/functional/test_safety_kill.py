@@ -89,6 +89,10 @@ def test_killed_upgrade_resumes_to_head(backend, case, make_db, tmp_path):
     assert interrupted["operation"] == "upgrade"
     assert interrupted["target"] == HEAD
     assert interrupted["step"] == case.step, interrupted
+    if case.step != "backup":
+        # Recorded by the backup step before the kill: status names it.
+        assert interrupted["backup"] and os.path.exists(
+            interrupted["backup"]), interrupted
 
     resumed = tool.run("upgrade", "head")
     assert resumed.code == 0, resumed
@@ -248,9 +252,14 @@ def test_other_target_refused_until_abandoned(interrupted):
     assert "this is stamp" in _refused(tool.call("stamp", "030"))
     assert su.state_diff(su.state(tool.url), before) == []
 
+    named = tool.call("status").doc["interrupted"]["backup"]
+    assert named and os.path.exists(named)
     abandoned = tool.call("abandon")
     assert abandoned.code == 0, abandoned
     assert abandoned.doc["abandoned"]["step"] == "migrate_013"
+    # The run's backup is named (and kept) for a restore by hand.
+    assert abandoned.doc["abandoned"]["backup"] == named
+    assert os.path.exists(named)
     assert tool.call("status").doc["interrupted"] is None
     assert su.state_diff(su.state(tool.url), before) == []
 

@@ -218,12 +218,12 @@ def test_plain_urls_need_no_sqlalchemy():
         "import datetime, sys\n"
         "from mistral_db_flows import backup\n"
         "from mistral_db_flows.backup import common, mysql, postgresql\n"
-        "from mistral_db_flows.tasks import backup as task\n"
+        "from mistral_db_flows import urls\n"
         "when = datetime.datetime.now(datetime.timezone.utc)\n"
         "for text in sys.argv[1:]:\n"
         "    u = common.parse(text)\n"
         "    common.file_name(u, 'x', when, identity='i')\n"
-        "    task.missing_sqlite_file(text)\n"
+        "    urls.missing_sqlite_file(text)\n"
         "postgresql.environment(common.parse(sys.argv[1]))\n"
         "mysql.option_text(common.parse(sys.argv[2]))\n"
         "print('sqlalchemy' in sys.modules)\n")
@@ -246,18 +246,14 @@ def test_plain_urls_need_no_sqlalchemy():
 ))
 def test_missing_sqlite_file_reads_the_path_as_the_backup(text, expected):
     """The absent file named is the one the backup would have read."""
-    from mistral_db_flows.tasks import backup as backup_task
-
-    assert backup_task.missing_sqlite_file(text) == expected
+    assert urls.missing_sqlite_file(text) == expected
 
 
 def test_missing_sqlite_file_is_none_when_the_file_exists(tmp_path):
-    from mistral_db_flows.tasks import backup as backup_task
-
     db = tmp_path / "m.sqlite"
-    assert backup_task.missing_sqlite_file("sqlite:///%s" % db) == str(db)
+    assert urls.missing_sqlite_file("sqlite:///%s" % db) == str(db)
     db.write_bytes(b"")
-    assert backup_task.missing_sqlite_file("sqlite:///%s" % db) is None
+    assert urls.missing_sqlite_file("sqlite:///%s" % db) is None
 
 
 def test_pg_dump_version_is_asked_once_per_process(monkeypatch):

@@ -663,3 +663,28 @@ def test_broken_pipe_is_exit_141_without_a_line(capsys, api, conf_file):
     api.error = BrokenPipeError(32, "Broken pipe")
     code, out, err = run(capsys, "--config-file", conf_file, "history")
     assert (code, err) == (141, "")
+
+
+@pytest.mark.parametrize("argv, warned", [
+    (["upgrade", "head", "--no-backup"], True),
+    (["stamp", "head", "--no-backup"], False),
+    (["populate", "--no-backup"], False),
+])
+def test_no_backup_warns_only_where_a_backup_is_taken(capsys, api,
+                                                      conf_file, argv,
+                                                      warned):
+    """stamp and populate undo their own writes and take no backup:
+    --no-backup changes nothing there, so it warns of nothing."""
+    code, _, err = run(capsys, "--config-file", conf_file, *argv)
+    assert code == 0
+    assert ("--no-backup" in err) is warned
+    assert api.calls[-1][1][0].backup is False
+
+
+def test_populate_remove_missing_reaches_the_settings(capsys, api,
+                                                      conf_file):
+    """populate --remove-missing sets populate_remove_missing."""
+    run(capsys, "--config-file", conf_file, "populate")
+    assert api.calls[-1][1][0].populate_remove_missing is False
+    run(capsys, "--config-file", conf_file, "populate", "--remove-missing")
+    assert api.calls[-1][1][0].populate_remove_missing is True

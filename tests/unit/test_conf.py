@@ -120,8 +120,9 @@ def test_list_opts_covers_every_option():
     names = {o.name for o in groups["db_manage"]}
     assert names == {"%s_tasks" % op for op in conf.OPERATIONS} | {
         "backup_dir", "state_dir", "lock_timeout", "backup",
-        "backup_keep", "on_failure", "logbook_connection",
-        "statement_lock_timeout", "refuse_if_connected"}
+        "backup_keep", "on_failure", "logbook_connection", "runs_keep",
+        "populate_remove_missing", "statement_lock_timeout",
+        "refuse_if_connected"}
 
 
 def test_sample_config_is_up_to_date(tmp_path):

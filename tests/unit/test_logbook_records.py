@@ -95,7 +95,9 @@ def test_peek_finds_what_the_store_finds(tmp_path):
     meta, _ = _peek(path)
     assert found.uuid == uuids[1]
     assert meta["atoms"] == {ad.name: ad.state for ad in found}
-    assert meta == dict(found.meta, atoms=meta["atoms"])
+    assert meta["results"] == {ad.name: ad.results for ad in found}
+    assert meta == dict(found.meta, atoms=meta["atoms"],
+                        results=meta["results"])
 
 
 def test_no_file_no_book_no_table_means_no_interrupted_run(tmp_path):

@@ -240,11 +240,24 @@ def test_plan_keep_referenced_rows():
     """Gone rows something refers to are kept with the referrers named;
     the others are deleted and reported removed."""
     result = plan.make(spec.WORKFLOW, [], [_row("1", "a"), _row("2", "b")])
-    delete = result.keep({"2": ["cron trigger"]})
+    delete = result.keep({"2": ["cron trigger"]}, remove_missing=True)
     assert delete == ["1"]
     assert result.changes.removed == ["a"]
     assert result.changes.kept[0].name == "b"
     assert "cron trigger" in result.changes.kept[0].reason
+    assert result.changes.missing == ["a", "b"]
+
+
+def test_plan_keeps_missing_rows_without_remove_missing():
+    """By default no gone row is deleted: each is kept, listed as
+    missing, with the option that would remove it in the reason."""
+    result = plan.make(spec.WORKFLOW, [], [_row("1", "a"), _row("2", "b")])
+    assert result.keep({}) == []
+    assert result.changes.removed == []
+    assert result.changes.missing == ["a", "b"]
+    assert [k.name for k in result.changes.kept] == ["a", "b"]
+    assert all("--remove-missing" in k.reason
+               for k in result.changes.kept)
 
 
 def test_plan_user_workflow_and_null_namespace():

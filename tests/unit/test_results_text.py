@@ -53,3 +53,14 @@ def test_run_summary_line():
                            "0.2 s, backup: /b/x.sqlite"]
     assert results.Run("stamp", results.Outcome.UNCHANGED, "045",
                        "045").lines() == ["stamp: unchanged at 045"]
+
+
+def test_status_names_the_interrupted_runs_backup():
+    """An interrupted run's backup is named in status's text."""
+    run = {"operation": "upgrade", "target": "045", "step": "migrate_013",
+           "state": "running", "in_progress": False,
+           "backup": "/b/m-1-2-upgrade.sqlite"}
+    lines = results.Status("012", "045", ["013"], interrupted=run,
+                           database="sqlite:////m.sqlite").lines()
+    assert lines[0] == "database: sqlite:////m.sqlite"
+    assert "its backup: /b/m-1-2-upgrade.sqlite" in lines

@@ -123,6 +123,24 @@ def test_otherwise_the_run_stops_where_it_is_resumable(facts):
         "same command to resume, or `abandon`")
 
 
+def test_a_self_reverting_run_without_a_backup_is_reverted():
+    """populate/stamp take no dump: with --on-failure revert their own
+    steps undid the change, so the run is reverted, not stopped."""
+    settled = failed(operation="populate", failed_step="verify",
+                     backup=None, backup_step=states.StepState.REVERTED,
+                     restores=False, self_reverting=True, undoes=True)
+    assert settled.run_state is RunState.REVERTED
+    assert settled.logbook_state is RunState.REVERTED
+    assert settled.aftermath == ("each step undid its own change: the "
+                                 "database is as before")
+
+
+def test_a_self_reverting_run_with_on_failure_stop_stops():
+    settled = failed(operation="stamp", backup=None, backup_step=None,
+                     restores=False, self_reverting=True, undoes=False)
+    assert settled.run_state is RunState.STOPPED
+
+
 def test_a_stopped_run_at_no_revision_says_base():
     settled = failed(restores=False, end_revision=None)
     assert "(at base)" in settled.aftermath
@@ -213,7 +231,8 @@ def test_guard_fence_halts_the_step_instead_of_failing_it():
 
 class FakeAtom:
     def __init__(self, name, state):
-        self.name, self.state, self.failure = name, state, None
+        self.name, self.state = name, state
+        self.failure = self.results = None
 
 
 class FakeFlowDetail(list):
