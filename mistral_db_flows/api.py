@@ -253,6 +253,16 @@ def verify(settings: conf.Settings, *, progress: Any = None
                          progress=progress)
 
 
+def cancel() -> int:
+    """Cancel, on their servers, the statements this process's runs
+    are running or waiting for (any thread may call it, e.g. a signal
+    handler's); returns how many sessions were sent a cancel. The run
+    then stops with the driver's error as if killed: resumable."""
+    from mistral_db_flows import sessions
+
+    return sessions.cancel_statements()
+
+
 def backups(settings: conf.Settings) -> results.Backups:
     """The backups in the backup directory, newest first (never
     connects: it works while the database is down)."""

@@ -32,6 +32,7 @@ DEFAULT_TASKS: dict[str, list[str]] = {
 }
 
 DEFAULT_LOCK_TIMEOUT = 300
+DEFAULT_STATEMENT_LOCK_TIMEOUT = 2.0
 DEFAULT_BACKUP_KEEP = 5
 DEFAULT_RUNS_KEEP = 20
 ON_FAILURE_CHOICES = ("revert", "stop")
@@ -131,7 +132,25 @@ db_manage_opts = [_tasks_opt(op) for op in OPERATIONS] + [
         help="Seconds to wait for another run on the same database to "
              "finish before giving up with exit code 11; also how long a "
              "restore waits for locks other sessions (e.g. running Mistral "
-             "services) hold before giving up with exit code 9."),
+             "services) hold before giving up with exit code 9; and how "
+             "long a schema change retries while another session holds "
+             "a lock on its table (see statement_lock_timeout)."),
+    cfg.FloatOpt(
+        "statement_lock_timeout",
+        default=DEFAULT_STATEMENT_LOCK_TIMEOUT,
+        min=0.1,
+        help="Seconds one schema change may wait for a lock another "
+             "session holds on its table (PostgreSQL lock_timeout, "
+             "MariaDB lock_wait_timeout) before it backs off and tries "
+             "again: the longest any reader of that table is kept "
+             "waiting behind it."),
+    cfg.BoolOpt(
+        "refuse_if_connected",
+        default=False,
+        help="Refuse to change the database (exit code 14) while other "
+             "sessions are connected to it; by default they are only "
+             "listed as a warning. Mistral's services should be stopped "
+             "during an upgrade."),
 ]
 
 
@@ -233,6 +252,8 @@ class Settings:
     backup_dir: str | None = None
     state_dir: str | None = None
     lock_timeout: int = DEFAULT_LOCK_TIMEOUT
+    statement_lock_timeout: float = DEFAULT_STATEMENT_LOCK_TIMEOUT
+    refuse_if_connected: bool = False
     backup: str = "steps"
     backup_keep: int = DEFAULT_BACKUP_KEEP
     on_failure: str = "revert"
@@ -326,6 +347,8 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         backup_dir=group.backup_dir,
         state_dir=group.state_dir,
         lock_timeout=group.lock_timeout,
+        statement_lock_timeout=group.statement_lock_timeout,
+        refuse_if_connected=group.refuse_if_connected,
         backup=group.backup,
         backup_keep=group.backup_keep,
         on_failure=group.on_failure,

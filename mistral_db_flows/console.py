@@ -134,6 +134,9 @@ class Output:
             if event == "progress":
                 self._step_progress(step, value or {})
                 return
+            if event == "waiting":
+                self._waiting(step, value or {})
+                return
             self._clear_progress()
             if event == "resuming":
                 self.message("resuming run %s at %s" % (
@@ -225,6 +228,14 @@ class Output:
             self._last_progress[step] = now
         else:
             self._now_and_then(step, text, now)
+
+    def _waiting(self, step: str, details: dict) -> None:
+        """What a step (or the run's lock) waits for, on its own line:
+        the step already says it at once and every 10 s."""
+        self._clear_progress()
+        self._last_progress[step] = time.monotonic()
+        self._noticed.add(step)  # its end is worth a line too
+        self.message("%s: %s" % (step, details.get("text", "waiting")))
 
     def _redraw(self, step: str, text: str) -> None:
         """The terminal's progress line, drawn over the last one."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import os
 import sys
@@ -24,7 +25,9 @@ import threading
 from typing import Any, Callable, Iterator, Sequence
 
 from mistral_db_flows import exceptions
+from mistral_db_flows import fencing
 from mistral_db_flows import migration
+from mistral_db_flows import sessions
 from mistral_db_flows import urls
 
 
@@ -112,6 +115,7 @@ class Handle:
         self.conn.rollback()
 
     def close(self) -> None:
+        sessions.untrack(self.conn)
         try:
             self.conn.close()
         finally:
@@ -124,6 +128,11 @@ class _LentHandle(Handle):
     borrower's transaction (a rollback; commit first to keep work)."""
 
     owner: RunConnection | None = None
+
+    def commit(self) -> None:
+        if self.owner is not None:
+            self.owner.before_commit()
+        super().commit()
 
     def close(self) -> None:
         try:
@@ -151,6 +160,14 @@ class RunConnection:
         self.url = url
         self._handle: _LentHandle | None = None
         self._sqlalchemy: Any = None
+        # Called before every commit of the run's work (and, on MySQL,
+        # before each schema statement, which commits by itself): the
+        # run engine's fence, raising when the run lost its lock.
+        self.fence: Callable[[], None] | None = None
+
+    def before_commit(self) -> None:
+        if self.fence is not None:
+            self.fence()
 
     def handle(self) -> Handle:
         """The driver handle (opened on first use)."""
@@ -183,6 +200,10 @@ class RunConnection:
                                          creator=lambda: handle.conn)
             else:
                 conn = migration.connect(self.url)
+                sessions.track(conn.connection.dbapi_connection, self.url,
+                               parsed.backend,
+                               functools.partial(_open, self.url))
+            fencing.attach(conn, self.before_commit)
         except BaseException:
             self.discard()
             raise
@@ -195,6 +216,8 @@ class RunConnection:
         conn, self._sqlalchemy = self._sqlalchemy, None
         handle, self._handle = self._handle, None
         if conn is not None:
+            with contextlib.suppress(Exception):
+                sessions.untrack(conn.connection.dbapi_connection)
             with contextlib.suppress(Exception):
                 conn.close()
             with contextlib.suppress(Exception):
@@ -327,6 +350,7 @@ def _sqlite(parsed: urls.Url, url: str) -> Handle:
     except sqlite3.Error as exc:
         raise exceptions.DatabaseUnreachable(
             urls.masked(url), "%s (%s)" % (exc, path)) from None
+    sessions.track(conn, url, "sqlite")
     return Handle(conn, "sqlite", qmark=True)
 
 
@@ -359,6 +383,8 @@ def _open_server(parsed: urls.Url, url: str) -> Handle | None:
             else exc
         raise exceptions.DatabaseUnreachable(
             urls.masked(url), urls.first_line(reason, url)) from None
+    sessions.track(conn, url, parsed.backend,
+                   functools.partial(_open, url))
     return Handle(conn, parsed.backend, qmark=False)
 
 
@@ -385,6 +411,7 @@ def _through_sqlalchemy(url: str) -> Handle:
             urls.first_line(getattr(exc, "orig", exc), url)) from None
     if dialect == "sqlite":
         conn.dbapi_connection.isolation_level = None
+    sessions.track(conn, url, dialect, functools.partial(_open, url))
     return Handle(conn, dialect, qmark=engine.dialect.paramstyle == "qmark",
                   engine=engine)
 

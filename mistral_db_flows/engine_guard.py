@@ -32,7 +32,10 @@ import dataclasses
 from typing import Any, Iterator
 
 from mistral_db_flows import conf
+from mistral_db_flows import exceptions
 from mistral_db_flows import flows
+# Aliased: this module's own entry point is named guarding.
+from mistral_db_flows import guarding as run_guard
 from mistral_db_flows import resume
 from mistral_db_flows import runs
 from mistral_db_flows import states
@@ -47,7 +50,7 @@ class HostRun:
     flow_detail: Any
     backend: Any
     resumed: bool
-    guard: runs.Guard
+    guard: run_guard.Guard
 
     def load(self, store: dict | None = None, **options: Any) -> Any:
         """The engine of ``flow`` on this run's record (TaskFlow's
@@ -60,9 +63,13 @@ class HostRun:
                             backend=self.backend, **options)
 
     def run(self, engine: Any) -> None:
-        """Run ``engine`` with the lock checked before every step; a
-        lost lock stops it between two steps and raises LockLost."""
-        halted = flows._drive(engine, self.guard.check)
+        """Run ``engine`` with the lock checked before every step and
+        every commit of our steps (the fence); a lost lock stops it,
+        resumable, and raises LockLost."""
+        try:
+            halted = flows._drive(engine, self.guard.check)
+        except exceptions.StepHalted as halt:
+            halted = halt.error
         if halted is not None:
             raise halted
 
@@ -84,15 +91,18 @@ def guarding(flow: Any, settings: conf.Settings, *,
 
     settings = runs.with_driver(settings)
     plan = flows.Plan(None, target or runs.planned_target(flow))
-    with dbapi.sharing(settings.database_url):
+    with dbapi.sharing(settings.database_url) as shared:
         # Reachable, with a valid URL, before the lock is asked for.
         version_table.read_version(settings.database_url)
-        with runs.guard(settings, owner=flows.operation_of(flow)) as held:
+        with run_guard.guard(settings,
+                             owner=flows.operation_of(flow)) as held:
             fd, resumed = resume.continue_or_start(held.store, flow, plan)
             run = HostRun(flow, fd, held.store.backend, resumed, held)
+            shared.fence = held.fence
             try:
                 yield run
             finally:
+                shared.fence = None
                 _settle(settings, held.store, fd)
 
 

@@ -136,6 +136,10 @@ def atom_names(item: Any) -> list[str]:
 # uses it instead of TaskFlow's update_progress, whose engine callback
 # writes the logbook: that must stay on the engine's thread.
 STEP_PROGRESS = "mdf.step_progress"
+# A step waiting for something others hold (a lock): ``{"text": ...}``,
+# passed on as ``progress(step, "waiting", details)`` at once; the step
+# decides how often to say it.
+STEP_WAITING = "mdf.step_waiting"
 
 
 def _listen_to_progress(flow: Any, progress: Callable[..., None]
@@ -160,11 +164,17 @@ def _listen_to_progress(flow: Any, progress: Callable[..., None]
             if "done" in details or 0 < details.get("progress", 0) < 1:
                 progress(name, "progress", dict(details))
 
-        for event in (tf_task.EVENT_UPDATE_PROGRESS, STEP_PROGRESS):
+        def waiting(event_type: str, details: dict,
+                    name: str = atom.name) -> None:
+            progress(name, "waiting", dict(details))
+
+        for event, listener in ((tf_task.EVENT_UPDATE_PROGRESS, heard),
+                                (STEP_PROGRESS, heard),
+                                (STEP_WAITING, waiting)):
             if notifier.can_be_registered(event):
-                notifier.register(event, heard)
+                notifier.register(event, listener)
                 undo.append(functools.partial(notifier.deregister, event,
-                                              heard))
+                                              listener))
     return undo
 
 
@@ -360,6 +370,9 @@ def run(flow: Any, store: dict | None = None,
     halted: exceptions.MistralDbError | None = None
     try:
         halted = _drive(engine, before_step)
+    except exceptions.StepHalted as halt:
+        # Left as a kill leaves it: the step stays running, resumable.
+        halted = halt.error
     except Exception as exc:
         cause = _step_failure(engine, failed) or _unwrap(exc)
     finally:

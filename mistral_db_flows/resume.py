@@ -75,11 +75,16 @@ def describe(fd: Any) -> dict:
                          {ad.name: ad.results for ad in fd})
 
 
-def _refuse(fd: Any, reason: str) -> exceptions.ResumeRefused:
+def _refuse(fd: Any, reason: str,
+            advice: str | None = None) -> exceptions.ResumeRefused:
     info = describe(fd)
     return exceptions.ResumeRefused(reason, operation=info["operation"],
                                     target=info["target"],
-                                    step=info["step"])
+                                    step=info["step"], advice=advice)
+
+
+# Set in a run's meta when it lost its lock after a step had failed.
+LOST_LOCK_FAILING = "lost_lock_failing"
 
 
 def resume_plan(fd: Any, operation: str, requested: flows.Plan, *,
@@ -92,6 +97,14 @@ def resume_plan(fd: Any, operation: str, requested: flows.Plan, *,
     target it gives from where the database is now.
     """
     meta = fd.meta or {}
+    if meta.get(LOST_LOCK_FAILING):
+        # Another run may have taken the lock and changed the database
+        # since: reverting now could undo what that run reported done.
+        raise _refuse(
+            fd, "that run lost its lock after a step failed, so another "
+            "run may have changed the database since",
+            advice="check the database (`status`, `current`), then "
+            "`abandon` that run and run the command again")
     if meta.get("operation") != operation:
         raise _refuse(fd, "this is %s" % operation)
     stored = meta.get("plan") or {}

@@ -5,28 +5,30 @@ A run goes through named phases:
 * plan: what the command would do (a :class:`revisions.Plan`), once
   without the lock so that a bad URL or target fails first, then again
   under it;
-* guard: hold the database's lock and open its logbook; find the
-  interrupted run this command continues (:mod:`resume`);
+* guard: hold the database's lock and open its logbook
+  (:mod:`guarding`); find the interrupted run this command continues
+  (:mod:`resume`); list the other sessions connected to the database;
 * build: the flow of the configured task plugins (:func:`flows.build`);
 * execute: TaskFlow runs it, recording every step in the logbook; the
-  lock is checked before every step, so a run that lost it stops
-  between two steps, resumable (``LockLost``);
+  lock is a fence, checked before every step and every commit of the
+  run's connection (:mod:`fencing`), so a run that lost it stops
+  without committing more or reverting, resumable (``LockLost``);
 * outcome: TaskFlow's outcome and the logbook become a
   :class:`results.Run`, or a ``StepFailed`` saying what is left
   (:func:`aftermath.settle` names the states and the words).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import weakref
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, Callable, TextIO
 
 from mistral_db_flows import aftermath
 from mistral_db_flows import conf
 from mistral_db_flows import exceptions
 from mistral_db_flows import flows
+from mistral_db_flows import guarding
 from mistral_db_flows import identity
 from mistral_db_flows import logbook
 from mistral_db_flows import resume
@@ -40,52 +42,6 @@ LOG = logging.getLogger(__name__)
 
 # What a planner returns: the revision graph and the plan made on it.
 Planner = Callable[[], "tuple[Any, flows.Plan]"]
-
-
-def logbook_url(settings: conf.Settings) -> str:
-    return settings.logbook_connection or logbook.default_logbook_url(
-        settings.resolved_state_dir())
-
-
-# -- guard -----------------------------------------------------------------
-
-@dataclasses.dataclass
-class Guard:
-    """A run's lock and logbook, held for its whole length."""
-
-    lock: Any
-    store: logbook.RunStore
-
-    def check(self) -> None:
-        """Raise LockLost if the lock went away (called between steps:
-        one cheap query on the lock's own session)."""
-        try:
-            self.lock.check()
-        except exceptions.LockError as exc:
-            raise exceptions.LockLost(database=exc.database,
-                                      reason=str(exc)) from exc
-
-
-@contextlib.contextmanager
-def guard(settings: conf.Settings, owner: str) -> Iterator[Guard]:
-    """Hold the database's lock and open its logbook for the body."""
-    from mistral_db_flows import locking
-
-    with locking.hold(settings.database_url,
-                      timeout=settings.lock_timeout, owner=owner) as lock:
-        # The lock asked the server which database this is: the logbook
-        # (and the run's backup) use that answer.
-        with logbook.opened(logbook_url(settings), settings.database_url,
-                            target_identity=lock.identity) as store:
-            yield Guard(lock, store)
-
-
-@contextlib.contextmanager
-def guarded(settings: conf.Settings, owner: str
-            ) -> Iterator[logbook.RunStore]:
-    """:func:`guard`, for a body that needs only the logbook."""
-    with guard(settings, owner) as held:
-        yield held.store
 
 
 # -- build -----------------------------------------------------------------
@@ -170,13 +126,14 @@ def run_plan(operation: str, settings: conf.Settings, planner: Planner,
         # Plan first without the lock: a bad URL, an unreachable server
         # or an unknown revision fails with its own error first.
         planner()
-        with guard(settings, owner=operation) as held:
+        with guarding.guard(settings, owner=operation,
+                           progress=progress) as held:
             return _run_guarded(operation, settings, planner, held,
                                 progress=progress, relative=relative)
 
 
 def _run_guarded(operation: str, settings: conf.Settings,
-                 planner: Planner, held: Guard, *, progress: Any,
+                 planner: Planner, held: guarding.Guard, *, progress: Any,
                  relative: str | None) -> results.Run:
     store = held.store
     # Plan again under the lock: a run we waited for may have moved the
@@ -213,6 +170,7 @@ def _run_guarded(operation: str, settings: conf.Settings,
                            state=results.Outcome.UNCHANGED,
                            start_revision=plan.start,
                            end_revision=plan.target, target=plan.target)
+    guarding.check_others(settings, progress)
     fresh = fd is None
     if fresh and not prior_backup:
         _check_can_backup(operation, settings)
@@ -242,15 +200,16 @@ def run_flow(flow: Any, settings: conf.Settings, *,
     with dbapi.sharing(settings.database_url):
         # Reachable, with a valid URL, before the lock is asked for.
         version_table.read_version(settings.database_url)
-        with guard(settings, owner=operation) as held:
+        with guarding.guard(settings, owner=operation,
+                            progress=progress) as held:
             # The interrupted run of this same flow, if any, resumes.
             fd, resumed = resume.continue_or_start(held.store, flow, plan)
             return execute(flow, settings, held, fd, plan,
                            resumed=resumed, progress=progress)
 
 
-def execute(flow: Any, settings: conf.Settings, held: Guard, fd: Any,
-            plan: flows.Plan, *, prior_backup: dict | None = None,
+def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
+            fd: Any, plan: flows.Plan, *, prior_backup: dict | None = None,
             resumed: bool = False, progress: Any = None) -> results.Run:
     """Run (or resume) ``flow`` under ``fd``; settle the logbook."""
     store = held.store
@@ -263,10 +222,26 @@ def execute(flow: Any, settings: conf.Settings, held: Guard, fd: Any,
         (name for name in flows.atom_names(flow)
          if getattr(recorded.get(name), "failure", None) is not None),
         None)
-    outcome = flows.run(flow, store={"prior_backup": prior_backup,
-                                     "run_id": fd.uuid},
-                        flow_detail=fd, backend=store.backend,
-                        progress=progress, before_step=held.check)
+    from mistral_db_flows import dbapi
+
+    # The fence: every commit of the run's work checks the lock first.
+    shared = dbapi.active(settings.database_url)
+    if shared is not None:
+        shared.fence = held.fence
+    try:
+        outcome = flows.run(flow, store={"prior_backup": prior_backup,
+                                         "run_id": fd.uuid},
+                            flow_detail=fd, backend=store.backend,
+                            progress=progress, before_step=held.check)
+    except exceptions.LockLost:
+        if any(getattr(ad, "failure", None) is not None for ad in fd):
+            # Halted before its revert: never resume that revert.
+            store.set_state(fd, states.RunState.RUNNING,
+                            **{resume.LOST_LOCK_FAILING: True})
+        raise
+    finally:
+        if shared is not None:
+            shared.fence = None
     try:
         after = version_table.read_version(settings.database_url)
     except exceptions.MistralDbError:
@@ -483,7 +458,7 @@ def read_interrupted(settings: conf.Settings) -> dict | None:
     holds the lock: ``in_progress`` is True and ``holder`` tells who)
     or was interrupted (nobody holds the lock).
     """
-    url = logbook_url(settings)
+    url = guarding.logbook_url(settings)
     target = identity.of_url(settings.database_url)
     if logbook.is_local_file(url):
         meta = records.peek_interrupted(url, *logbook.book_uuids(
@@ -511,7 +486,7 @@ def read_interrupted(settings: conf.Settings) -> dict | None:
 
 def abandon(settings: conf.Settings) -> dict | None:
     """Forget the interrupted run (the database is left as it is)."""
-    with guarded(settings, owner="abandon") as store:
+    with guarding.guarded(settings, owner="abandon") as store:
         fd = store.interrupted()
         if fd is None:
             return None

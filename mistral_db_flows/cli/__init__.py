@@ -30,6 +30,7 @@ from mistral_db_flows import logs
 from mistral_db_flows.cli import arguments
 from mistral_db_flows.cli import commands
 from mistral_db_flows.cli import fleet  # noqa: F401  (fills COMMANDS)
+from mistral_db_flows.cli import signals
 
 PROG = arguments.PROG
 COMMANDS = arguments.COMMANDS
@@ -97,14 +98,36 @@ def _config_error_text(exc: BaseException) -> str:
     return "configuration: %s" % exc
 
 
-def _handle(exc: BaseException, name: str, out: console.Output) -> int:
+# The commands whose interrupted run the same command resumes.
+_RESUMABLE = frozenset({"upgrade", "stamp", "populate", "populate_actions"})
+
+
+def _interrupted(exc: BaseException, name: str, out: console.Output,
+                 received: signals.Received | None) -> int:
+    """Exit 143 after SIGTERM, 130 after SIGINT (Ctrl-C), saying how to
+    go on."""
+    code = exceptions.ExitCode.INTERRUPTED
+    text = "interrupted"
+    if received is not None and received.signum is not None:
+        text = "interrupted by %s" % received.name
+        if received.name == "SIGTERM":
+            code = exceptions.ExitCode.TERMINATED
+    if name in _RESUMABLE:
+        text += ("; what it was running on the server was cancelled. Run "
+                 "the same command to resume, or `%s abandon`" % PROG)
+    return _report(out, exc, code, text)
+
+
+def _handle(exc: BaseException, name: str, out: console.Output,
+            received: signals.Received | None = None) -> int:
     """One line on stderr; the exit code the error names."""
     exc = _unwrap(exc)
     if isinstance(exc, BrokenPipeError):
         return _closed_stdout(out.stdout)
-    if isinstance(exc, KeyboardInterrupt):
-        return _report(out, exc, exceptions.ExitCode.INTERRUPTED,
-                       "interrupted")
+    if isinstance(exc, KeyboardInterrupt) or (
+            received is not None and received.signum is not None):
+        # After a signal, whatever the cancel made fail is the signal.
+        return _interrupted(exc, name, out, received)
     if isinstance(exc, exceptions.UsageError):
         # A mistake in the arguments: exit 2 for every command, status
         # included.
@@ -175,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = _log_targets(opts)
     except Exception as exc:  # a bad value in a config file
         return _handle(exc, name, out)
+    received: signals.Received | None = None
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(console.logging_to_stderr(out, targets))
@@ -191,12 +215,17 @@ def main(argv: list[str] | None = None) -> int:
             out.add_url(settings.database_url)
             out.add_url(settings.logbook_connection)
             command = COMMANDS[name]
-            return command.run(opts if command.whole_config
-                               else opts.command, settings, out)
+            with signals.cancelling(_cancel) as received:
+                return command.run(opts if command.whole_config
+                                   else opts.command, settings, out)
         except (Exception, KeyboardInterrupt) as exc:
-            return _handle(exc, name, out)
+            return _handle(exc, name, out, received)
         finally:
             out.close()
+
+
+def _cancel() -> None:
+    commands._api().cancel()
 
 
 def _log_targets(opts: cfg.ConfigOpts) -> logs.Targets:

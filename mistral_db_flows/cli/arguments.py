@@ -64,6 +64,10 @@ def args_safety(parser: argparse.ArgumentParser) -> None:
                         help="keep nothing to revert with (you keep your "
                         "own backups); a failure then stops instead of "
                         "reverting")
+    parser.add_argument("--refuse-if-connected",
+                        dest="refuse_if_connected", action="store_true",
+                        help="refuse to start (exit 14) while other "
+                        "sessions are connected to the database")
 
 
 def args_upgrade(parser: argparse.ArgumentParser) -> None:

@@ -105,16 +105,18 @@ def run_status(args: Any, settings: Any, out: console.Output) -> int:
 def _with_safety(args: Any, settings: Any, out: console.Output, *,
                  dumps: bool = True) -> Any:
     """Settings with this command's --on-failure / --backup /
-    --no-backup; ``dumps``: the command takes a backup at all (stamp
-    and populate undo their own writes instead, so --no-backup changes
-    nothing)."""
-    changes = {}
+    --no-backup / --refuse-if-connected; ``dumps``: the command takes a
+    backup at all (stamp and populate undo their own writes instead, so
+    --no-backup changes nothing)."""
+    changes: dict[str, Any] = {}
     if _arg(args, "on_failure"):
         changes["on_failure"] = args.on_failure
     if _arg(args, "remove_missing"):
         changes["populate_remove_missing"] = True
     if _arg(args, "backup"):
         changes["backup"] = args.backup
+    if _arg(args, "refuse_if_connected"):
+        changes["refuse_if_connected"] = True
     if _arg(args, "no_backup"):
         changes["backup"] = "none"
     if _arg(args, "no_backup") and dumps:

@@ -22,8 +22,11 @@ from mistral_db_flows.exceptions._database import DatabaseUnreachable
 from mistral_db_flows.exceptions._database import LockError
 from mistral_db_flows.exceptions._database import LockLost
 from mistral_db_flows.exceptions._database import LockTimeout
+from mistral_db_flows.exceptions._database import LockWaitTimeout
+from mistral_db_flows.exceptions._database import OthersConnected
 from mistral_db_flows.exceptions._database import SchemaConflict
 from mistral_db_flows.exceptions._database import describe_holder
+from mistral_db_flows.exceptions._database import describe_session
 from mistral_db_flows.exceptions._database import is_connection_lost
 from mistral_db_flows.exceptions._fleet import JobFailed
 from mistral_db_flows.exceptions._fleet import JobboardError
@@ -47,6 +50,7 @@ from mistral_db_flows.exceptions._run import LogbookError
 from mistral_db_flows.exceptions._run import ResumeRefused
 from mistral_db_flows.exceptions._run import RestoreError
 from mistral_db_flows.exceptions._run import StepFailed
+from mistral_db_flows.exceptions._run import StepHalted
 from mistral_db_flows.exceptions._run import VerifyFailed
 
 __all__ = [
@@ -54,9 +58,10 @@ __all__ = [
     "ConnectionLost", "DatabaseUnreachable", "DefinitionError",
     "DriverMissing", "DuplicateDefinition", "ExitCode", "JobFailed",
     "JobboardError", "LockError", "LockLost", "LockTimeout",
-    "LogbookError", "MistralDbError", "PluginError", "PopulateError",
-    "ReadOnlyMigrations", "ResumeRefused", "RestoreError",
-    "SchemaConflict", "SchemaNotReady", "SourceError", "StepFailed",
-    "UnknownRevision", "UnsupportedRevisionFile", "UsageError",
-    "VerifyFailed", "describe_holder", "is_connection_lost",
+    "LockWaitTimeout", "LogbookError", "MistralDbError", "OthersConnected",
+    "PluginError", "PopulateError", "ReadOnlyMigrations", "ResumeRefused",
+    "RestoreError", "SchemaConflict", "SchemaNotReady", "SourceError",
+    "StepFailed", "StepHalted", "UnknownRevision", "UnsupportedRevisionFile",
+    "UsageError", "VerifyFailed", "describe_holder", "describe_session",
+    "is_connection_lost",
 ]

@@ -21,8 +21,10 @@ class ExitCode(enum.IntEnum):
     LOCKED = 11
     RESUME_REFUSED = 12
     POPULATE_DEFINITIONS = 13
+    CONNECTED = 14
     INTERRUPTED = 130
     BROKEN_PIPE = 141
+    TERMINATED = 143
 
 
 class MistralDbError(Exception):

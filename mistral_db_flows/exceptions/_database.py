@@ -132,10 +132,11 @@ class LockTimeout(LockError):
 
 
 class LockLost(LockError):
-    """The run's lock went away between two steps (its session was
-    ended): the run stopped before its next step and can be resumed
-    by running the same command again. ``reason`` is what the check
-    found."""
+    """The run's lock went away (its session was ended): found before
+    a step, or before a step committed (its work then rolled back where
+    the server can), the run stopped, reverted nothing, and can be
+    resumed by running the same command again. ``reason`` is what the
+    check found."""
 
     exit_code = _base.ExitCode.LOCKED
     reason: str
@@ -143,8 +144,70 @@ class LockLost(LockError):
     def __init__(self, *, database: str, reason: str) -> None:
         self.reason = reason
         super().__init__(
-            "%s; the run stopped before its next step: run the same "
-            "command again to resume it" % reason, database=database)
+            "%s; the run stopped without committing anything more and "
+            "reverted nothing: run the same command again to resume it"
+            % reason, database=database)
+
+
+class LockWaitTimeout(_base.MistralDbError):
+    """A schema change kept waiting for a lock another session holds
+    (``table``; ``holder`` tells who, when the server can) until the
+    run's lock timeout was spent (``waited`` seconds). Each attempt
+    waited one short statement lock timeout only, so the table's
+    readers were never blocked longer than that."""
+
+    exit_code = _base.ExitCode.STEP_FAILED
+    database: str
+    table: str | None
+    holder: dict[str, Any] | None
+    waited: float
+
+    def __init__(self, *, database: str, table: str | None,
+                 holder: dict[str, Any] | None, waited: float) -> None:
+        self.database = database
+        self.table = table
+        self.holder = holder
+        self.waited = waited
+        super().__init__(
+            "gave up after %.0f s waiting for a lock on %s held by %s: "
+            "end that session's transaction (or stop Mistral's services), "
+            "or raise [db_manage] lock_timeout"
+            % (waited, table or "a table of database %s" % database,
+               describe_session(holder) if holder else "another session"))
+
+
+class OthersConnected(_base.MistralDbError):
+    """Other sessions are connected to the database and the run was
+    told to refuse then (``refuse_if_connected``); ``sessions`` lists
+    them (pid, application, client, since)."""
+
+    exit_code = _base.ExitCode.CONNECTED
+    database: str
+    sessions: list[dict[str, Any]]
+
+    def __init__(self, *, database: str,
+                 sessions: list[dict[str, Any]]) -> None:
+        self.database = database
+        self.sessions = list(sessions)
+        shown = "; ".join(describe_session(s) for s in self.sessions[:3])
+        more = len(self.sessions) - 3
+        super().__init__(
+            "%d other session%s connected to database %s (%s%s); stop "
+            "Mistral's services first, or run without "
+            "refuse_if_connected" % (
+                len(self.sessions), "s are" if len(self.sessions) != 1
+                else " is", database, shown,
+                ", and %d more" % more if more > 0 else ""))
+
+
+def describe_session(session: dict[str, Any]) -> str:
+    """Another session in words: ``pid N (application, client, since
+    T)`` with what the server told of it."""
+    facts = [str(session[key]) for key in ("application", "client",
+                                           "since")
+             if session.get(key) not in (None, "")]
+    text = "pid %s" % session.get("pid", "?")
+    return "%s (%s)" % (text, ", ".join(facts)) if facts else text
 
 
 def describe_holder(holder: dict[str, Any]) -> str:

@@ -66,6 +66,18 @@ class StepFailed(_base.MistralDbError):
         super().__init__(text)
 
 
+class StepHalted(BaseException):
+    """Not an error: carries one of ours (``error``, e.g. LockLost) out
+    of a running step. TaskFlow treats any Exception a step raises as
+    its failure and reverts; a step halted this way is left as a kill
+    leaves it (running, resumable), which is what a run that lost its
+    lock must do: change nothing more, undo nothing."""
+
+    def __init__(self, error: _base.MistralDbError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class VerifyFailed(_base.MistralDbError):
     """The database is not what the run should have left behind."""
 
@@ -85,7 +97,8 @@ class ResumeRefused(_base.MistralDbError):
     """An interrupted run exists that this command cannot continue.
 
     ``operation``, ``target`` and ``step`` name the interrupted run; the
-    way out is to run its command again, or ``abandon`` it.
+    way out is to run its command again, or ``abandon`` it, unless
+    ``advice`` says otherwise (the run must not be continued at all).
     """
 
     exit_code = _base.ExitCode.RESUME_REFUSED
@@ -93,21 +106,25 @@ class ResumeRefused(_base.MistralDbError):
     operation: str
     target: str | None
     step: str | None
+    advice: str | None
 
     def __init__(self, reason: str, *, operation: str,
-                 target: str | None, step: str | None) -> None:
+                 target: str | None, step: str | None,
+                 advice: str | None = None) -> None:
         self.reason = reason
         self.operation = operation
         self.target = target
         self.step = step
+        self.advice = advice
+        way_out = advice or (
+            "run `%s%s` to resume it, or `abandon` to forget it (the "
+            "database stays as it is)" % (
+                operation, " %s" % target if target and operation in (
+                    "upgrade", "stamp") else ""))
         super().__init__(
-            "%s; an interrupted %s%s stopped at step %s: run `%s%s` to "
-            "resume it, or `abandon` to forget it (the database stays as "
-            "it is)" % (reason, operation,
-                        " to %s" % target if target else "",
-                        step or "?", operation,
-                        " %s" % target if target and operation in (
-                            "upgrade", "stamp") else ""))
+            "%s; an interrupted %s%s stopped at step %s: %s"
+            % (reason, operation, " to %s" % target if target else "",
+               step or "?", way_out))
 
 
 class LogbookError(_base.MistralDbError):

@@ -55,17 +55,19 @@ def lock_for(url: str, owner: str, *,
 
 @contextlib.contextmanager
 def hold(url: str, *, timeout: float, owner: str,
-         identity: str | None = None) -> Iterator[base.Lock]:
+         identity: str | None = None,
+         on_wait: base.OnWait | None = None) -> Iterator[base.Lock]:
     """Hold the database's lock for the body; wait up to ``timeout``
     seconds for another run to finish, else raise ``exceptions.LockTimeout``.
 
     ``owner`` says what this run is (e.g. ``"upgrade head"``); others
     waiting for the lock see it with our pid and host when the backend
     can show it. The lock's ``identity`` is the database's (see
-    ``identity``), asked on the lock's session unless given.
+    ``identity``), asked on the lock's session unless given. While
+    waiting, ``on_wait`` hears at once and every 10 s who holds it.
     """
     lock = lock_for(url, owner, identity=identity)
-    lock.acquire(timeout)
+    lock.acquire(timeout, on_wait)
     try:
         yield lock
     finally:

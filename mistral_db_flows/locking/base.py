@@ -1,11 +1,18 @@
 """What every backend's lock offers."""
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Callable
 
 from mistral_db_flows import exceptions
 
 PREFIX = "mistral-db-flows"
+
+# While waiting for another run, say so at once and this often.
+REPORT_EVERY = 10.0
+
+# Told what a wait is for: one line of text.
+OnWait = Callable[[str], None]
 
 
 class Lock:
@@ -26,7 +33,11 @@ class Lock:
         self.identity = identity
         self.name = "%s:%s" % (PREFIX, identity)
 
-    def acquire(self, timeout: float) -> None:
+    def acquire(self, timeout: float, on_wait: OnWait | None = None
+                ) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds for another
+        run; ``on_wait`` hears, at once and every REPORT_EVERY seconds
+        of the wait, who holds it."""
         raise NotImplementedError
 
     def release(self) -> None:
@@ -34,6 +45,32 @@ class Lock:
 
     def check(self) -> None:
         """Raise LockError if the lock was lost (e.g. connection cut)."""
+
+    def _holder(self) -> dict[str, Any] | None:
+        """What the backend tells of the run holding the lock."""
+        return None
+
+    def _waiting(self, try_for: Callable[[float], bool], timeout: float,
+                 on_wait: OnWait | None) -> bool:
+        """Whether ``try_for(seconds)`` (0: do not wait) got the lock
+        within ``timeout``, telling ``on_wait`` while it waits."""
+        if try_for(0):
+            return True
+        started = time.monotonic()
+        while True:
+            waited = time.monotonic() - started
+            remaining = timeout - waited
+            if remaining <= 0:
+                return False
+            if on_wait is not None:
+                holder = self._holder()
+                on_wait("waiting for the lock of database %s, held by %s "
+                        "(waited %d s of %g s)" % (
+                            self.database,
+                            exceptions.describe_holder(holder) if holder
+                            else "another run", waited, timeout))
+            if try_for(min(remaining, REPORT_EVERY)):
+                return True
 
     def _timeout(self, timeout: float,
                  holder: dict[str, Any] | None) -> exceptions.LockTimeout:

@@ -39,7 +39,8 @@ class FileLock(base.Lock):
         # The file's real path is all of a SQLite database's identity.
         self.identity = identity
 
-    def acquire(self, timeout: float) -> None:
+    def acquire(self, timeout: float,
+                on_wait: base.OnWait | None = None) -> None:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
@@ -47,16 +48,10 @@ class FileLock(base.Lock):
                 "cannot create the lock file %s: %s"
                 % (self.path, exc.strerror),
                 database=self.database) from None
-        deadline = time.monotonic() + max(0.0, timeout)
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise self._timeout(timeout, self._holder()) from None
-                time.sleep(_POLL)
+        if not self._waiting(lambda seconds: _flock_within(fd, seconds),
+                             timeout, on_wait):
+            os.close(fd)
+            raise self._timeout(timeout, self._holder())
         self.fd = fd
         record = json.dumps({
             "pid": os.getpid(), "host": socket.gethostname(),
@@ -67,6 +62,7 @@ class FileLock(base.Lock):
         os.pwrite(fd, record.encode(), 0)
 
     def _holder(self) -> dict[str, Any] | None:
+        # What the holder wrote into the lock file when it took it.
         try:
             with open(self.path, encoding="utf-8") as lock_file:
                 data = json.loads(lock_file.read() or "null")
@@ -82,3 +78,16 @@ class FileLock(base.Lock):
         finally:
             os.close(self.fd)  # closing releases the flock
             self.fd = None
+
+
+def _flock_within(fd: int, seconds: float) -> bool:
+    """Whether the lock on ``fd`` was taken within ``seconds``."""
+    deadline = time.monotonic() + max(0.0, seconds)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL)

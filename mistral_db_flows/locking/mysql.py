@@ -23,20 +23,23 @@ class MysqlLock(server.ServerLock):
             self.name = "%s:%s" % (base.PREFIX, hashlib.sha256(
                 identity.encode()).hexdigest()[:40])
 
-    def _take(self, timeout: float) -> None:
+    def _take(self, timeout: float, on_wait: Any = None) -> None:
         # The session must outlive a long run; the server would
         # otherwise drop it (and the lock) after wait_timeout.
         self._query("SET SESSION wait_timeout = %d"
                     % _MYSQL_MAX_WAIT_TIMEOUT, fetch=False)
+        if not self._waiting(self._try_for, timeout, on_wait):
+            raise self._timeout(timeout, self._holder())
+
+    def _try_for(self, seconds: float) -> bool:
         got = self._value("SELECT GET_LOCK(%s, %s)",
-                          (self.name, min(max(0.0, timeout),
+                          (self.name, min(max(0.0, seconds),
                                           _MYSQL_MAX_WAIT_TIMEOUT)))
         if got is None:
             raise exceptions.LockError(
                 "GET_LOCK failed on database %s" % self.database,
                 database=self.database)
-        if not got:
-            raise self._timeout(timeout, self._holder())
+        return bool(got)
 
     def _holder(self) -> dict[str, Any] | None:
         holder = self._value("SELECT IS_USED_LOCK(%s)", (self.name,))

@@ -32,7 +32,7 @@ class PostgresLock(server.ServerLock):
         self.key_high = (self.key >> 32) & 0xFFFFFFFF
         self.key_low = self.key & 0xFFFFFFFF
 
-    def _take(self, timeout: float) -> None:
+    def _take(self, timeout: float, on_wait: Any = None) -> None:
         self._query("SELECT set_config('application_name', %s, false), "
                     "set_config('statement_timeout', '0', false)",
                     (_owner_tag(self.owner)[:_PG_APP_MAX],))
@@ -41,13 +41,14 @@ class PostgresLock(server.ServerLock):
         with contextlib.suppress(*self._errors):
             self._query(
                 "SELECT set_config('idle_session_timeout', '0', false)")
-        if timeout > 0:
-            got = self._wait(timeout)
-        else:
-            got = self._value("SELECT pg_try_advisory_lock(%s)",
-                              (self.key,))
-        if not got:
+        if not self._waiting(self._try_for, timeout, on_wait):
             raise self._timeout(timeout, self._holder())
+
+    def _try_for(self, seconds: float) -> bool:
+        if seconds <= 0:
+            return bool(self._value("SELECT pg_try_advisory_lock(%s)",
+                                    (self.key,)))
+        return self._wait(seconds)
 
     def _wait(self, timeout: float) -> bool:
         """Queue on the lock server-side: taken the moment it is free."""

@@ -94,14 +94,15 @@ class ServerLock(base.Lock):
             with contextlib.suppress(Exception):
                 handle.close()
 
-    def acquire(self, timeout: float) -> None:
+    def acquire(self, timeout: float,
+                on_wait: base.OnWait | None = None) -> None:
         self._connect()
         try:
             if self.identity is None:
                 from mistral_db_flows import identity
 
                 self.named(identity.of_handle(self.handle))
-            self._take(timeout)
+            self._take(timeout, on_wait)
         except exceptions.LockError:
             self.release()
             raise
@@ -112,7 +113,7 @@ class ServerLock(base.Lock):
             self.release()
             raise
 
-    def _take(self, timeout: float) -> None:
+    def _take(self, timeout: float, on_wait: base.OnWait | None) -> None:
         """Take the lock on the open session, else raise LockTimeout."""
         raise NotImplementedError
 

@@ -19,8 +19,11 @@ from typing import Any
 
 from taskflow import task
 
+from mistral_db_flows import conf
 from mistral_db_flows import dbapi
 from mistral_db_flows import exceptions
+from mistral_db_flows import flows
+from mistral_db_flows import lockwait
 from mistral_db_flows import migration
 from mistral_db_flows import revisions
 from mistral_db_flows import version_table
@@ -36,11 +39,17 @@ def step_name(revision: str) -> str:
 class MigrateTo(task.Task):
     """Upgrade the database to exactly ``revision``."""
 
-    def __init__(self, database_url: str, revision: str, *,
+    # While a change waits for another session's lock: see lockwait.
+    TASK_EVENTS = task.Task.TASK_EVENTS + (flows.STEP_WAITING,)
+
+    def __init__(self, database_url: str, revision: str,
+                 lock_budget: lockwait.Budget | None = None, *,
                  journal: bool = True, revert: bool = True) -> None:
         super().__init__(name=step_name(revision))
         self._database_url = database_url
         self.revision = revision
+        self._lock_budget = lock_budget or lockwait.Budget(
+            conf.DEFAULT_STATEMENT_LOCK_TIMEOUT, conf.DEFAULT_LOCK_TIMEOUT)
         self._journal = journal
         self._revert = revert and journal
 
@@ -82,12 +91,19 @@ class MigrateTo(task.Task):
             raise exceptions.MistralDbError(
                 "the database is at %s, which does not lead to %s"
                 % (", ".join(current), self.revision))
+        # A short lock timeout per statement: readers of a table never
+        # queue behind our waiting ALTER for longer (see lockwait).
+        lockwait.bound(conn, self._lock_budget.statement)
+        conn.commit()
+        waits = lockwait.Waits(conn, self._lock_budget,
+                               conn.engine.url.database or "",
+                               self._waiting)
         try:
             # Fast first: no look at the live schema before each change.
-            migration.upgrade(self._database_url, self.revision,
-                              connection=conn, check_existing=False,
-                              journal=self._new_journal(run_id))
-            conn.commit()
+            waits.retry(lambda careful: self._apply(conn, careful, run_id),
+                        False)
+        except exceptions.LockWaitTimeout:
+            raise
         except Exception as exc:  # any failure: redo it carefully
             # An earlier attempt (a crash, another tool) may have done
             # part of this revision; every operation then failed loudly.
@@ -96,16 +112,24 @@ class MigrateTo(task.Task):
             LOG.info("revision %s: retrying with schema checks after: %s",
                      self.revision, str(exc).splitlines()[0])
             conn.rollback()
-            migration.upgrade(self._database_url, self.revision,
-                              connection=conn,
-                              journal=self._new_journal(run_id))
-            conn.commit()
+            waits.retry(lambda careful: self._apply(conn, careful, run_id),
+                        True)
+        lockwait.bound(conn, None)
         after = self._versions(conn)
         if after != [self.revision]:
             raise exceptions.MistralDbError(
                 "after upgrading to %s alembic_version says %s"
                 % (self.revision, ", ".join(after) or "nothing"))
         return {"revision": self.revision, "applied": True, "from": start}
+
+    def _apply(self, conn, careful: bool, run_id: str | None) -> None:
+        migration.upgrade(self._database_url, self.revision,
+                          connection=conn, check_existing=careful,
+                          journal=self._new_journal(run_id))
+        conn.commit()
+
+    def _waiting(self, text: str) -> None:
+        self.notifier.notify(flows.STEP_WAITING, {"text": text})
 
     def revert(self, result: Any = None, *args: Any, **kwargs: Any
                ) -> dict | None:
@@ -129,10 +153,10 @@ class MigrateTo(task.Task):
 
 
 def factory(ctx) -> list[task.Task]:
-    from mistral_db_flows import conf
-
-    settings = ctx.settings or conf.Settings(database_url=ctx.database_url)
-    return [MigrateTo(ctx.database_url, rev,
+    settings = ctx.settings or conf.Settings()
+    budget = lockwait.Budget(settings.statement_lock_timeout,
+                             settings.lock_timeout)
+    return [MigrateTo(ctx.database_url, rev, budget,
                       journal=settings.keeps_step_reverts,
                       revert=settings.on_failure == "revert")
             for rev in ctx.pending]

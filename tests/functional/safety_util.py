@@ -475,6 +475,20 @@ class Tool:
         return self.fault_log.read_text().splitlines()
 
 
+def assert_interrupted_then_resumes(tool: "Tool") -> None:
+    """The run ``tool`` was running is recorded as interrupted, and the
+    same command resumes it to head with the reference schema."""
+    from tests import migrate_util
+
+    status = tool.run("status")
+    assert status.doc["interrupted"]["state"] == "running", status
+    resumed = tool.run("upgrade", "head")
+    assert resumed.code == 0, resumed
+    assert resumed.doc["resumed"] is True
+    assert version(tool.url) == HEAD
+    assert migrate_util.schema_diff(tool.url, HEAD) == []
+
+
 class Done:
     """A finished run: exit code, stdout, stderr, and the JSON result."""
 

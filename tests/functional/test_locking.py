@@ -214,3 +214,30 @@ def test_unbounded_timeout_is_accepted(db_url):
     for timeout in (float("inf"), 1e12):
         with locking.hold(db_url, timeout=timeout, owner="patient") as lock:
             lock.check()
+
+
+def test_a_waiting_run_says_at_once_who_holds_the_lock(db_url):
+    """Waiting for another run's lock is said at once (not after the
+    timeout), naming the holder: its pid where the backend can show it
+    (the lock file's record; PostgreSQL's application name), else its
+    connection id."""
+    child = _start_holder(db_url, "upgrade head")
+    heard: list[tuple[float, str]] = []
+    try:
+        started = time.monotonic()
+        with pytest.raises(exceptions.LockTimeout):
+            with locking.hold(db_url, timeout=2, owner="second",
+                              on_wait=lambda text: heard.append(
+                                  (time.monotonic() - started, text))):
+                pytest.fail("two holders at once")
+    finally:
+        child.kill()
+        child.wait()
+    assert heard, "nothing said while waiting"
+    said_after, text = heard[0]
+    assert said_after < 1, heard
+    assert text.startswith("waiting for the lock of database"), text
+    if "mysql" in db_url:
+        assert "connection id" in text, text
+    else:
+        assert "pid %d" % child.pid in text, text

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
+import time
 import types
 
 import pytest
@@ -292,6 +295,20 @@ def test_upgrade_targets_passed_through(capsys, api, conf_file):
                                                      delta)
 
 
+@pytest.mark.parametrize("command", ["upgrade", "populate"])
+def test_refuse_if_connected_flag_reaches_the_settings(capsys, api,
+                                                       conf_file, command):
+    """--refuse-if-connected sets refuse_if_connected for that run; by
+    default the config's value (false) stays."""
+    for argv, expected in (([], False), (["--refuse-if-connected"], True)):
+        api.calls.clear()
+        target = ["head"] if command == "upgrade" else []
+        code, out, err = run(capsys, "--config-file", conf_file, command,
+                             *target, *argv)
+        assert code == 0, err
+        assert api.calls[0][1][0].refuse_if_connected is expected
+
+
 def test_upgrade_sql_goes_to_stdout(capsys, api, conf_file):
     """--sql writes the script on stdout; in JSON it is the "sql" key."""
     code, out, err = run(capsys, "--config-file", conf_file, "upgrade",
@@ -445,6 +462,36 @@ def test_keyboard_interrupt(capsys, api, conf_file):
     code, out, err = run(capsys, "--config-file", conf_file, "upgrade",
                          "head")
     assert code == 130 and "interrupted" in one_error_line(err)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143),
+                                          (signal.SIGINT, 130)])
+def test_a_signal_cancels_then_exits_with_its_code(capsys, api, conf_file,
+                                                   signum, code):
+    """A signal during a command: api.cancel() is called (from the
+    signal's thread), then the command is interrupted: exit 143 for
+    SIGTERM, 130 for SIGINT, one line saying how to resume."""
+    cancelled = []
+    api.cancel = lambda: cancelled.append(True) or 1
+
+    def signalled(settings, target=None, **kwargs):
+        os.kill(os.getpid(), signum)
+        time.sleep(5)  # the handler interrupts this
+        raise AssertionError("not interrupted")
+
+    api.upgrade = signalled
+    started = time.monotonic()
+    code_, out, err = run(capsys, "--config-file", conf_file, "upgrade",
+                          "head")
+    assert time.monotonic() - started < 4
+    assert code_ == code
+    assert cancelled == [True]
+    line = one_error_line(err)
+    assert "interrupted by %s" % signal.Signals(signum).name in line
+    assert "Run the same command to resume, or `mistral-db-manage " \
+        "abandon`" in line
+    # The handlers are ours only while a command runs.
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_logging_masks_and_is_removed(capsys, api, conf_file):

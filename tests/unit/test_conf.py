@@ -121,7 +121,8 @@ def test_list_opts_covers_every_option():
     assert names == {"%s_tasks" % op for op in conf.OPERATIONS} | {
         "backup_dir", "state_dir", "lock_timeout", "backup",
         "backup_keep", "on_failure", "logbook_connection", "runs_keep",
-        "populate_remove_missing"}
+        "populate_remove_missing", "statement_lock_timeout",
+        "refuse_if_connected"}
 
 
 def test_sample_config_is_up_to_date(tmp_path):

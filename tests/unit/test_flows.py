@@ -177,3 +177,32 @@ def test_tasks_that_do_not_fit_together_are_a_plugin_error():
     with pytest.raises(exceptions.PluginError) as info:
         flows.run(flow)
     assert "do not fit" in str(info.value)
+
+
+class Fenced(task.Task):
+    """A step whose commit finds the run's lock lost."""
+
+    def execute(self):
+        raise exceptions.StepHalted(exceptions.LockLost(
+            database="m", reason="lost the lock on database m"))
+
+
+class Recorded(Noop):
+    reverted: list = []
+
+    def revert(self, *args, **kwargs):
+        Recorded.reverted.append(self.name)
+
+
+def test_a_halted_step_reverts_nothing_and_stays_resumable():
+    """A step halted by the fence is no failure: no step reverts, the
+    run's error is the LockLost, and the halted step is left running
+    (as a kill leaves it), so the same command resumes it."""
+    Recorded.reverted = []
+    flow = flows.build(ctx(), ["first", "fenced", "last"], loader=fake_loader(
+        {"first": lambda ctx: [Recorded("first")],
+         "fenced": lambda ctx: [Fenced("fenced")],
+         "last": lambda ctx: [Noop("last")]}))
+    with pytest.raises(exceptions.LockLost):
+        flows.run(flow)
+    assert Recorded.reverted == []

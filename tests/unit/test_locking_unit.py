@@ -193,3 +193,48 @@ def test_unreachable_server_is_a_lock_error_without_password():
     assert text.startswith("cannot connect to take the lock on database m:")
     assert "s3cret" not in text
     assert lock.handle is None
+
+
+class Clock:
+    """time.monotonic for the waits, moved by what they wait."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_wait_is_said_at_once_and_every_ten_seconds(monkeypatch):
+    """Lock._waiting tells on_wait before its first wait and after each
+    ten seconds of it, until the timeout, then gives up."""
+    from mistral_db_flows.locking import base
+
+    clock = Clock()
+    monkeypatch.setattr(base.time, "monotonic", clock)
+    lock = base.Lock("sqlite://", "m", "upgrade")
+    lock._holder = lambda: {"pid": 42}
+    heard = []
+    waits = []
+
+    def try_for(seconds):
+        waits.append(seconds)
+        clock.now += seconds
+        return False
+
+    got = lock._waiting(try_for, 25, lambda text: heard.append(
+        (clock.now, text)))
+    assert got is False
+    assert waits == [0, 10, 10, 5]
+    assert [when for when, _ in heard] == [0, 10, 20]
+    assert "held by a run with pid 42" in heard[0][1]
+    assert "waited 10 s of 25 s" in heard[1][1]
+
+
+def test_a_lock_taken_at_once_says_nothing():
+    from mistral_db_flows.locking import base
+
+    heard = []
+    lock = base.Lock("sqlite://", "m", "upgrade")
+    assert lock._waiting(lambda seconds: True, 5, heard.append) is True
+    assert heard == []

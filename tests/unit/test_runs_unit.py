@@ -12,6 +12,7 @@ from taskflow import task
 from mistral_db_flows import aftermath
 from mistral_db_flows import exceptions
 from mistral_db_flows import flows
+from mistral_db_flows import guarding
 from mistral_db_flows import runs
 from mistral_db_flows import states
 from mistral_db_flows.results import Outcome
@@ -227,7 +228,7 @@ class FakeLock:
 
 def test_guard_check_passes_while_the_lock_is_held():
     lock = FakeLock()
-    runs.Guard(lock, store=None).check()
+    guarding.Guard(lock, store=None).check()
     assert lock.checks == 1
 
 
@@ -235,10 +236,65 @@ def test_guard_check_turns_a_lost_lock_into_lock_lost():
     cause = exceptions.LockError("lost the lock on database m",
                                  database="m")
     with pytest.raises(exceptions.LockLost) as err:
-        runs.Guard(FakeLock(cause), store=None).check()
+        guarding.Guard(FakeLock(cause), store=None).check()
     assert err.value.database == "m"
     assert err.value.reason == "lost the lock on database m"
     assert err.value.__cause__ is cause
     assert err.value.exit_code == exceptions.ExitCode.LOCKED
-    assert str(err.value).startswith("lost the lock on database m; the "
-                                     "run stopped before its next step")
+    assert str(err.value).startswith(
+        "lost the lock on database m; the run stopped without committing "
+        "anything more and reverted nothing")
+
+
+def test_guard_fence_halts_the_step_instead_of_failing_it():
+    """Inside a step (before its commit) a lost lock is StepHalted, a
+    BaseException TaskFlow does not turn into a revert, carrying the
+    LockLost the CLI reports."""
+    cause = exceptions.LockError("lost the lock on database m",
+                                 database="m")
+    with pytest.raises(exceptions.StepHalted) as err:
+        guarding.Guard(FakeLock(cause), store=None).fence()
+    assert isinstance(err.value.error, exceptions.LockLost)
+    assert not isinstance(err.value, Exception)
+    guarding.Guard(FakeLock(), store=None).fence()  # held: nothing happens
+
+
+class FakeAtom:
+    def __init__(self, name, state):
+        self.name, self.state = name, state
+        self.failure = self.results = None
+
+
+class FakeFlowDetail(list):
+    def __init__(self, meta, atoms):
+        super().__init__(atoms)
+        self.meta = meta
+
+
+def _interrupted_upgrade(**meta):
+    return FakeFlowDetail(
+        dict({"operation": "upgrade", "state": "running",
+              "plan": {"start": "030", "target": "045",
+                       "pending": ["031", "032"]}}, **meta),
+        [FakeAtom("migrate_031", "SUCCESS"),
+         FakeAtom("migrate_032", "RUNNING")])
+
+
+def test_a_run_that_lost_its_lock_while_failing_is_never_resumed():
+    """Its revert could undo what the run that took the lock did: the
+    resume is refused (exit 12), saying to check and abandon, never to
+    run the command again."""
+    from mistral_db_flows import resume
+
+    requested = flows.Plan("031", "045", ("032",))
+    assert resume.resume_plan(_interrupted_upgrade(), "upgrade",
+                              requested).target == "045"
+    with pytest.raises(exceptions.ResumeRefused) as err:
+        resume.resume_plan(
+            _interrupted_upgrade(**{resume.LOST_LOCK_FAILING: True}),
+            "upgrade", requested)
+    assert err.value.exit_code == 12
+    assert "lost its lock after a step failed" in str(err.value)
+    assert str(err.value).endswith(
+        "then `abandon` that run and run the command again")
+    assert "to resume it" not in str(err.value)
