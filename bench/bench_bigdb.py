@@ -117,7 +117,10 @@ def _migrate(url: str, revision: str) -> None:
     subprocess.run([str(bench_startup.ours_python()), "-c",
                     "import sys\nfrom mistral_db_flows import migration\n"
                     "migration.upgrade(sys.argv[1], sys.argv[2])\n", url,
-                    revision], check=True, env=bench_startup.child_env())
+                    revision], check=True, env=bench_startup.child_env(),
+                   # Not the checkout: its source tree would shadow the
+                   # installed package (whose migrations live inside it).
+                   cwd=tempfile.gettempdir())
 
 
 def seed(url: str, backend: str, scale: float, operation: str) -> None:

@@ -79,3 +79,19 @@ def test_reference_data_is_in_the_repository():
         for revision in reference.REVISIONS:
             dump = reference.schema(dialect, revision)
             assert dump["dialect"] == name and dump["tables"], revision
+
+
+def test_every_package_of_the_source_tree_is_shipped():
+    """A plain ``pip install .`` carries only the packages setup.cfg lists
+    (the editable install of the tests sees them all): a new sub-package
+    left out breaks operators' installs, not the quick subset."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    source = ROOT / "mistral_db_flows"
+    found = {"mistral_db_flows"} | {
+        "mistral_db_flows." + ".".join(p.parent.relative_to(source).parts)
+        for p in source.rglob("__init__.py") if p.parent != source}
+    missing = found - listed
+    assert not missing, "add to setup.cfg [options] packages: %s" % (
+        ", ".join(sorted(missing)))
