@@ -46,3 +46,22 @@ def test_three_threads_upgrade_three_databases_in_isolation(make_db):
         assert run.end_revision == reference.HEAD
         assert migrate_util.version(url) == reference.HEAD
         assert migrate_util.schema_diff(url, reference.HEAD) == []
+
+
+def test_namespaced_flows_of_two_databases_run_on_the_parallel_engine(
+        make_db):
+    from taskflow import engines
+    from taskflow.patterns import unordered_flow
+
+    urls = [make_db("postgresql") for _ in range(2)]
+    parent = unordered_flow.Flow("host-fleet")
+    for n, url in enumerate(urls):
+        parent.add(api.upgrade_flow(conf.Settings(database_url=url),
+                                    "head", prefix="db%d." % n))
+    engine = engines.load(parent, engine="parallel", max_workers=2)
+    engine.run()
+    for n, url in enumerate(urls):
+        assert engine.storage.get_atom_state("db%d.migrate_045" % n) \
+            == "SUCCESS"
+        assert migrate_util.version(url) == reference.HEAD
+        assert migrate_util.schema_diff(url, reference.HEAD) == []
