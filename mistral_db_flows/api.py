@@ -121,16 +121,24 @@ def _upgrade_plan(settings: conf.Settings, target: str | None,
 
 
 def upgrade_flow(settings: conf.Settings, target: str | None = "head", *,
-                 delta: int | None = None):
+                 delta: int | None = None, prefix: str | None = None,
+                 revert_on_outer_failure: bool = True):
     """The ``upgrade`` flow (a linear flow) for embedding.
 
     The target is resolved against the database's revision now (a bad
     one raises here); each migrate step is "upgrade to exactly X" and
     does nothing when the database is already there, so running the
     flow again is harmless.
+
+    Every ``*_flow`` takes ``prefix`` (put before each atom name and
+    each symbol its atoms provide, so that several databases' flows
+    compose in one parent flow; None keeps the names a recorded run
+    knows) and ``revert_on_outer_failure`` (False: our steps revert only
+    when one of them failed, not when a host task did). See docs/api.md.
     """
     graph, plan = _upgrade_plan(settings, target, delta)
-    return runs.build("upgrade", settings, plan, graph)
+    return runs.build("upgrade", settings, plan, graph, prefix=prefix,
+                      revert_on_outer_failure=revert_on_outer_failure)
 
 
 def _stamp_plan(settings: conf.Settings, revision: str | None):
@@ -140,10 +148,13 @@ def _stamp_plan(settings: conf.Settings, revision: str | None):
     return graph, revisions.plan_stamp(graph, current_revs, revision)
 
 
-def stamp_flow(settings: conf.Settings, revision: str | None):
+def stamp_flow(settings: conf.Settings, revision: str | None, *,
+               prefix: str | None = None,
+               revert_on_outer_failure: bool = True):
     """The ``stamp`` flow for embedding."""
     graph, plan = _stamp_plan(settings, revision)
-    return runs.build("stamp", settings, plan, graph)
+    return runs.build("stamp", settings, plan, graph, prefix=prefix,
+                      revert_on_outer_failure=revert_on_outer_failure)
 
 
 def _here_plan(settings: conf.Settings, to_head: bool = False):
@@ -155,22 +166,30 @@ def _here_plan(settings: conf.Settings, to_head: bool = False):
     return graph, revisions.Plan(start, target)
 
 
-def populate_flow(settings: conf.Settings):
+def populate_flow(settings: conf.Settings, *, prefix: str | None = None,
+                  revert_on_outer_failure: bool = True):
     """The ``populate`` flow for embedding."""
     graph, plan = _here_plan(settings)
-    return runs.build("populate", settings, plan, graph)
+    return runs.build("populate", settings, plan, graph, prefix=prefix,
+                      revert_on_outer_failure=revert_on_outer_failure)
 
 
-def populate_actions_flow(settings: conf.Settings):
+def populate_actions_flow(settings: conf.Settings, *,
+                          prefix: str | None = None,
+                          revert_on_outer_failure: bool = True):
     """The ``populate_actions`` flow for embedding."""
     graph, plan = _here_plan(settings)
-    return runs.build("populate_actions", settings, plan, graph)
+    return runs.build("populate_actions", settings, plan, graph,
+                      prefix=prefix,
+                      revert_on_outer_failure=revert_on_outer_failure)
 
 
-def verify_flow(settings: conf.Settings):
+def verify_flow(settings: conf.Settings, *, prefix: str | None = None,
+                revert_on_outer_failure: bool = True):
     """The ``verify`` flow: the database is at head and as modelled."""
     graph, plan = _here_plan(settings, to_head=True)
-    return runs.build("verify", settings, plan, graph)
+    return runs.build("verify", settings, plan, graph, prefix=prefix,
+                      revert_on_outer_failure=revert_on_outer_failure)
 
 
 def run_flow(flow: Any, settings: conf.Settings, *,

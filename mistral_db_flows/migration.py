@@ -21,8 +21,10 @@ capped in setup.cfg below the first release not tested):
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
+import threading
 from typing import Any, TextIO
 
 from mistral_db_flows import exceptions
@@ -136,6 +138,22 @@ def scripts() -> list[Any]:
     return list(reversed(list(script_directory().walk_revisions())))
 
 
+# Alembic's ``op`` and ``context`` proxies are process-global: two
+# threads running env.py (or applying operations) at once would send one
+# database's statements to the other's connection. Every such use holds
+# this lock; re-entrant, since a revert may run inside a run's block.
+_ALEMBIC_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def serialised():
+    """Hold the process-wide Alembic lock for the block (every use of
+    Alembic's ``op``/``context`` proxies: upgrade, stamp, offline SQL,
+    a step's revert)."""
+    with _ALEMBIC_LOCK:
+        yield
+
+
 def _run_env(cfg, fn, *, sql: bool, starting_rev: str | None,
              destination: Any) -> None:
     from alembic.runtime import environment
@@ -143,7 +161,7 @@ def _run_env(cfg, fn, *, sql: bool, starting_rev: str | None,
 
     script = script_directory()
     try:
-        with environment.EnvironmentContext(
+        with serialised(), environment.EnvironmentContext(
                 cfg, script, fn=lambda rev, context: fn(script, rev),
                 as_sql=sql, starting_rev=starting_rev,
                 destination_rev=destination):

@@ -25,6 +25,7 @@ import weakref
 from typing import Any, Callable, TextIO
 
 from mistral_db_flows import aftermath
+from mistral_db_flows import composing
 from mistral_db_flows import conf
 from mistral_db_flows import exceptions
 from mistral_db_flows import flows
@@ -60,14 +61,19 @@ def with_driver(settings: conf.Settings) -> conf.Settings:
 
 def build(operation: str, settings: conf.Settings, plan: flows.Plan,
           graph: Any, *, fresh_run: bool = False,
-          identity: str | None = None):
-    """The flow of ``operation`` doing ``plan``."""
+          identity: str | None = None, prefix: str | None = None,
+          revert_on_outer_failure: bool = True):
+    """The flow of ``operation`` doing ``plan`` (atom names prefixed
+    with ``prefix``; reverting for the host's failures or not: see
+    :mod:`composing`)."""
     settings = with_driver(settings)
     ctx = flows.BuildContext(
         operation=operation, database_url=settings.database_url,
         plan=plan, head=graph.heads[0] if graph.sound else None,
         settings=settings, fresh_run=fresh_run, identity=identity)
-    flow = flows.build(ctx)
+    flow = composing.namespaced(flows.build(ctx), prefix)
+    if not revert_on_outer_failure:
+        flow = composing.revert_only_own_failures(flow)
     _PLANNED[flow] = plan
     return flow
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mistral_db_flows import migration
 from mistral_db_flows.revert import journal
 
 
@@ -196,7 +197,7 @@ def revert_step(conn: Any, revision: str, parent: str | None, *,
         connection=conn,
         opts={"render_as_batch": conn.dialect.name == "sqlite",
               "mdf_attributes": {"check_existing": True}})
-    with Operations.context(context):
+    with migration.serialised(), Operations.context(context):
         for _seq, inverse in inverses:
             apply(conn, inverse)
     moved = bool(move_version or inverses) and _set_version(conn, revision,

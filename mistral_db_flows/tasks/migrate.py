@@ -151,6 +151,18 @@ class MigrateTo(task.Task):
         return {"revision": self.revision, "inverses": undone.inverses,
                 "back_to": undone.parent}
 
+    def kept(self) -> None:
+        """A host task after ours failed and the host keeps the upgraded
+        database (``revert_on_outer_failure=False``): this step's journal
+        could only undo it, so it goes."""
+        if not self._journal:
+            return
+        from mistral_db_flows.revert import journal
+
+        with dbapi.sqlalchemy_connection(self._database_url) as conn:
+            journal.forget(conn, self.revision)
+            conn.commit()
+
 
 def factory(ctx) -> list[task.Task]:
     settings = ctx.settings or conf.Settings()
