@@ -99,8 +99,12 @@ def test_lost_lock_stops_before_the_next_step_and_resumes(
     assert tool.run("status").doc["interrupted"] is None
 
 
+# Slow on both servers (about a minute: two full runs and a lock-loss
+# wait); test_lost_lock_stops_before_the_next_step_and_resumes keeps the
+# fence in the quick subset.
 @pytest.mark.parametrize("backend", [
-    pytest.param("postgresql", marks=[pytest.mark.postgresql]),
+    pytest.param("postgresql", marks=[pytest.mark.postgresql,
+                                      pytest.mark.slow]),
     pytest.param("mysql", marks=[pytest.mark.mysql, pytest.mark.slow])])
 def test_a_run_that_lost_its_lock_never_undoes_the_next_one(
         backend, make_db, tmp_path):
