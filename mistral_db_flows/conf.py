@@ -109,7 +109,9 @@ db_manage_opts = [_tasks_opt(op) for op in OPERATIONS] + [
     cfg.StrOpt(
         "on_failure",
         default="revert",
-        choices=[("revert", "restore the backup taken at the start"),
+        choices=[("revert", "undo what the run changed: each step "
+                            "its own change (or, with backup = full, "
+                            "restore the dump taken at the start)"),
                  ("stop", "leave the database as it is for inspection "
                           "and a later resume")],
         help="What a failed run does to the database."),
