@@ -10,13 +10,23 @@ config = context.config
 
 
 def _configure_args() -> dict:
-    return dict(
+    args = dict(
         target_metadata=config.attributes.get("target_metadata"),
         # One transaction per revision: where DDL is transactional
         # (PostgreSQL), a failed revision leaves the previous one intact.
         transaction_per_migration=True,
         compare_type=True,
     )
+    reached = config.attributes.get("reached")
+    if reached is not None:
+        # The heads after each revision, as Alembic wrote them (it
+        # checks that its UPDATE of alembic_version matched one row):
+        # the caller need not read the table back.
+        def note(ctx, step, heads, run_args) -> None:
+            reached[:] = sorted(heads)
+
+        args["on_version_apply"] = [note]
+    return args
 
 
 def run_migrations_offline() -> None:

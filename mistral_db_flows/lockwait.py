@@ -62,13 +62,23 @@ def dialect_of(conn: Any) -> str:
     return "mysql" if name == "mariadb" else name
 
 
-def bound(conn: Any, seconds: float | None) -> None:
+# Where a connection remembers the statement lock timeout its session
+# has (absent: the server's default), so that consecutive steps on the
+# run's connection set it once instead of twice per step.
+_INFO_KEY = "mdf_statement_lock_timeout"
+
+
+def bound(conn: Any, seconds: float | None) -> bool:
     """Set (None: reset) the statement lock timeout of SQLAlchemy
-    connection ``conn``'s session; the caller commits (a SET rolled
-    back is undone on PostgreSQL)."""
+    connection ``conn``'s session and commit (a SET rolled back is
+    undone on PostgreSQL). Nothing is sent when the session has it
+    already; returns whether something was."""
     statements = _BOUND.get(dialect_of(conn))
     if statements is None:
-        return
+        return False
+    info = conn.info
+    if info.get(_INFO_KEY) == seconds:
+        return False
     if seconds is None:
         conn.exec_driver_sql(statements[1])
     elif dialect_of(conn) == "postgresql":
@@ -76,6 +86,12 @@ def bound(conn: Any, seconds: float | None) -> None:
     else:  # whole seconds only
         whole = max(1, math.ceil(seconds))
         conn.exec_driver_sql(statements[0] % (whole, whole))
+    conn.commit()
+    if seconds is None:
+        info.pop(_INFO_KEY, None)
+    else:
+        info[_INFO_KEY] = seconds
+    return True
 
 
 def is_lock_timeout(exc: BaseException) -> bool:

@@ -177,7 +177,8 @@ def _run_env(cfg, fn, *, sql: bool, starting_rev: str | None,
 
 def upgrade(url: str | None, target: str, *, sql: bool = False,
             output: TextIO | None = None, connection: Any = None,
-            check_existing: bool = True, journal: Any = None) -> None:
+            check_existing: bool = True, journal: Any = None,
+            reached: list[str] | None = None) -> None:
     """Upgrade to ``target`` (``head``, an id, or ``start:end`` offline).
 
     Like ``alembic upgrade``, but on the cached script directory.
@@ -185,6 +186,8 @@ def upgrade(url: str | None, target: str, *, sql: bool = False,
     (see ``ddl.checking``): only for a first attempt that is retried
     with the checks when it fails. With ``journal`` (a
     ``revert.journal.Journal``) every operation records its inverse.
+    ``reached`` (a list) is set to the heads Alembic wrote after each
+    revision it applied (unchanged when it applied none).
     """
     starting_rev = None
     if ":" in target:
@@ -195,6 +198,8 @@ def upgrade(url: str | None, target: str, *, sql: bool = False,
     cfg.attributes["check_existing"] = check_existing
     if journal is not None:
         cfg.attributes["revert_journal"] = journal
+    if reached is not None:
+        cfg.attributes["reached"] = reached
     _run_env(cfg, lambda script, rev: script._upgrade_revs(target, rev),
              sql=sql, starting_rev=starting_rev or None,
              destination=target)

@@ -126,3 +126,23 @@ def current_revisions(connection: Any) -> list[str]:
     elif not connection.exec_driver_sql(exists).scalar():
         return []
     return sorted(r[0] for r in connection.exec_driver_sql(_SELECT))
+
+
+# A migrate step that has just read the version back after its upgrade
+# leaves it here for the next step on the same connection (the run's,
+# under the run's lock); the next step takes it once. Whatever else
+# moves the version on that connection (a step's revert) forgets it.
+_KNOWN = "mdf_known_revisions"
+
+
+def remember(connection: Any, found: list[str]) -> None:
+    connection.info[_KNOWN] = list(found)
+
+
+def take_known(connection: Any) -> list[str] | None:
+    """What :func:`remember` left on ``connection`` (once), else None."""
+    return connection.info.pop(_KNOWN, None)
+
+
+def forget_known(connection: Any) -> None:
+    connection.info.pop(_KNOWN, None)

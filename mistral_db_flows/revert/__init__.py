@@ -45,8 +45,10 @@ def revert_step(conn: Any, revision: str, *,
     """Undo step ``revision``; what was undone (``replay.Undone``).
     ``move_version``: set ``alembic_version`` back even when the journal
     is empty (a step that did apply a revision with nothing to undo)."""
+    from mistral_db_flows import version_table
     from mistral_db_flows.revert import replay
 
+    version_table.forget_known(conn)
     return replay.revert_step(conn, revision, parent_of(revision),
                               move_version=move_version)
 

@@ -33,18 +33,38 @@ _CREATE = ("CREATE TABLE IF NOT EXISTS %s (revision VARCHAR(32) NOT NULL, "
            "inverse TEXT NOT NULL, PRIMARY KEY (revision, seq))" % TABLE)
 
 
+# Set on a connection once a step that wrote the journal committed:
+# the table is there for the next step, which need not create it again
+# (each CREATE is a schema statement: on MariaDB an implicit commit and
+# a fence check). Whatever drops the table on that connection, and any
+# failed attempt, forgets it.
+_READY = "mdf_revert_journal_ready"
+
+
+def mark_ready(conn: Any) -> None:
+    conn.info[_READY] = True
+
+
+def forget_ready(conn: Any) -> None:
+    conn.info.pop(_READY, None)
+
+
 def exists(conn: Any) -> bool:
     return sa.inspect(conn).has_table(TABLE)
+
+
+def _entries(conn: Any, revision: str) -> list[tuple[int, dict]]:
+    found = conn.execute(sa.text(
+        "SELECT seq, inverse FROM %s WHERE revision = :r ORDER BY seq DESC"
+        % TABLE), {"r": revision})
+    return [(int(seq), json.loads(text)) for seq, text in found]
 
 
 def entries(conn: Any, revision: str) -> list[tuple[int, dict]]:
     """``(seq, inverse)`` of ``revision``, newest first."""
     if not exists(conn):
         return []
-    found = conn.execute(sa.text(
-        "SELECT seq, inverse FROM %s WHERE revision = :r ORDER BY seq DESC"
-        % TABLE), {"r": revision})
-    return [(int(seq), json.loads(text)) for seq, text in found]
+    return _entries(conn, revision)
 
 
 def revisions(conn: Any) -> list[str]:
@@ -76,12 +96,18 @@ class Journal:
         self.added: set[tuple[str, str]] = set()
         self.created: set[str] = set()
 
+    @property
+    def started(self) -> bool:
+        """Whether this journal made sure its table exists."""
+        return self._seq is not None
+
     def _start(self, conn: Any) -> None:
         if self._seq is not None:
             return
-        conn.execute(sa.text(_CREATE))
+        if not conn.info.get(_READY):
+            conn.execute(sa.text(_CREATE))
         self._seq = 0
-        for seq, inverse in entries(conn, self.revision):
+        for seq, inverse in _entries(conn, self.revision):
             self._seq = max(self._seq, seq)
             self._remember(inverse)
 
@@ -120,6 +146,7 @@ class Journal:
 
 def forget(conn: Any, revision: str) -> None:
     """Delete ``revision``'s entries and their data copies."""
+    forget_ready(conn)
     for _seq, inverse in entries(conn, revision):
         copy = inverse.get("copy")
         if copy and sa.inspect(conn).has_table(copy):
@@ -136,6 +163,7 @@ def forget(conn: Any, revision: str) -> None:
 
 def discard(conn: Any) -> None:
     """Drop every journal table (the run ended well)."""
+    forget_ready(conn)
     for name in side_tables(conn):
         conn.execute(sa.text("DROP TABLE %s" % name))
     if exists(conn):

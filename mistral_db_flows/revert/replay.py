@@ -43,6 +43,12 @@ def _has(conn: Any, table: str) -> bool:
     return sa.inspect(conn).has_table(table)
 
 
+def _kept(conn: Any, copy: str | None) -> bool:
+    """Whether data copy ``copy`` exists (None: the operation found no
+    row to keep, see ``record._copy``)."""
+    return copy is not None and _has(conn, copy)
+
+
 def _restore_table(conn: Any, inv: dict) -> None:
     table, copy = inv["table"], inv["copy"]
     if not _has(conn, table):
@@ -50,7 +56,7 @@ def _restore_table(conn: Any, inv: dict) -> None:
             conn.exec_driver_sql(statement)
     empty = conn.execute(sa.text("SELECT COUNT(*) FROM %s"
                                  % _q(conn, table))).scalar() == 0
-    if empty and _has(conn, copy):
+    if empty and _kept(conn, copy):
         conn.execute(sa.text("INSERT INTO %s SELECT * FROM %s"
                              % (_q(conn, table), copy)))
 
@@ -85,7 +91,7 @@ def _restore_column(conn: Any, inv: dict) -> None:
         else:
             ddl.add_column(table, sa.Column(column, _Native(inv["type"]),
                                             nullable=True))
-    if _has(conn, inv["copy"]):
+    if _kept(conn, inv["copy"]):
         _write_back(conn, table, inv["keys"], [column], inv["copy"])
     if not inv["nullable"]:
         ddl.alter_column(table, column, existing_type=_Native(inv["type"]),
@@ -93,7 +99,7 @@ def _restore_column(conn: Any, inv: dict) -> None:
 
 
 def _restore_rows(conn: Any, inv: dict) -> None:
-    if not _has(conn, inv["copy"]):
+    if not _kept(conn, inv["copy"]):
         return
     t = _q(conn, inv["table"])
     conn.execute(sa.text(
@@ -151,7 +157,9 @@ def apply(conn: Any, inv: dict) -> None:
     elif kind == "restore_column":
         _restore_column(conn, inv)
     elif kind == "restore_values":
-        _write_back(conn, table, inv["keys"], inv["columns"], inv["copy"])
+        if inv["copy"] is not None:
+            _write_back(conn, table, inv["keys"], inv["columns"],
+                        inv["copy"])
     elif kind == "restore_rows":
         _restore_rows(conn, inv)
     else:

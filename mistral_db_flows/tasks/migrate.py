@@ -22,6 +22,7 @@ from taskflow import task
 from mistral_db_flows import conf
 from mistral_db_flows import dbapi
 from mistral_db_flows import exceptions
+from mistral_db_flows import fencing
 from mistral_db_flows import flows
 from mistral_db_flows import lockwait
 from mistral_db_flows import migration
@@ -44,7 +45,8 @@ class MigrateTo(task.Task):
 
     def __init__(self, database_url: str, revision: str,
                  lock_budget: lockwait.Budget | None = None, *,
-                 journal: bool = True, revert: bool = True) -> None:
+                 journal: bool = True, revert: bool = True,
+                 last: bool = True) -> None:
         super().__init__(name=step_name(revision))
         self._database_url = database_url
         self.revision = revision
@@ -52,12 +54,22 @@ class MigrateTo(task.Task):
             conf.DEFAULT_STATEMENT_LOCK_TIMEOUT, conf.DEFAULT_LOCK_TIMEOUT)
         self._journal = journal
         self._revert = revert and journal
+        # The last migrate step of its flow gives the run's connection
+        # back with the server's lock timeouts; the steps before leave
+        # them set for the next one (see lockwait.bound).
+        self._last = last
+        self._attempt_journal: Any = None
 
     def execute(self, run_id: str | None = None) -> dict:
         # The run's connection (connecting costs more than most
         # revisions); after a failure it is not trusted again.
         with dbapi.sqlalchemy_connection(self._database_url) as conn:
-            return self._upgrade_on(conn, run_id)
+            try:
+                return self._upgrade_on(conn, run_id)
+            except Exception:
+                # Lost the lock meanwhile: halt (resumable), not fail.
+                fencing.confirm(conn)
+                raise
 
     def _new_journal(self, run_id: str | None) -> Any:
         """A journal for one attempt (it reads back what an earlier,
@@ -66,7 +78,8 @@ class MigrateTo(task.Task):
             return None
         from mistral_db_flows.revert import journal
 
-        return journal.Journal(self.revision, run_id)
+        self._attempt_journal = journal.Journal(self.revision, run_id)
+        return self._attempt_journal
 
     def _versions(self, conn) -> list[str]:
         found = version_table.current_revisions(conn)
@@ -74,8 +87,18 @@ class MigrateTo(task.Task):
         return found
 
     def _upgrade_on(self, conn, run_id: str | None) -> dict:
+        # After a failure the connection is discarded (dbapi), and
+        # its session settings with it.
+        result = self._upgrade_checked(conn, run_id)
+        if self._last:
+            lockwait.bound(conn, None)
+        return result
+
+    def _upgrade_checked(self, conn, run_id: str | None) -> dict:
         graph = revisions.graph()
-        current = self._versions(conn)
+        # What the step before found right after its own upgrade, on
+        # this connection, under the same lock: no need to ask again.
+        current = version_table.take_known(conn) or self._versions(conn)
         for rev in current:
             if rev not in graph:
                 raise exceptions.UnknownRevision(rev, where="database")
@@ -94,14 +117,13 @@ class MigrateTo(task.Task):
         # A short lock timeout per statement: readers of a table never
         # queue behind our waiting ALTER for longer (see lockwait).
         lockwait.bound(conn, self._lock_budget.statement)
-        conn.commit()
         waits = lockwait.Waits(conn, self._lock_budget,
                                conn.engine.url.database or "",
                                self._waiting)
         try:
             # Fast first: no look at the live schema before each change.
-            waits.retry(lambda careful: self._apply(conn, careful, run_id),
-                        False)
+            after = waits.retry(
+                lambda careful: self._apply(conn, careful, run_id), False)
         except exceptions.LockWaitTimeout:
             raise
         except Exception as exc:  # any failure: redo it carefully
@@ -109,24 +131,42 @@ class MigrateTo(task.Task):
             # part of this revision; every operation then failed loudly.
             # PostgreSQL rolled the attempt back; MySQL and SQLite kept
             # what ran, which the careful run skips or completes.
+            fencing.confirm(conn)  # not after losing the lock
             LOG.info("revision %s: retrying with schema checks after: %s",
                      self.revision, str(exc).splitlines()[0])
             conn.rollback()
-            waits.retry(lambda careful: self._apply(conn, careful, run_id),
-                        True)
-        lockwait.bound(conn, None)
-        after = self._versions(conn)
+            self._forget_journal_ready(conn)
+            after = waits.retry(
+                lambda careful: self._apply(conn, careful, run_id), True)
         if after != [self.revision]:
             raise exceptions.MistralDbError(
                 "after upgrading to %s alembic_version says %s"
                 % (self.revision, ", ".join(after) or "nothing"))
+        version_table.remember(conn, after)
+        if self._attempt_journal is not None and \
+                self._attempt_journal.started:
+            from mistral_db_flows.revert import journal
+
+            journal.mark_ready(conn)  # committed with the step
         return {"revision": self.revision, "applied": True, "from": start}
 
-    def _apply(self, conn, careful: bool, run_id: str | None) -> None:
+    def _apply(self, conn, careful: bool, run_id: str | None
+               ) -> list[str]:
+        """One attempt; the version it leaves, as Alembic wrote it
+        (read back only when Alembic applied nothing)."""
+        reached: list[str] = []
         migration.upgrade(self._database_url, self.revision,
                           connection=conn, check_existing=careful,
-                          journal=self._new_journal(run_id))
+                          journal=self._new_journal(run_id),
+                          reached=reached)
         conn.commit()
+        return reached or self._versions(conn)
+
+    def _forget_journal_ready(self, conn) -> None:
+        if self._journal:
+            from mistral_db_flows.revert import journal
+
+            journal.forget_ready(conn)
 
     def _waiting(self, text: str) -> None:
         self.notifier.notify(flows.STEP_WAITING, {"text": text})
@@ -168,7 +208,9 @@ def factory(ctx) -> list[task.Task]:
     settings = ctx.settings or conf.Settings()
     budget = lockwait.Budget(settings.statement_lock_timeout,
                              settings.lock_timeout)
+    pending = list(ctx.pending)
     return [MigrateTo(ctx.database_url, rev, budget,
                       journal=settings.keeps_step_reverts,
-                      revert=settings.on_failure == "revert")
-            for rev in ctx.pending]
+                      revert=settings.on_failure == "revert",
+                      last=i == len(pending) - 1)
+            for i, rev in enumerate(pending)]
