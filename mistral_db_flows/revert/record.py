@@ -84,6 +84,16 @@ def _copy(conn: Any, journal: Any, table: str, columns: Sequence[str],
     return copy
 
 
+def _made_here(conn: Any, journal: Any, table: str,
+               column: str | None = None) -> bool:
+    """Whether this step created ``table`` (or added ``column``): its
+    revert drops that whole, so what the step does to it afterwards
+    needs no inverse of its own, nor the look at the live schema that
+    recording one takes (on MariaDB a reflection costs milliseconds,
+    and an empty database's first step indexes every table it makes)."""
+    return journal.is_new(conn, table, column)
+
+
 # -- tables ----------------------------------------------------------------
 
 def create_table(conn: Any, journal: Any, table: str) -> None:
@@ -91,6 +101,8 @@ def create_table(conn: Any, journal: Any, table: str) -> None:
 
 
 def drop_table(conn: Any, journal: Any, table: str) -> None:
+    if _made_here(conn, journal, table):
+        return
     shape = table_ddl(conn, table)
     copy = _copy(conn, journal, table, [])
     journal.record(conn, {"op": "restore_table", "table": table,
@@ -100,11 +112,15 @@ def drop_table(conn: Any, journal: Any, table: str) -> None:
 # -- columns ---------------------------------------------------------------
 
 def add_column(conn: Any, journal: Any, table: str, column: str) -> None:
+    if _made_here(conn, journal, table):
+        return
     journal.record(conn, {"op": "drop_column", "table": table,
                           "column": column})
 
 
 def drop_column(conn: Any, journal: Any, table: str, column: str) -> None:
+    if _made_here(conn, journal, table, column):
+        return
     have = {c["name"]: c for c in sa.inspect(conn).get_columns(table)}
     if column not in have:
         return
@@ -123,6 +139,8 @@ def _before(order: list[str], column: str) -> str | None:
 
 
 def alter_column(conn: Any, journal: Any, table: str, column: str) -> None:
+    if _made_here(conn, journal, table, column):
+        return
     have = {c["name"]: c for c in sa.inspect(conn).get_columns(table)}
     if column not in have:
         return
@@ -136,6 +154,8 @@ def alter_column(conn: Any, journal: Any, table: str, column: str) -> None:
 
 def create_index(conn: Any, journal: Any, name: str, table: str,
                  columns: Sequence[str]) -> None:
+    if _made_here(conn, journal, table):
+        return
     journal.record(conn, {"op": "drop_index", "name": name,
                           "table": table})
     if _dialect(conn) != "mysql":
@@ -156,6 +176,8 @@ def create_index(conn: Any, journal: Any, name: str, table: str,
 
 def keep_index(conn: Any, journal: Any, name: str, table: str) -> None:
     """Record how to recreate index ``name`` if it is there now."""
+    if _made_here(conn, journal, table):
+        return
     for index in sa.inspect(conn).get_indexes(table):
         if index["name"] == name:
             journal.record(conn, {
@@ -167,12 +189,16 @@ def keep_index(conn: Any, journal: Any, name: str, table: str) -> None:
 
 def create_unique(conn: Any, journal: Any, name: str, table: str,
                   columns: Sequence[str]) -> None:
+    if _made_here(conn, journal, table):
+        return
     journal.record(conn, {"op": "drop_unique", "name": name,
                           "table": table, "columns": list(columns)})
 
 
 def drop_unique(conn: Any, journal: Any, name: str, table: str,
                 columns: Sequence[str]) -> None:
+    if _made_here(conn, journal, table):
+        return
     journal.record(conn, {"op": "create_unique", "name": name,
                           "table": table, "columns": list(columns)})
 
@@ -180,6 +206,8 @@ def drop_unique(conn: Any, journal: Any, name: str, table: str,
 def create_foreign_key(conn: Any, journal: Any, name: str | None,
                        table: str, columns: Sequence[str],
                        referred_table: str) -> None:
+    if _made_here(conn, journal, table):
+        return
     journal.record(conn, {"op": "drop_foreign_key", "name": name,
                           "table": table, "columns": list(columns),
                           "referred_table": referred_table})
@@ -187,6 +215,8 @@ def create_foreign_key(conn: Any, journal: Any, name: str | None,
 
 def drop_foreign_key(conn: Any, journal: Any, name: str,
                      table: str) -> None:
+    if _made_here(conn, journal, table):
+        return
     for fk in sa.inspect(conn).get_foreign_keys(table):
         if fk["name"] == name:
             journal.record(conn, {
