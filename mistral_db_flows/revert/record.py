@@ -206,8 +206,8 @@ def drop_unique(conn: Any, journal: Any, name: str, table: str,
 def create_foreign_key(conn: Any, journal: Any, name: str | None,
                        table: str, columns: Sequence[str],
                        referred_table: str) -> None:
-    if _made_here(conn, journal, table):
-        return
+    # Recorded even on a table made here: a key between two new tables
+    # (013) must go before the table it refers to can be dropped.
     journal.record(conn, {"op": "drop_foreign_key", "name": name,
                           "table": table, "columns": list(columns),
                           "referred_table": referred_table})
