@@ -5,7 +5,8 @@
 that they never import Alembic or SQLAlchemy; other URLs go through
 SQLAlchemy. A migrate step reads it on its SQLAlchemy connection with
 two plain queries (Alembic's MigrationContext costs several
-milliseconds to set up, and every step reads the version twice).
+milliseconds to set up), unless the step before it on the same
+connection left what Alembic wrote (:func:`remember`).
 """
 from __future__ import annotations
 
