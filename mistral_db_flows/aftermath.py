@@ -54,7 +54,7 @@ def settle(facts: Facts) -> Settled:
     """The run's end from what its flow's run ended with."""
     if not facts.failed:
         done = (results.Outcome.UNCHANGED
-                if facts.operation in ("upgrade", "stamp")
+                if facts.operation in ("upgrade", "stamp", "downgrade")
                 and facts.unchanged
                 else results.Outcome.succeeded(facts.operation))
         return Settled(done, states.RunState.FINISHED)

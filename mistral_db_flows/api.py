@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from mistral_db_flows import conf
 from mistral_db_flows import dbapi
+from mistral_db_flows import downgrading
 from mistral_db_flows import exceptions
 from mistral_db_flows import migration
 from mistral_db_flows import results
@@ -101,12 +102,14 @@ def status(settings: conf.Settings) -> results.Status:
         interrupted = runs.read_interrupted(settings)
         # A journal needs a versioned database or a run that died
         # (an unversioned SQLite file may not even exist).
-        reverts = (revert.pending_in(settings.database_url)
-                   if start is not None or interrupted else [])
+        reverts = kept = []
+        if start is not None or interrupted:
+            reverts = revert.pending_in(settings.database_url)
+            kept = revert.kept_in(settings.database_url)
     return results.Status(current=start, head=head,
                           pending=graph.between(start, head),
                           interrupted=interrupted, database=database,
-                          revert_pending=reverts)
+                          revert_pending=reverts, revert_kept=kept)
 
 
 # -- flows -----------------------------------------------------------------
@@ -138,6 +141,28 @@ def upgrade_flow(settings: conf.Settings, target: str | None = "head", *,
     """
     graph, plan = _upgrade_plan(settings, target, delta)
     return runs.build("upgrade", settings, plan, graph, prefix=prefix,
+                      revert_on_outer_failure=revert_on_outer_failure)
+
+
+def _downgrade_plan(settings: conf.Settings, target: str | None):
+    graph = revisions.graph()
+    # A bad target fails before the database is even asked.
+    revisions.plan_downgrade(graph, None, target)
+    current_revs = version_table.read_version(settings.database_url)
+    plan = revisions.plan_downgrade(graph, current_revs, target)
+    downgrading.check(settings.database_url, plan)
+    return graph, plan
+
+
+def downgrade_flow(settings: conf.Settings, target: str | None, *,
+                   prefix: str | None = None,
+                   revert_on_outer_failure: bool = True):
+    """The ``downgrade`` flow for embedding: one step per revision
+    undone, newest first. A revision that destroyed or rewrote data
+    whose revert data was not kept raises RevertDataMissing here,
+    before anything is built or changed."""
+    graph, plan = _downgrade_plan(settings, target)
+    return runs.build("downgrade", settings, plan, graph, prefix=prefix,
                       revert_on_outer_failure=revert_on_outer_failure)
 
 
@@ -230,6 +255,35 @@ def upgrade(settings: conf.Settings, target: str | None = None, *,
     return runs.run_plan("upgrade", settings,
                          lambda: _upgrade_plan(settings, target, delta),
                          progress=progress, relative=relative)
+
+
+def downgrade(settings: conf.Settings, target: str | None, *,
+              sql: bool = False, output: TextIO | None = None,
+              progress: Any = None) -> results.Run:
+    """Undo revisions down to ``target`` (an id, ``base`` or ``-N``).
+
+    Each revision is undone by the inverses its upgrade's revert uses:
+    schema-only revisions always, revisions that destroyed or rewrote
+    data only from the revert data their run kept
+    (``keep_revert_data``); otherwise RevertDataMissing names the
+    revision before anything changes. Guarded and resumable like
+    ``upgrade``; a failure re-applies what was undone. With
+    ``sql=True`` (``START:END`` or END from head) the script of a
+    schema-only range is written to ``output``; nothing connects.
+    """
+    if sql:
+        plan = revisions.plan_offline_downgrade(revisions.graph(), target)
+        return downgrading.offline(settings, plan, output)
+    return runs.run_plan("downgrade", settings,
+                         lambda: _downgrade_plan(settings, target),
+                         progress=progress)
+
+
+def drop_revert_data(settings: conf.Settings) -> list[str]:
+    """Drop the revert data kept for ``downgrade`` (and any journal
+    left behind), under the database's lock; the kept revisions
+    dropped, newest first."""
+    return downgrading.drop_kept(settings)
 
 
 def stamp(settings: conf.Settings, revision: str | None, *,

@@ -171,7 +171,7 @@ def _run_guarded(operation: str, settings: conf.Settings,
             prior_backup = (fd.meta or {}).get("backup")
             store.set_state(fd, states.RunState.RESUMED)
             fd = None
-    elif plan.unchanged and operation in ("upgrade", "stamp"):
+    elif plan.unchanged and operation in ("upgrade", "stamp", "downgrade"):
         return results.Run(operation=operation,
                            state=results.Outcome.UNCHANGED,
                            start_revision=plan.start,
@@ -262,7 +262,7 @@ def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
         operation=operation, failed=outcome.cause is not None,
         failed_step=outcome.failed_step,
         starts_with_backup=flows.atom_names(flow)[:1] == ["backup"],
-        self_reverting=operation in _self_reverting(),
+        self_reverting=operation in _self_reverting() + ("downgrade",),
         undoes=settings.on_failure == "revert",
         backup=taken, restores=settings.restores_on_failure,
         backup_step={s.name: s.state for s in outcome.steps}.get("backup"),
@@ -287,7 +287,9 @@ def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
     if not facts.failed:
         if settings.keeps_step_reverts:
             # (An embedder's flow names its own operation.)
-            drop_revert_journal(settings)
+            drop_revert_journal(
+                settings, run_id=fd.uuid,
+                keep=settings.keep_revert_data and operation == "upgrade")
         _prune_backups(settings, taken)
         return run
     failed_step = outcome.failed_step
@@ -324,10 +326,12 @@ def _known(cause: BaseException | str | None, url: str
     return lost
 
 
-def drop_revert_journal(settings: conf.Settings) -> None:
+def drop_revert_journal(settings: conf.Settings, *, keep: bool = False,
+                        run_id: str | None = None) -> None:
     """The run ended well (or was abandoned): its steps' revert data
     goes, so the schema is upstream's again and no later command undoes
-    that run's steps."""
+    that run's steps; with ``keep`` (``keep_revert_data``) it stays as
+    kept data that only ``downgrade`` uses."""
     from mistral_db_flows import dbapi
     from mistral_db_flows import revert
 
@@ -337,7 +341,7 @@ def drop_revert_journal(settings: conf.Settings) -> None:
     except exceptions.DatabaseUnreachable:
         return  # e.g. a SQLite file the run never created: no journal
     with dbapi.sqlalchemy_connection(settings.database_url) as conn:
-        revert.discard(conn)
+        revert.settle(conn, keep=keep, run_id=run_id)
 
 
 def prune_runs(store: logbook.RunStore, keep: int) -> None:

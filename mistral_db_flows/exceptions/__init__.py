@@ -37,6 +37,7 @@ from mistral_db_flows.exceptions._input import ConfigError
 from mistral_db_flows.exceptions._input import DriverMissing
 from mistral_db_flows.exceptions._input import PluginError
 from mistral_db_flows.exceptions._input import ReadOnlyMigrations
+from mistral_db_flows.exceptions._input import RevertDataMissing
 from mistral_db_flows.exceptions._input import UnknownRevision
 from mistral_db_flows.exceptions._input import UnsupportedRevisionFile
 from mistral_db_flows.exceptions._input import UsageError
@@ -60,8 +61,9 @@ __all__ = [
     "JobboardError", "LockError", "LockLost", "LockTimeout",
     "LockWaitTimeout", "LogbookError", "MistralDbError", "OthersConnected",
     "PluginError", "PopulateError", "ReadOnlyMigrations", "ResumeRefused",
-    "RestoreError", "SchemaConflict", "SchemaNotReady", "SourceError",
-    "StepFailed", "StepHalted", "UnknownRevision", "UnsupportedRevisionFile",
-    "UsageError", "VerifyFailed", "describe_holder", "describe_session",
+    "RestoreError", "RevertDataMissing", "SchemaConflict",
+    "SchemaNotReady", "SourceError", "StepFailed", "StepHalted",
+    "UnknownRevision", "UnsupportedRevisionFile", "UsageError",
+    "VerifyFailed", "describe_holder", "describe_session",
     "is_connection_lost",
 ]

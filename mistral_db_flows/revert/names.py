@@ -3,6 +3,9 @@ schema dump ask them without loading SQLAlchemy's side of the journal)."""
 from __future__ import annotations
 
 TABLE = "mdf_revert_steps"
+# The revisions whose journal a finished run kept for ``downgrade``
+# (``[db_manage] keep_revert_data``): not a revert to finish.
+KEPT = "mdf_revert_kept"
 # Data copies: mdf_revert_<revision>_<seq>.
 PREFIX = "mdf_revert_"
 

@@ -107,6 +107,14 @@ def _drop_foreign_key(inv: dict) -> None:
     from alembic import op
 
     name = inv["name"]
+    if name is None and ddl.offline():
+        from mistral_db_flows import exceptions
+
+        raise exceptions.BadTarget(
+            None, "the foreign key %s(%s) -> %s was named by the server, "
+            "so its DROP cannot be written offline: run the downgrade "
+            "online" % (inv["table"], ", ".join(inv["columns"]),
+                        inv["referred_table"]))
     if name is None:  # unnamed when made: the backend named it
         for fk in sa.inspect(op.get_bind()).get_foreign_keys(inv["table"]):
             if (list(fk["constrained_columns"]) == inv["columns"]
@@ -133,9 +141,15 @@ def apply(conn: Any, inv: dict) -> None:
     elif kind == "drop_foreign_key":
         _drop_foreign_key(inv)
     elif kind == "alter_column":
+        nullable = inv["nullable"]
+        if nullable is None and not ddl.offline():
+            # A plan that never saw it changed: keep the live one
+            # (MySQL's MODIFY would otherwise make it NULL).
+            nullable = next(
+                (bool(c["nullable"]) for c in sa.inspect(conn).get_columns(
+                    table) if c["name"] == inv["column"]), None)
         ddl.alter_column(table, inv["column"], existing_type=sa.Text(),
-                         type_=_Native(inv["type"]),
-                         nullable=inv["nullable"])
+                         type_=_Native(inv["type"]), nullable=nullable)
     elif kind == "create_index":
         ddl.create_index(inv["name"], table, inv["columns"],
                          unique=inv["unique"])
@@ -185,14 +199,18 @@ class Undone:
 
 
 def revert_step(conn: Any, revision: str, parent: str | None, *,
-                move_version: bool = True) -> Undone:
-    """Undo ``revision`` on ``conn`` from its journal; set the version
-    back to ``parent`` and forget the entries. Commits (one transaction
-    on PostgreSQL)."""
+                move_version: bool = True,
+                planned: list[dict] | None = None,
+                before_commit: Any = None) -> Undone:
+    """Undo ``revision`` on ``conn`` from its journal (or from
+    ``planned`` inverses, in the order to apply); set the version back
+    to ``parent`` and forget the entries; ``before_commit(conn)`` last.
+    Commits (one transaction on PostgreSQL)."""
     from alembic.operations import Operations
     from alembic.runtime.migration import MigrationContext
 
-    inverses = journal.entries(conn, revision)
+    inverses = (journal.entries(conn, revision) if planned is None
+                else list(enumerate(planned)))
     context = MigrationContext.configure(
         connection=conn,
         opts={"render_as_batch": conn.dialect.name == "sqlite",
@@ -203,5 +221,45 @@ def revert_step(conn: Any, revision: str, parent: str | None, *,
     moved = bool(move_version or inverses) and _set_version(conn, revision,
                                                            parent)
     journal.forget(conn, revision)
+    if before_commit is not None:
+        before_commit(conn)
     conn.commit()
     return Undone(parent, len(inverses), moved)
+
+
+def script(url_dialect: str, steps: list[tuple[str, str | None, list]],
+           output: Any) -> None:
+    """Write the SQL of planned inverses, offline: ``steps`` are
+    ``(revision, parent, inverses)`` in the order to undo them."""
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    context = MigrationContext.configure(
+        dialect_name=url_dialect,
+        opts={"as_sql": True, "output_buffer": output,
+              "literal_binds": True,
+              "mdf_attributes": {"check_existing": False}})
+    from alembic.util import exc as alembic_exc
+
+    from mistral_db_flows import exceptions
+
+    with migration.serialised(), Operations.context(context):
+        from alembic import op
+
+        for revision, parent, inverses in steps:
+            output.write("-- undo %s\n\n" % revision)
+            try:
+                for inverse in inverses:
+                    apply(None, inverse)
+            except alembic_exc.CommandError as exc:
+                # e.g. SQLite's batch mode, which must reflect the table.
+                raise exceptions.BadTarget(
+                    revision, "undoing %s cannot be written as offline "
+                    "SQL: %s" % (revision, str(exc).split(". ")[0])
+                ) from None
+            if parent is None:
+                op.execute("DELETE FROM alembic_version WHERE "
+                           "version_num = '%s'" % revision)
+            else:
+                op.execute("UPDATE alembic_version SET version_num = '%s' "
+                           "WHERE version_num = '%s'" % (parent, revision))

@@ -54,6 +54,7 @@ FAULT_TASKS = {
     "stamp": "fault_backup, fault_check_branches, fault_stamp, "
              "fault_verify",
     "populate": "fault_backup, fault_populate, fault_verify",
+    "downgrade": "fault_check_branches, fault_downgrade",
 }
 # Revisions at which tables appear that earlier seeding cannot reach.
 SEED_AT = ("008", "019", "040", "044")

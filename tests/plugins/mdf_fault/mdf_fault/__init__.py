@@ -356,6 +356,7 @@ def _wrapping(module: str, factory: str = "factory"):
 backup = _wrapping("backup")
 check_branches = _wrapping("branches")
 migrate = _wrapping("migrate")
+downgrade = _wrapping("downgrade")
 stamp = _wrapping("stamp")
 verify = _wrapping("verify")
 populate = _wrapping("populate")
