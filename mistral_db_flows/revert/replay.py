@@ -51,8 +51,9 @@ def _restore_table(conn: Any, inv: dict) -> None:
     empty = conn.execute(sa.text("SELECT COUNT(*) FROM %s"
                                  % _q(conn, table))).scalar() == 0
     if empty and _has(conn, copy):
-        conn.execute(sa.text("INSERT INTO %s SELECT * FROM %s"
-                             % (_q(conn, table), copy)))
+        cols = _columns(conn, copy)
+        conn.execute(sa.text("INSERT INTO %s (%s) SELECT %s FROM %s"
+                             % (_q(conn, table), cols, cols, copy)))
 
 
 def _write_back(conn: Any, table: str, keys: list[str],
@@ -92,14 +93,24 @@ def _restore_column(conn: Any, inv: dict) -> None:
                          nullable=False)
 
 
+def _columns(conn: Any, copy: str) -> str:
+    """The copy's columns, by name: a table rebuilt since the copy was
+    taken (SQLite's batch mode, a kept copy replayed by ``downgrade``
+    after later revisions) may have them in another order."""
+    return ", ".join(_q(conn, c["name"])
+                     for c in sa.inspect(conn).get_columns(copy))
+
+
 def _restore_rows(conn: Any, inv: dict) -> None:
     if not _has(conn, inv["copy"]):
         return
     t = _q(conn, inv["table"])
+    cols = _columns(conn, inv["copy"])
     conn.execute(sa.text(
-        "INSERT INTO %s SELECT * FROM %s s WHERE NOT EXISTS "
+        "INSERT INTO %s (%s) SELECT %s FROM %s s WHERE NOT EXISTS "
         "(SELECT 1 FROM %s WHERE %s)"
-        % (t, inv["copy"], t, _match(conn, inv["keys"], "s", t))))
+        % (t, cols, cols, inv["copy"], t,
+           _match(conn, inv["keys"], "s", t))))
 
 
 def _drop_foreign_key(inv: dict) -> None:

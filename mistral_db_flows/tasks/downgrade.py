@@ -140,12 +140,15 @@ class DowngradeFrom(task.Task):
         from mistral_db_flows.revert import replay
 
         parent = self._parent()
-        rekeep = isinstance(result, dict) and bool(result.get("from_kept"))
+        # What the step used up is recorded again: its kept data, or
+        # (it failed, so who knows) whatever the revision destroys.
+        rekeep = (bool(result.get("from_kept")) if isinstance(result, dict)
+                  else True)
         with dbapi.sqlalchemy_connection(self._database_url) as conn:
             current = self._versions(conn)
             if current == [self.revision]:
                 if isinstance(result, dict):
-                    return None  # never undone (already below, then moved)
+                    return None  # nothing of it was undone
                 # Failed half-way (MariaDB, SQLite: DDL kept): redo the
                 # revision's upgrade over what is left; the journal, if
                 # any, still holds its entries.
@@ -153,10 +156,6 @@ class DowngradeFrom(task.Task):
                 conn.commit()
                 journal_ = None
             elif current == ([parent] if parent else []):
-                if not (isinstance(result, dict) and result.get("undone")):
-                    return None
-                # The step's replay used up its kept data: record it
-                # again while the revision is re-applied.
                 journal_ = (journal.Journal(self.revision)
                             if rekeep else None)
             else:
