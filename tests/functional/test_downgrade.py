@@ -175,13 +175,14 @@ def test_without_kept_data_refused_at_first_data_revision(
     assert migrate_util.schema_diff(url, "038") == []
 
 
-def test_killed_downgrade_is_finished_by_the_same_command(make_db,
-                                                           tmp_path):
+@pytest.mark.parametrize("backend", _backends())
+def test_killed_downgrade_is_finished_by_the_same_command(backend, make_db,
+                                                          tmp_path):
     """SIGKILL inside step 041's undo (its first statement sent): the
     run is interrupted, and the same command finishes at 040 with
     upstream's schema of 040 (043..041 are schema-only: no kept data
     needed)."""
-    url = make_db("sqlite")
+    url = make_db(backend)
     su.prepare(url, "043")
     tool = su.Tool(url, tmp_path / "tool")
     killed = tool.run("downgrade", "040",
@@ -228,3 +229,39 @@ def test_drop_revert_data_then_downgrade_is_refused(make_db, tmp_path):
     refused = tool.call("downgrade", "043")
     assert refused.code == EXIT_REVERT_DATA_MISSING, refused
     assert su.version(url) == "045"
+
+
+@pytest.mark.parametrize("backend", [
+    pytest.param("postgresql", marks=pytest.mark.postgresql),
+    pytest.param("mysql", marks=(pytest.mark.mysql, pytest.mark.slow))])
+def test_sql_script_of_a_schema_only_range_moves_the_database(
+        backend, make_db, tmp_path):
+    """``downgrade 043:039 --sql`` connects to nothing, and the script,
+    run by a client on a database at 043, leaves it at 039 with
+    upstream's schema of 039 and the rows of 039's tables as before."""
+    url = make_db(backend)
+    su.prepare(url, "039")
+    before = su.state(url)
+    migrate_util.execute_raw(url, migrate_util.offline_statements(
+        url, "039", "043"))
+    tool = su.Tool(url, tmp_path / "tool")
+    # Nothing connects: the same URL with a port nobody listens on.
+    nowhere = sa.engine.make_url(url).set(port=1).render_as_string(
+        hide_password=False)
+    done = su.Tool(nowhere, tmp_path / "offline").call(
+        "downgrade", "043:039", "--sql")
+    assert done.code == 0, done
+    script = done.doc["sql"]
+    assert "UPDATE alembic_version SET version_num = '039'" in script
+    assert "DROP TABLE code_sources" in script
+    statements = []
+    for chunk in script.split(";\n"):
+        text = "\n".join(line for line in chunk.splitlines()
+                         if not line.startswith("--")).strip()
+        if text:
+            statements.append(text)
+    migrate_util.execute_raw(url, statements)
+    assert su.version(url) == "039"
+    assert migrate_util.schema_diff(url, "039") == []
+    assert su.state_diff(su.state(url), before) == []
+    assert tool.call("status").code == 10
