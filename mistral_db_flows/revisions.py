@@ -259,7 +259,7 @@ def _steps(delta: Any, shown: str) -> int:
     if delta <= 0:
         raise exceptions.BadTarget(
             delta, "%s: the number of steps must be 1 or more "
-            "(downgrades are not supported)" % shown)
+            "(to go down, use `downgrade`)" % shown)
     return delta
 
 
@@ -296,7 +296,8 @@ def plan_upgrade(graph: Graph, current: Sequence[str],
             steps = _steps(int(m.group(1)), target)
         elif target.startswith("-"):
             raise exceptions.BadTarget(
-                target, "%s: downgrades are not supported" % target)
+                target, "%s: to go down, use `downgrade %s`"
+                % (target, target))
         elif ":" in target:
             raise exceptions.BadTarget(
                 target, "a range (%s) is only for offline SQL: add --sql, "
@@ -319,7 +320,7 @@ def plan_upgrade(graph: Graph, current: Sequence[str],
     if end is None or end in graph.ancestors(start):
         raise exceptions.BadTarget(
             target, "%s is older than the database's revision %s: "
-            "downgrades are not supported" % (end or "base", start))
+            "use `downgrade`" % (end or "base", start))
     return Plan(start, end, tuple(graph.between(start, end)))
 
 
