@@ -136,6 +136,33 @@ def _drop_foreign_key(inv: dict) -> None:
     ddl.drop_foreign_key(name, inv["table"])
 
 
+def _keep_key_index(conn: Any, name: str, table: str) -> None:
+    """Before ``name`` goes on MySQL: if it is the only index serving a
+    foreign key, make the one InnoDB would make for that key (named
+    after the key, or after its first column when the server named the
+    key). InnoDB refuses to leave a key without an index, and a plan
+    (``downgrade``) cannot know which index the server dropped for it.
+    A journal's own ``create_index`` of that index, replayed before,
+    makes this a no-op."""
+    from mistral_db_flows import ddl
+
+    insp = sa.inspect(conn)
+    indexes = insp.get_indexes(table)
+    going = next((i for i in indexes if i["name"] == name), None)
+    if going is None:
+        return
+    for fk in insp.get_foreign_keys(table):
+        cols = list(fk["constrained_columns"])
+        if list(going["column_names"])[:len(cols)] != cols:
+            continue
+        if any(list(i["column_names"])[:len(cols)] == cols
+               for i in indexes if i["name"] != name):
+            continue
+        auto = str(fk["name"] or "").startswith("%s_ibfk_" % table)
+        ddl.create_index(cols[0] if auto or not fk["name"] else fk["name"],
+                         table, cols)
+
+
 def apply(conn: Any, inv: dict) -> None:
     """Apply one inverse (inside an Alembic operations context)."""
     from mistral_db_flows import ddl
@@ -146,6 +173,8 @@ def apply(conn: Any, inv: dict) -> None:
     elif kind == "drop_column":
         ddl.drop_column(table, inv["column"])
     elif kind == "drop_index":
+        if conn is not None and conn.dialect.name in ("mysql", "mariadb"):
+            _keep_key_index(conn, inv["name"], table)
         ddl.drop_index(inv["name"], table)
     elif kind == "drop_unique":
         ddl.drop_unique(inv["name"], table, columns=inv["columns"])

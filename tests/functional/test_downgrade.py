@@ -265,3 +265,52 @@ def test_sql_script_of_a_schema_only_range_moves_the_database(
     assert migrate_util.schema_diff(url, "039") == []
     assert su.state_diff(su.state(url), before) == []
     assert tool.call("status").code == 10
+
+
+def _schema_only(backend: str) -> list[str]:
+    from mistral_db_flows import migration
+    from mistral_db_flows.revert import parent_of
+
+    url = {"sqlite": "sqlite:///x.db",
+           "postgresql": "postgresql://planning/none",
+           "mysql": "mysql+pymysql://planning/none"}[backend]
+    return [rev for rev in reference.REVISIONS
+            if migration.plan_revert(url, rev, parent_of(rev)).needs is None]
+
+
+QUICK_PLANNED = {"013", "026"}
+
+
+def _planned_params() -> list:
+    out = []
+    for backend in ("sqlite", "postgresql", "mysql"):
+        for rev in _schema_only(backend):
+            marks = list(su.BACKEND_MARKS.get(backend, ()))
+            if not (backend == "sqlite" and rev in QUICK_PLANNED):
+                marks.append(pytest.mark.slow)
+            out.append(pytest.param(backend, rev, marks=marks,
+                                    id="%s-%s" % (backend, rev)))
+    return out
+
+
+@pytest.mark.parametrize("backend,rev", _planned_params())
+def test_schema_only_revision_goes_down_without_kept_data(
+        backend, rev, make_db, tmp_path):
+    """Every schema-only revision k, upgraded without kept data, goes
+    down to k-1 from its revert plan alone: upstream's schema of k-1,
+    and the rows of the tables that stay are as they were at k-1."""
+    url = make_db(backend)
+    below = _previous(rev)
+    if below is not None:
+        su.prepare(url, below)
+    before = su.row_checksums(url)
+    from mistral_db_flows import migration
+
+    migration.upgrade(url, rev)
+    tool = su.Tool(url, tmp_path / "tool")
+    done = tool.call("downgrade", below or "base")
+    assert done.code == 0, done
+    assert su.version(url) == below
+    assert _diff_at(url, below) == []
+    after = su.row_checksums(url)
+    assert {t: v for t, v in after.items() if t in before} == before
