@@ -144,16 +144,6 @@ def upgrade_flow(settings: conf.Settings, target: str | None = "head", *,
                       revert_on_outer_failure=revert_on_outer_failure)
 
 
-def _downgrade_plan(settings: conf.Settings, target: str | None):
-    graph = revisions.graph()
-    # A bad target fails before the database is even asked.
-    revisions.plan_downgrade(graph, None, target)
-    current_revs = version_table.read_version(settings.database_url)
-    plan = revisions.plan_downgrade(graph, current_revs, target)
-    downgrading.check(settings.database_url, plan)
-    return graph, plan
-
-
 def downgrade_flow(settings: conf.Settings, target: str | None, *,
                    prefix: str | None = None,
                    revert_on_outer_failure: bool = True):
@@ -161,7 +151,7 @@ def downgrade_flow(settings: conf.Settings, target: str | None, *,
     undone, newest first. A revision that destroyed or rewrote data
     whose revert data was not kept raises RevertDataMissing here,
     before anything is built or changed."""
-    graph, plan = _downgrade_plan(settings, target)
+    graph, plan = downgrading.plan(settings, target)
     return runs.build("downgrade", settings, plan, graph, prefix=prefix,
                       revert_on_outer_failure=revert_on_outer_failure)
 
@@ -260,22 +250,15 @@ def upgrade(settings: conf.Settings, target: str | None = None, *,
 def downgrade(settings: conf.Settings, target: str | None, *,
               sql: bool = False, output: TextIO | None = None,
               progress: Any = None) -> results.Run:
-    """Undo revisions down to ``target`` (an id, ``base`` or ``-N``).
-
-    Each revision is undone by the inverses its upgrade's revert uses:
-    schema-only revisions always, revisions that destroyed or rewrote
-    data only from the revert data their run kept
-    (``keep_revert_data``); otherwise RevertDataMissing names the
-    revision before anything changes. Guarded and resumable like
-    ``upgrade``; a failure re-applies what was undone. With
-    ``sql=True`` (``START:END`` or END from head) the script of a
-    schema-only range is written to ``output``; nothing connects.
-    """
+    """Undo revisions down to ``target`` (an id, ``base`` or ``-N``),
+    guarded and resumable like ``upgrade`` (see :mod:`downgrading`).
+    With ``sql=True`` (``START:END``, or END from head) the script of a
+    schema-only range goes to ``output``; nothing connects."""
     if sql:
         plan = revisions.plan_offline_downgrade(revisions.graph(), target)
         return downgrading.offline(settings, plan, output)
     return runs.run_plan("downgrade", settings,
-                         lambda: _downgrade_plan(settings, target),
+                         lambda: downgrading.plan(settings, target),
                          progress=progress)
 
 

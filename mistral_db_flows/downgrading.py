@@ -16,6 +16,20 @@ from mistral_db_flows import results
 from mistral_db_flows import revisions
 
 
+def plan(settings: conf.Settings, target: str | None
+         ) -> tuple[Any, revisions.Plan]:
+    """The graph and the plan of ``downgrade target``, checked."""
+    from mistral_db_flows import version_table
+
+    graph = revisions.graph()
+    # A bad target fails before the database is even asked.
+    revisions.plan_downgrade(graph, None, target)
+    current = version_table.read_version(settings.database_url)
+    planned = revisions.plan_downgrade(graph, current, target)
+    check(settings.database_url, planned)
+    return graph, planned
+
+
 def check(database_url: str, plan: revisions.Plan) -> None:
     """Refuse ``plan`` (newest first) at its first revision that needs
     revert data the database does not hold."""

@@ -212,7 +212,7 @@ def apply(conn: Any, inv: dict) -> None:
         raise ValueError("unknown inverse operation %r" % kind)
 
 
-def _set_version(conn: Any, revision: str, parent: str | None) -> bool:
+def set_version(conn: Any, revision: str, parent: str | None) -> bool:
     """Move ``alembic_version`` from ``revision`` to ``parent``; whether
     it was at ``revision``."""
     if not _has(conn, "alembic_version"):
@@ -258,7 +258,7 @@ def revert_step(conn: Any, revision: str, parent: str | None, *,
     with migration.serialised(), Operations.context(context):
         for _seq, inverse in inverses:
             apply(conn, inverse)
-    moved = bool(move_version or inverses) and _set_version(conn, revision,
+    moved = bool(move_version or inverses) and set_version(conn, revision,
                                                            parent)
     journal.forget(conn, revision)
     if before_commit is not None:

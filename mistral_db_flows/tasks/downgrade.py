@@ -152,7 +152,7 @@ class DowngradeFrom(task.Task):
                 # Failed half-way (MariaDB, SQLite: DDL kept): redo the
                 # revision's upgrade over what is left; the journal, if
                 # any, still holds its entries.
-                replay._set_version(conn, self.revision, parent)
+                replay.set_version(conn, self.revision, parent)
                 conn.commit()
                 journal_ = None
             elif current == ([parent] if parent else []):
