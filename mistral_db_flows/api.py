@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from mistral_db_flows import conf
 from mistral_db_flows import dbapi
 from mistral_db_flows import exceptions
+from mistral_db_flows import interrupted
 from mistral_db_flows import migration
 from mistral_db_flows import results
 from mistral_db_flows import revert
@@ -98,14 +99,14 @@ def status(settings: conf.Settings) -> results.Status:
     with dbapi.sharing(settings.database_url):
         start = revisions.one_revision(
             version_table.read_version(settings.database_url), graph)
-        interrupted = runs.read_interrupted(settings)
+        unfinished = interrupted.read(settings)
         # A journal needs a versioned database or a run that died
         # (an unversioned SQLite file may not even exist).
         reverts = (revert.pending_in(settings.database_url)
-                   if start is not None or interrupted else [])
+                   if start is not None or unfinished else [])
     return results.Status(current=start, head=head,
                           pending=graph.between(start, head),
-                          interrupted=interrupted, database=database,
+                          interrupted=unfinished, database=database,
                           revert_pending=reverts)
 
 
@@ -298,7 +299,7 @@ def abandon(settings: conf.Settings) -> dict | None:
     Returns what the run was (operation, target, step), or None when
     there was none.
     """
-    return runs.abandon(settings)
+    return interrupted.abandon(settings)
 
 
 # -- revision --------------------------------------------------------------

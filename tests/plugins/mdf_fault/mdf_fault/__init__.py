@@ -142,7 +142,7 @@ def _counting(database_url: str, faults: list[Fault]) -> Iterator[None]:
         return
     import sqlalchemy as sa
 
-    from mistral_db_flows import dbapi
+    from mistral_db_flows import dbhandle
 
     target = _target_key(database_url)
     seen = [0]
@@ -170,12 +170,12 @@ def _counting(database_url: str, faults: list[Fault]) -> Iterator[None]:
               or handle.conn)
 
     sa.event.listen(sa.engine.Engine, "after_cursor_execute", after)
-    dbapi.AFTER_EXECUTE.append(after_plain)
+    dbhandle.AFTER_EXECUTE.append(after_plain)
     try:
         yield
     finally:
         sa.event.remove(sa.engine.Engine, "after_cursor_execute", after)
-        dbapi.AFTER_EXECUTE.remove(after_plain)
+        dbhandle.AFTER_EXECUTE.remove(after_plain)
 
 
 def _end_session(database_url: str, session: Any) -> None:
