@@ -57,7 +57,8 @@ class HostRun:
         """The engine of ``flow`` on this run's record (TaskFlow's
         ``engines.load`` options pass through)."""
         engines = flows._engines()
-        merged = {"prior_backup": None}
+        # run_id keys the journals our steps keep in the database.
+        merged = {"prior_backup": None, "run_id": self.flow_detail.uuid}
         merged.update(store or {})
         return engines.load(self.flow, store=merged,
                             flow_detail=self.flow_detail,

@@ -80,6 +80,12 @@ def finish_revert(settings: conf.Settings, store: Any, fd: Any,
             pass
     with dbapi.sqlalchemy_connection(settings.database_url) as conn:
         done = revert.finish(conn)
+    if meta.get("operation") in ("populate", "populate_actions"):
+        from mistral_db_flows import populate
+
+        # Its undo journal is in the database, keyed by the run.
+        if populate.undo_run(settings.database_url, fd.uuid):
+            done = done + [str(meta["operation"])]
     after = version_table.read_version(settings.database_url)
     start = (meta.get("plan") or {}).get("start")
     took_dump = any(ad.name == "backup" and isinstance(ad.results, dict)

@@ -14,14 +14,21 @@ from mistral_db_flows import logbook
 LOG = logging.getLogger(__name__)
 
 
-def drop_revert_journal(settings: conf.Settings) -> None:
+def drop_revert_journal(settings: conf.Settings, *,
+                        populated: bool = True) -> None:
     """The run ended well (or was abandoned): its steps' revert data
     goes, so the schema is upstream's again and no later command undoes
-    that run's steps."""
+    that run's steps. ``populated``: the run may have had a populate
+    step, whose journal goes too (one more query; an upgrade skips it).
+    """
     from mistral_db_flows import dbapi
     from mistral_db_flows import revert
 
     try:
+        if populated:
+            from mistral_db_flows import populate
+
+            populate.drop_journal(settings.database_url)
         if not revert.pending_in(settings.database_url):
             return
     except exceptions.DatabaseUnreachable:

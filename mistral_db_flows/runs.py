@@ -127,7 +127,7 @@ def run_plan(operation: str, settings: conf.Settings, planner: Planner,
     settings = with_driver(settings)
     # What can fail without the database fails first: nothing changed,
     # nothing copied, nothing to restore (also when at head already).
-    preflight.check(operation, settings)
+    sources = preflight.check(operation, settings)
     # One connection for the whole run (version reads, the backup's
     # measurements, migrate steps, populate, verify); the lock keeps
     # its own.
@@ -138,12 +138,13 @@ def run_plan(operation: str, settings: conf.Settings, planner: Planner,
         with guarding.guard(settings, owner=operation,
                            progress=progress) as held:
             return _run_guarded(operation, settings, planner, held,
-                                progress=progress, relative=relative)
+                                progress=progress, relative=relative,
+                                sources=sources)
 
 
 def _run_guarded(operation: str, settings: conf.Settings,
                  planner: Planner, held: guarding.Guard, *, progress: Any,
-                 relative: str | None) -> results.Run:
+                 relative: str | None, sources: Any = None) -> results.Run:
     store = held.store
     # Plan again under the lock: a run we waited for may have moved the
     # database already.
@@ -194,7 +195,7 @@ def _run_guarded(operation: str, settings: conf.Settings,
                          plan=resume.plan_facts(plan), relative=relative)
     return execute(flow, settings, held, fd, plan,
                    prior_backup=prior_backup, resumed=resumed,
-                   progress=progress)
+                   progress=progress, sources=sources)
 
 
 def run_flow(flow: Any, settings: conf.Settings, *,
@@ -219,8 +220,10 @@ def run_flow(flow: Any, settings: conf.Settings, *,
 
 def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
             fd: Any, plan: flows.Plan, *, prior_backup: dict | None = None,
-            resumed: bool = False, progress: Any = None) -> results.Run:
-    """Run (or resume) ``flow`` under ``fd``; settle the logbook."""
+            resumed: bool = False, progress: Any = None,
+            sources: Any = None) -> results.Run:
+    """Run (or resume) ``flow`` under ``fd``; settle the logbook.
+    ``sources``: the preflight's definition sources, for populate."""
     store = held.store
     before = version_table.read_version(settings.database_url)
     # What an earlier, killed attempt of this run recorded: its backup
@@ -232,6 +235,7 @@ def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
          if getattr(recorded.get(name), "failure", None) is not None),
         None)
     from mistral_db_flows import dbapi
+    from mistral_db_flows.tasks import populate as populate_task
 
     # The fence: every commit of the run's work checks the lock first.
     shared = dbapi.active(settings.database_url)
@@ -241,7 +245,9 @@ def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
         outcome = flows.run(flow, store={"prior_backup": prior_backup,
                                          "run_id": fd.uuid},
                             flow_detail=fd, backend=store.backend,
-                            progress=progress, before_step=held.check)
+                            progress=progress, before_step=held.check,
+                            transient={populate_task.SOURCES: sources}
+                            if sources is not None else None)
     except exceptions.LockLost:
         if any(getattr(ad, "failure", None) is not None for ad in fd):
             # Halted before its revert: never resume that revert.
@@ -288,9 +294,10 @@ def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
                       backup=(taken or {}).get("path"),
                       target=plan.target, resumed=resumed)
     if not facts.failed:
-        if settings.keeps_step_reverts:
+        populated = operation not in ("upgrade", "stamp")
+        if settings.keeps_step_reverts or populated:
             # (An embedder's flow names its own operation.)
-            run_cleanup.drop_revert_journal(settings)
+            run_cleanup.drop_revert_journal(settings, populated=populated)
         run_cleanup.prune_backups(settings, taken)
         return run
     failed_step = outcome.failed_step

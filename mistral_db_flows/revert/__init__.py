@@ -15,17 +15,6 @@ from mistral_db_flows.revert import names
 TABLE = names.TABLE
 is_journal_table = names.is_journal_table
 
-# Whether the journal table exists, per backend (read with the bare
-# driver, as status reads the version).
-_EXISTS = {
-    "postgresql": "SELECT to_regclass('%s') IS NOT NULL" % TABLE,
-    "mysql": "SELECT COUNT(*) FROM information_schema.tables WHERE "
-             "table_schema = DATABASE() AND table_name = '%s'" % TABLE,
-    "sqlite": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
-              "AND name = '%s'" % TABLE,
-}
-
-
 def parent_of(revision: str) -> str | None:
     """The revision a step of ``revision`` starts from (None: base)."""
     from mistral_db_flows import revisions
@@ -68,7 +57,7 @@ def pending_in(url: str) -> list[str]:
 
     handle = dbapi.connect(url)
     try:
-        query = _EXISTS.get(handle.dialect)
+        query = names.exists_query(handle.dialect, TABLE)
         if query is None or not handle.rows(query)[0][0]:
             return []
         return _newest_first({r[0] for r in handle.rows(
