@@ -356,6 +356,37 @@ def test_failed_stamp_restores_the_version(backend, make_db, tmp_path):
     assert su.version(url) == "030"
 
 
+@pytest.mark.parametrize("backend", _stop_params())
+def test_failed_stamp_of_an_unversioned_database_drops_its_table(
+        backend, make_db, tmp_path):
+    """A database with no alembic_version (a user's table only): the
+    stamp creates the table, verify fails, and the revert drops it
+    again: the database is exactly as before, not merely "at base"."""
+    import sqlalchemy as sa
+
+    url = make_db(backend)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE ops_notes (id INTEGER "
+                             "PRIMARY KEY, note VARCHAR(20))"))
+        conn.execute(sa.text("INSERT INTO ops_notes VALUES (1, 'kept')"))
+    engine.dispose()
+    before = _snapshot(url)
+    tool = su.Tool(url, tmp_path)
+    failed = tool.call("stamp", "030", fault="before:verify:fail")
+    assert failed.code == su.EXIT_STEP_FAILED, failed
+    assert failed.run["state"] == "reverted"
+    assert "alembic_version" not in _tables(url, "alembic")
+    # Schema and rows as before (SQLite: its dump too; the dropped
+    # table's pages stay in the file as free pages).
+    after = _snapshot(url)
+    assert su.state_diff(after["state"], before["state"]) == []
+    assert after.get("dump") == before.get("dump")
+    done = tool.call("stamp", "030")
+    assert done.code == 0, done
+    assert su.version(url) == "030"
+
+
 # -- populate: its own revert, no dump --------------------------------------
 
 _WF = "---\nversion: '2.0'\n\n%s:\n  tasks:\n    only:\n      action: %s\n"
