@@ -445,7 +445,7 @@ def _tables(url: str, prefix: str) -> list[str]:
         engine.dispose()
 
 
-@pytest.mark.parametrize("then", ["populate", "upgrade"])
+@pytest.mark.parametrize("then", ["populate", "upgrade", "abandon"])
 @pytest.mark.parametrize("backend", _stop_params())
 def test_a_cut_off_populate_revert_is_finished_from_the_database(
         backend, then, make_db, tmp_path, monkeypatch):
@@ -454,7 +454,8 @@ def test_a_cut_off_populate_revert_is_finished_from_the_database(
     its revert, the run is finished from it by the same command
     (TaskFlow resumes the revert) or by another one (``upgrade`` first
     finishes the revert and says so); every row is as before and the
-    journal table is gone."""
+    journal table is gone. ``abandon`` instead leaves the rows as they
+    are and drops the journal."""
     url = make_db(backend)
     tool, before = _populated_then_changed(url, tmp_path, monkeypatch)
     killed = tool.run("populate", "--remove-missing",
@@ -471,15 +472,18 @@ def test_a_cut_off_populate_revert_is_finished_from_the_database(
         assert done.code == su.EXIT_STEP_FAILED, done
         run = done.doc["error"]["run"]
         assert (run["state"], run["resumed"]) == ("reverted", True), run
-    else:
+    elif then == "upgrade":
         done = tool.run("upgrade", "head")
         assert done.code == 0, done
         said = [line for line in done.err.splitlines()
                 if "finished reverting the interrupted populate run"
                 in line]
         assert len(said) == 1 and "populate undone" in said[0], done.err
+    else:
+        assert tool.run("abandon").code == 0
     assert _tables(url, "mdf_revert") == []
-    assert su.state_diff(_snapshot(url)["state"], before["state"]) == []
+    left = su.state_diff(_snapshot(url)["state"], before["state"])
+    assert (left != []) == (then == "abandon"), left
     assert tool.run("status").doc["interrupted"] is None
 
 
