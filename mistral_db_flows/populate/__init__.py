@@ -224,9 +224,12 @@ def undo_run(connection: Connectable, run_id: str | None,
 def drop_journal(url: str) -> None:
     """Drop populate's journal table, if any (a run ended well, was
     abandoned, or reverted)."""
+    from mistral_db_flows import dbapi
     from mistral_db_flows.populate import journal as undo_journal
 
-    handle = _connect(url)
+    # (A SQLite file that does not exist is DatabaseUnreachable here:
+    # no journal, which the caller knows to ignore.)
+    handle = dbapi.connect(url)
     try:
         undo_journal.drop(handle)
     finally:
