@@ -445,7 +445,8 @@ def _tables(url: str, prefix: str) -> list[str]:
         engine.dispose()
 
 
-@pytest.mark.parametrize("then", ["populate", "upgrade", "abandon"])
+@pytest.mark.parametrize("then", [
+    "populate", "upgrade", pytest.param("abandon", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("backend", _stop_params())
 def test_a_cut_off_populate_revert_is_finished_from_the_database(
         backend, then, make_db, tmp_path, monkeypatch):
