@@ -21,6 +21,7 @@ from mistral_db_flows import conf
 from mistral_db_flows import dbapi
 from mistral_db_flows import downgrading
 from mistral_db_flows import exceptions
+from mistral_db_flows import interrupted
 from mistral_db_flows import migration
 from mistral_db_flows import results
 from mistral_db_flows import revert
@@ -99,16 +100,16 @@ def status(settings: conf.Settings) -> results.Status:
     with dbapi.sharing(settings.database_url):
         start = revisions.one_revision(
             version_table.read_version(settings.database_url), graph)
-        interrupted = runs.read_interrupted(settings)
+        unfinished = interrupted.read(settings)
         # A journal needs a versioned database or a run that died
         # (an unversioned SQLite file may not even exist).
         reverts = kept = []
-        if start is not None or interrupted:
+        if start is not None or unfinished:
             reverts = revert.pending_in(settings.database_url)
             kept = revert.kept_in(settings.database_url)
     return results.Status(current=start, head=head,
                           pending=graph.between(start, head),
-                          interrupted=interrupted, database=database,
+                          interrupted=unfinished, database=database,
                           revert_pending=reverts, revert_kept=kept)
 
 
@@ -335,7 +336,7 @@ def abandon(settings: conf.Settings) -> dict | None:
     Returns what the run was (operation, target, step), or None when
     there was none.
     """
-    return runs.abandon(settings)
+    return interrupted.abandon(settings)
 
 
 # -- revision --------------------------------------------------------------

@@ -284,7 +284,7 @@ class Status(_Result):
                 "run in progress: %s to %s, at step %s, by %s; wait for "
                 "it to finish" % (
                     run["operation"], run["target"] or "base", run["step"],
-                    exceptions.describe_holder(holder) if holder
+                    exceptions.describe_session(holder) if holder
                     else "another process"))
         else:
             lines.append("interrupted run: %s" % (

@@ -25,7 +25,6 @@ from mistral_db_flows.exceptions._database import LockTimeout
 from mistral_db_flows.exceptions._database import LockWaitTimeout
 from mistral_db_flows.exceptions._database import OthersConnected
 from mistral_db_flows.exceptions._database import SchemaConflict
-from mistral_db_flows.exceptions._database import describe_holder
 from mistral_db_flows.exceptions._database import describe_session
 from mistral_db_flows.exceptions._database import is_connection_lost
 from mistral_db_flows.exceptions._fleet import JobFailed
@@ -64,6 +63,6 @@ __all__ = [
     "RestoreError", "RevertDataMissing", "SchemaConflict",
     "SchemaNotReady", "SourceError", "StepFailed", "StepHalted",
     "UnknownRevision", "UnsupportedRevisionFile", "UsageError",
-    "VerifyFailed", "describe_holder", "describe_session",
+    "VerifyFailed", "describe_session",
     "is_connection_lost",
 ]

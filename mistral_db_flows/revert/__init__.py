@@ -16,17 +16,6 @@ TABLE = names.TABLE
 KEPT = names.KEPT
 is_journal_table = names.is_journal_table
 
-# Whether the journal table exists, per backend (read with the bare
-# driver, as status reads the version).
-_EXISTS = {
-    "postgresql": "SELECT to_regclass('%s') IS NOT NULL",
-    "mysql": "SELECT COUNT(*) FROM information_schema.tables WHERE "
-             "table_schema = DATABASE() AND table_name = '%s'",
-    "sqlite": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
-              "AND name = '%s'",
-}
-
-
 def parent_of(revision: str) -> str | None:
     """The revision a step of ``revision`` starts from (None: base)."""
     from mistral_db_flows import revisions
@@ -78,12 +67,10 @@ def _read(url: str) -> tuple[set[str], set[str]]:
 
     handle = dbapi.connect(url)
     try:
-        query = _EXISTS.get(handle.dialect)
-        if query is None:
-            return set(), set()
         out: list[set[str]] = []
         for table in (TABLE, KEPT):
-            if not handle.rows(query % table)[0][0]:
+            query = names.exists_query(handle.dialect, table)
+            if query is None or not handle.rows(query)[0][0]:
                 out.append(set())
                 continue
             out.append({r[0] for r in handle.rows(

@@ -57,8 +57,10 @@ def revisions(conn: Any) -> list[str]:
 
 
 def side_tables(conn: Any) -> list[str]:
+    """The steps' data copies (not populate's journal, which shares the
+    prefix but belongs to a populate run)."""
     return sorted(n for n in sa.inspect(conn).get_table_names()
-                  if n.startswith(PREFIX) and n not in (TABLE, KEPT))
+                  if names.is_step_copy(n))
 
 
 # -- kept for downgrade ----------------------------------------------------

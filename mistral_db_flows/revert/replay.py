@@ -10,12 +10,19 @@ that applying them twice changes nothing more.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import sqlalchemy as sa
 
 from mistral_db_flows import migration
 from mistral_db_flows.revert import journal
+
+
+# Callables ``(revision, applied)`` run after each inverse a step's
+# revert has applied (``applied`` of them so far): instrumentation, as
+# dbhandle.AFTER_EXECUTE is for statements (the safety tests' fault
+# plugin kills a run there, between two inverses of one step).
+AFTER_INVERSE: list[Callable[[str, int], None]] = []
 
 
 class _Native(sa.types.UserDefinedType):
@@ -256,8 +263,10 @@ def revert_step(conn: Any, revision: str, parent: str | None, *,
         opts={"render_as_batch": conn.dialect.name == "sqlite",
               "mdf_attributes": {"check_existing": True}})
     with migration.serialised(), Operations.context(context):
-        for _seq, inverse in inverses:
+        for applied, (_seq, inverse) in enumerate(inverses, 1):
             apply(conn, inverse)
+            for observer in list(AFTER_INVERSE):
+                observer(revision, applied)
     moved = bool(move_version or inverses) and set_version(conn, revision,
                                                            parent)
     journal.forget(conn, revision)
