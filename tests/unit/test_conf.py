@@ -122,7 +122,7 @@ def test_list_opts_covers_every_option():
         "backup_dir", "state_dir", "lock_timeout", "backup",
         "backup_keep", "on_failure", "logbook_connection", "runs_keep",
         "populate_remove_missing", "statement_lock_timeout",
-        "refuse_if_connected"}
+        "refuse_if_connected", "keep_revert_data"}
 
 
 def test_sample_config_is_up_to_date(tmp_path):
