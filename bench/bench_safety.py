@@ -12,6 +12,9 @@ every variant alike:
   creation is counted), one step per revision, verify;
 - ``ours, no backup``: the same with ``--no-backup``;
 - ``ours, no verify``: the task list without ``verify``;
+- ``other install`` (with ``--other PATH``): another install's
+  ``mistral-db-manage`` (e.g. main's), like ``ours``, to compare a
+  change side by side under the same load;
 - ``alembic only``: ``python -c`` running our revisions in one Alembic
   call (``migration.upgrade(url, "head")``): no lock, logbook, backup,
   steps or verify: the floor for our chain.
@@ -25,6 +28,7 @@ Upstream cannot migrate SQLite past 001, so SQLite has no upstream row.
 Usage:
     python3 bench/bench_safety.py [--runs 5]
         [--backend postgresql --backend mysql --backend sqlite]
+        [--other /path/to/another/venv/bin/mistral-db-manage]
 
 Exit status 1 when ``ours`` is slower than upstream on a backend.
 """
@@ -51,7 +55,7 @@ ALEMBIC_ONLY = ("import sys\n"
 NO_VERIFY = "backup, check_branches, migrate"
 
 
-def variants(backend: str) -> dict[str, dict]:
+def variants(backend: str, other: str | None = None) -> dict[str, dict]:
     ours = str(bench_startup.ours())
     out = {
         "ours": {"argv": [ours, "--config-file", "{conf}", "--format",
@@ -66,6 +70,12 @@ def variants(backend: str) -> dict[str, dict]:
         "alembic only": {"argv": [str(bench_startup.ours_python()), "-c", ALEMBIC_ONLY,
                                   "{url}"]},
     }
+    if other:
+        # Another install of ours (e.g. main's, to compare a change
+        # side by side), everything on like "ours".
+        out["other install"] = {"argv": [other, "--config-file", "{conf}",
+                                         "--format", "json", "upgrade",
+                                         "head"]}
     if backend in bench_startup.UPSTREAM_BACKENDS:
         out["upstream"] = {"argv": [str(bench_startup.ensure_upstream()),
                                     "--config-file", "{conf}", "upgrade",
@@ -116,8 +126,9 @@ def one_run(backend: str, variant: dict, workdir: pathlib.Path) -> dict:
         bench_startup.dbs_drop(url)
 
 
-def bench(backend: str, runs: int) -> list[dict]:
-    tools = variants(backend)
+def bench(backend: str, runs: int, other: str | None = None
+          ) -> list[dict]:
+    tools = variants(backend, other)
     with tempfile.TemporaryDirectory(prefix="bench-safety-") as tmp:
         workdir = pathlib.Path(tmp)
         for variant in tools.values():  # warm-up: .pyc files, caches
@@ -166,9 +177,13 @@ def main() -> int:
                         help="repeatable; default: postgresql and mysql")
     parser.add_argument("--json", type=pathlib.Path,
                         help="also write the rows to this file")
+    parser.add_argument("--other", metavar="MISTRAL_DB_MANAGE",
+                        help="also time this mistral-db-manage (another "
+                             "install of ours, e.g. main's) as 'other "
+                             "install'")
     args = parser.parse_args()
     rows = [row for backend in args.backends or ["postgresql", "mysql"]
-            for row in bench(backend, args.runs)]
+            for row in bench(backend, args.runs, args.other)]
     print(render(rows, args.runs))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
