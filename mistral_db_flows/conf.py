@@ -118,7 +118,8 @@ db_manage_opts = [_tasks_opt(op) for op in OPERATIONS] + [
              "destroyed or rewrote data. Off: it is dropped, and "
              "`downgrade` undoes only schema-only revisions. While it "
              "is kept the schema at head has these extra tables; "
-             "`downgrade` uses it up and `drop_revert_data` drops it."),
+             "`downgrade` uses it up and `drop_revert_data` drops it. "
+             "Refused with backup = none, which records none."),
     cfg.StrOpt(
         "on_failure",
         default="revert",
@@ -278,13 +279,19 @@ class Settings:
     keep_revert_data: bool = False
 
     def __post_init__(self) -> None:
+        from mistral_db_flows import exceptions
+
         object.__setattr__(self, "backup", backup_mode(self.backup))
         if self.on_failure not in ON_FAILURE_CHOICES:
-            from mistral_db_flows import exceptions
-
             raise exceptions.ConfigError(
                 "on_failure must be one of %s, not %r"
                 % (", ".join(ON_FAILURE_CHOICES), self.on_failure))
+        if self.keep_revert_data and self.backup == "none":
+            # Nothing is recorded with backup = none: keeping "it" would
+            # promise a downgrade that is then refused.
+            raise exceptions.ConfigError(
+                "keep_revert_data needs backup = steps or full: with "
+                "backup = none (--no-backup) no revert data is recorded")
 
     @property
     def restores_on_failure(self) -> bool:
