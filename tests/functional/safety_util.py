@@ -341,7 +341,8 @@ class Case:
 def matrix(cases: list, quick: set, skip: set = frozenset()) -> list:
     """``(backend, case)`` params for every backend and case but the
     ``(backend, case.id)`` pairs in ``skip``; all @slow but those in
-    ``quick``."""
+    ``quick`` (a server's pair there is a ``smoke`` test, see
+    tests/conftest.py)."""
     out = []
     for backend in dbs.BACKENDS:
         for case in cases:
@@ -350,6 +351,8 @@ def matrix(cases: list, quick: set, skip: set = frozenset()) -> list:
             marks = list(BACKEND_MARKS.get(backend, ()))
             if (backend, case.id) not in quick:
                 marks.append(pytest.mark.slow)
+            elif backend in BACKEND_MARKS:
+                marks.append(pytest.mark.smoke)
             out.append(pytest.param(backend, case, marks=marks,
                                     id="%s-%s" % (backend, case.id)))
     return out

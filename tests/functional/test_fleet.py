@@ -2,8 +2,9 @@
 jobs from a board and run them as the command would, a dead conductor's
 job moves to another one and resumes, and no secret leaves the hosts.
 
-The quick tests use one conductor; the failover and long-step tests
-(two conductors, several full upgrades) are ``slow``.
+Every test here uses PostgreSQL (the shared logbook) and Redis, so all
+are ``slow`` but one smoke test for the quick subset: a conductor runs
+jobs posted with ``--wait`` (tests/conftest.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from tests.functional import fleet_util
 from tests.functional import safety_util as su
 
 HEAD = "045"
+
+pytestmark = [pytest.mark.postgresql]
 
 
 @pytest.fixture
@@ -58,6 +61,7 @@ def test_post_wait_upgrades_through_a_conductor_and_keeps_secrets_home(
     assert conductor.stop() == 0, conductor.text()
 
 
+@pytest.mark.smoke
 def test_post_wait_exits_with_the_jobs_own_code(fleet, make_db):
     """A job that fails on the conductor exits post --wait with the code
     the command would have given there: a target the conductors do not
