@@ -18,6 +18,7 @@ from mistral_db_flows import migration
 from tests import dbs
 from tests import migrate_util
 from tests import reference
+from tests import conftest
 
 # Statements with :name parameters, one transaction.
 _execute = migrate_util.execute
@@ -59,9 +60,8 @@ def _rerun(url: str, revision: str) -> None:
     assert migrate_util.version(url) == revision
 
 
-def _no_offline_sql(backend: str) -> None:
-    if backend == "sqlite":
-        pytest.skip("offline SQL is produced for PostgreSQL and MySQL only")
+# Offline SQL is produced for PostgreSQL and MySQL only.
+SERVERS = [p for p in conftest.backend_params() if p.values[0] != "sqlite"]
 
 
 # -- offline scripts (no database needed) -----------------------------------
@@ -115,9 +115,9 @@ def test_each_revision_gives_reference_schema_and_reruns(db_url):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", SERVERS, indirect=True)
 def test_offline_script_applied_by_hand_gives_reference(backend, make_db):
     """The --sql script 030:045 run by hand on a DB at 030 gives 045."""
-    _no_offline_sql(backend)
     url = make_db(backend)
     migration.upgrade(url, "030")
     migrate_util.execute_raw(
@@ -126,9 +126,9 @@ def test_offline_script_applied_by_hand_gives_reference(backend, make_db):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", SERVERS, indirect=True)
 def test_half_applied_revisions_complete(backend, tmp_path):
     """After any prefix of a revision's statements, upgrade finishes it."""
-    _no_offline_sql(backend)
     failures = {}
     for revision in OURS:
         previous = _previous(revision)
@@ -319,9 +319,9 @@ def test_044_restores_a_missing_maintenance_row(db_url):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", SERVERS, indirect=True)
 def test_044_keeps_rows_after_a_crash_mid_rebuild(backend, make_db):
     """A crash between dropping and re-creating the table loses no row."""
-    _no_offline_sql(backend)
     url = make_db(backend)
     migration.upgrade(url, "043")
     _execute(url, "UPDATE mistral_metrics SET value = 'PAUSED'")
