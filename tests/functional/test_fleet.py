@@ -3,8 +3,8 @@ jobs from a board and run them as the command would, a dead conductor's
 job moves to another one and resumes, and no secret leaves the hosts.
 
 Every test here uses PostgreSQL (the shared logbook) and Redis, so all
-are ``slow`` but one smoke test for the quick subset: a conductor runs
-jobs posted with ``--wait`` (tests/conftest.py).
+are ``slow`` but one smoke test for the quick subset, which reads the
+board (tests/conftest.py).
 """
 from __future__ import annotations
 
@@ -61,7 +61,6 @@ def test_post_wait_upgrades_through_a_conductor_and_keeps_secrets_home(
     assert conductor.stop() == 0, conductor.text()
 
 
-@pytest.mark.smoke
 def test_post_wait_exits_with_the_jobs_own_code(fleet, make_db):
     """A job that fails on the conductor exits post --wait with the code
     the command would have given there: a target the conductors do not
@@ -77,6 +76,7 @@ def test_post_wait_exits_with_the_jobs_own_code(fleet, make_db):
     assert json.loads(bad_rev.out)["error"]["type"] == "JobFailed"
 
 
+@pytest.mark.smoke
 def test_post_refuses_bad_input_before_posting(fleet):
     """A target name that is not a file name, or an operation without
     its revision, is refused with 2 and nothing reaches the board."""
