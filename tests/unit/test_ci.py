@@ -64,13 +64,15 @@ def test_ci_runs_the_readme_full_matrix_command():
 
 
 def test_parallel_run_comes_with_the_test_extra():
-    """``-n`` in addopts needs pytest-xdist, which the test extra has."""
+    """``-n`` and ``--dist worksteal`` in addopts need pytest-xdist 3.2
+    or later, which the test extra asks for."""
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
     addopts = shlex.split(cfg["tool:pytest"]["addopts"])
     assert "-n" in addopts and "not slow" in addopts
+    assert addopts[addopts.index("--dist") + 1] == "worksteal"
     extra = cfg["options.extras_require"]["test"].split()
-    assert any(req.startswith("pytest-xdist") for req in extra)
+    assert "pytest-xdist>=3.2" in extra
 
 
 def test_reference_data_is_in_the_repository():
