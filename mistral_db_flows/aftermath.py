@@ -54,7 +54,7 @@ def settle(facts: Facts) -> Settled:
     """The run's end from what its flow's run ended with."""
     if not facts.failed:
         done = (results.Outcome.UNCHANGED
-                if facts.operation in ("upgrade", "stamp")
+                if facts.operation in ("upgrade", "stamp", "downgrade")
                 and facts.unchanged
                 else results.Outcome.succeeded(facts.operation))
         return Settled(done, states.RunState.FINISHED)
@@ -80,7 +80,7 @@ def settle(facts: Facts) -> Settled:
     stopped = states.RunState.STOPPED
     if facts.steps_revert and facts.revert_failed_step:
         # The journal is still in the database: the next run finishes
-        # the revert before anything else (runs.finish_reverts).
+        # the revert before anything else (interrupted.finish_revert).
         return Settled(states.RunState.REVERT_FAILED, stopped,
                        "reverting %s failed too: run the same command to "
                        "finish the revert (see docs/safety.md)"
@@ -94,7 +94,7 @@ def settle(facts: Facts) -> Settled:
                        "as before (at %s)" % (facts.end_revision or "base"))
     if facts.backup_step == states.StepState.REVERT_FAILED:
         # Recorded as stopped (resumable): the next run retries the
-        # restore before anything else (see runs._retry_restore).
+        # restore before anything else (see interrupted.retry_restore).
         return Settled(states.RunState.REVERT_FAILED, stopped,
                        "restoring the backup %s failed too: restore it "
                        "by hand (see docs/safety.md)" % taken.get("path"),

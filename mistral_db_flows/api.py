@@ -19,7 +19,9 @@ from typing import Any, TextIO
 
 from mistral_db_flows import conf
 from mistral_db_flows import dbapi
+from mistral_db_flows import downgrading
 from mistral_db_flows import exceptions
+from mistral_db_flows import interrupted
 from mistral_db_flows import migration
 from mistral_db_flows import results
 from mistral_db_flows import revert
@@ -98,15 +100,17 @@ def status(settings: conf.Settings) -> results.Status:
     with dbapi.sharing(settings.database_url):
         start = revisions.one_revision(
             version_table.read_version(settings.database_url), graph)
-        interrupted = runs.read_interrupted(settings)
+        unfinished = interrupted.read(settings)
         # A journal needs a versioned database or a run that died
         # (an unversioned SQLite file may not even exist).
-        reverts = (revert.pending_in(settings.database_url)
-                   if start is not None or interrupted else [])
+        reverts = kept = []
+        if start is not None or unfinished:
+            reverts = revert.pending_in(settings.database_url)
+            kept = revert.kept_in(settings.database_url)
     return results.Status(current=start, head=head,
                           pending=graph.between(start, head),
-                          interrupted=interrupted, database=database,
-                          revert_pending=reverts)
+                          interrupted=unfinished, database=database,
+                          revert_pending=reverts, revert_kept=kept)
 
 
 # -- flows -----------------------------------------------------------------
@@ -138,6 +142,18 @@ def upgrade_flow(settings: conf.Settings, target: str | None = "head", *,
     """
     graph, plan = _upgrade_plan(settings, target, delta)
     return runs.build("upgrade", settings, plan, graph, prefix=prefix,
+                      revert_on_outer_failure=revert_on_outer_failure)
+
+
+def downgrade_flow(settings: conf.Settings, target: str | None, *,
+                   prefix: str | None = None,
+                   revert_on_outer_failure: bool = True):
+    """The ``downgrade`` flow for embedding: one step per revision
+    undone, newest first. A revision that destroyed or rewrote data
+    whose revert data was not kept raises RevertDataMissing here,
+    before anything is built or changed."""
+    graph, plan = downgrading.plan(settings, target)
+    return runs.build("downgrade", settings, plan, graph, prefix=prefix,
                       revert_on_outer_failure=revert_on_outer_failure)
 
 
@@ -232,6 +248,28 @@ def upgrade(settings: conf.Settings, target: str | None = None, *,
                          progress=progress, relative=relative)
 
 
+def downgrade(settings: conf.Settings, target: str | None, *,
+              sql: bool = False, output: TextIO | None = None,
+              progress: Any = None) -> results.Run:
+    """Undo revisions down to ``target`` (an id, ``base`` or ``-N``),
+    guarded and resumable like ``upgrade`` (see :mod:`downgrading`).
+    With ``sql=True`` (``START:END``, or END from head) the script of a
+    schema-only range goes to ``output``; nothing connects."""
+    if sql:
+        plan = revisions.plan_offline_downgrade(revisions.graph(), target)
+        return downgrading.offline(settings, plan, output)
+    return runs.run_plan("downgrade", settings,
+                         lambda: downgrading.plan(settings, target),
+                         progress=progress)
+
+
+def drop_revert_data(settings: conf.Settings) -> list[str]:
+    """Drop the revert data kept for ``downgrade`` (and any journal
+    left behind), under the database's lock; the kept revisions
+    dropped, newest first."""
+    return downgrading.drop_kept(settings)
+
+
 def stamp(settings: conf.Settings, revision: str | None, *,
           sql: bool = False, output: TextIO | None = None,
           progress: Any = None) -> results.Run:
@@ -298,7 +336,7 @@ def abandon(settings: conf.Settings) -> dict | None:
     Returns what the run was (operation, target, step), or None when
     there was none.
     """
-    return runs.abandon(settings)
+    return interrupted.abandon(settings)
 
 
 # -- revision --------------------------------------------------------------

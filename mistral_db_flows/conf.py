@@ -21,7 +21,8 @@ GROUP = "db_manage"
 DEFAULT_SQLITE_FILE = "mistral.sqlite"
 
 # The operations whose task lists are data; option name = <op>_tasks.
-OPERATIONS = ("upgrade", "stamp", "populate", "populate_actions", "verify")
+OPERATIONS = ("upgrade", "stamp", "populate", "populate_actions", "verify",
+              "downgrade")
 
 DEFAULT_TASKS: dict[str, list[str]] = {
     "upgrade": ["backup", "check_branches", "migrate", "verify"],
@@ -29,6 +30,7 @@ DEFAULT_TASKS: dict[str, list[str]] = {
     "populate": ["backup", "populate", "verify"],
     "populate_actions": ["backup", "populate_actions", "verify"],
     "verify": ["verify"],
+    "downgrade": ["check_branches", "downgrade"],
 }
 
 DEFAULT_LOCK_TIMEOUT = 300
@@ -106,6 +108,18 @@ db_manage_opts = [_tasks_opt(op) for op in OPERATIONS] + [
              "source loaded here defines. Off: they are kept and listed, "
              "since Mistral's own environment may have the plugin "
              "providing them (install mistral-db-flows there)."),
+    cfg.BoolOpt(
+        "keep_revert_data",
+        default=False,
+        help="After a successful upgrade keep its steps' revert data "
+             "(their inverse operations and the copies of the data they "
+             "destroyed or rewrote, in mdf_revert_* tables of the "
+             "database) so that `downgrade` can undo revisions that "
+             "destroyed or rewrote data. Off: it is dropped, and "
+             "`downgrade` undoes only schema-only revisions. While it "
+             "is kept the schema at head has these extra tables; "
+             "`downgrade` uses it up and `drop_revert_data` drops it. "
+             "Refused with backup = none, which records none."),
     cfg.StrOpt(
         "on_failure",
         default="revert",
@@ -262,15 +276,22 @@ class Settings:
     logbook_connection: str | None = None
     runs_keep: int = DEFAULT_RUNS_KEEP
     populate_remove_missing: bool = False
+    keep_revert_data: bool = False
 
     def __post_init__(self) -> None:
+        from mistral_db_flows import exceptions
+
         object.__setattr__(self, "backup", backup_mode(self.backup))
         if self.on_failure not in ON_FAILURE_CHOICES:
-            from mistral_db_flows import exceptions
-
             raise exceptions.ConfigError(
                 "on_failure must be one of %s, not %r"
                 % (", ".join(ON_FAILURE_CHOICES), self.on_failure))
+        if self.keep_revert_data and self.backup == "none":
+            # Nothing is recorded with backup = none: keeping "it" would
+            # promise a downgrade that is then refused.
+            raise exceptions.ConfigError(
+                "keep_revert_data needs backup = steps or full: with "
+                "backup = none (--no-backup) no revert data is recorded")
 
     @property
     def restores_on_failure(self) -> bool:
@@ -357,4 +378,5 @@ def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
         logbook_connection=group.logbook_connection,
         runs_keep=group.runs_keep,
         populate_remove_missing=group.populate_remove_missing,
+        keep_revert_data=group.keep_revert_data,
     )

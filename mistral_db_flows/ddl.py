@@ -16,6 +16,9 @@ operations go through Alembic's batch mode (copy and rename the table).
 With a revert journal (``config.attributes["revert_journal"]``, set by
 the migrate step) every operation first records its inverse in the
 target database (:mod:`mistral_db_flows.revert`), right before it acts.
+With a revert plan (``config.attributes["revert_plan"]``, offline) the
+operations tell it their arguments instead, and it works out their
+inverses without a database (``downgrade``, :mod:`revert.plan`).
 """
 from __future__ import annotations
 
@@ -80,10 +83,18 @@ def _journaling() -> bool:
         _attributes().get("revert_journal") is not None
 
 
-def _note(what: str, *args: Any) -> None:
+def _planner() -> Any:
+    return _attributes().get("revert_plan")
+
+
+def _note(what: str, *args: Any, **facts: Any) -> None:
     """Record the inverse of the operation about to act (online, with
-    a journal only)."""
-    if _journaling():
+    a journal only); or tell a revert plan about it, with ``facts``
+    (what the plan needs that the journal reads from the live schema)."""
+    planner = _planner()
+    if planner is not None:
+        planner.note(what, *args, **facts)
+    elif _journaling():
         getattr(record, what)(op.get_bind(),
                               _attributes()["revert_journal"], *args)
 
@@ -232,7 +243,9 @@ def alter_column(table: str, column: str, *, existing_type: Any,
             return
         if existing_nullable is None:
             existing_nullable = bool(have["nullable"])
-    _note("alter_column", table, column)
+    _note("alter_column", table, column,
+          existing=_native(existing_type),
+          nullable=nullable, existing_nullable=existing_nullable)
     args = dict(existing_type=existing_type, type_=type_, nullable=nullable,
                 existing_nullable=existing_nullable, **kw)
     if dialect() == "sqlite":
@@ -310,7 +323,9 @@ def drop_unique(constraint_name: str | PerDialect, table: str, *,
         if have is None or (columns is not None
                             and have != list(columns)):
             return
-    if _journaling():
+    if _planner() is not None:
+        _note("drop_unique", constraint, table, columns)
+    elif _journaling():
         live = shapes.unique_by_name(sa.inspect(op.get_bind()), table)
         if constraint in live:
             _note("drop_unique", constraint, table, live[constraint])
@@ -378,6 +393,9 @@ def execute(statement: str | sa.sql.Executable) -> None:
     """Run a set-based data statement (itself safe to run twice)."""
     if isinstance(statement, str):
         statement = sa.text(statement)
+    planner = _planner()
+    if planner is not None:
+        planner.note("execute", str(statement))
     op.execute(statement)
 
 
@@ -391,6 +409,9 @@ def save_rows(table: str, keys: list[str], columns: list[str] | None,
     dialect compiles), so exactly the affected rows are copied,
     set-based. Values in columns this step added cost nothing.
     """
+    planner = _planner()
+    if planner is not None:
+        planner.note("save_rows", table)
     if not _journaling():
         return
     bind = op.get_bind()
@@ -401,6 +422,9 @@ def save_rows(table: str, keys: list[str], columns: list[str] | None,
                      columns, where)
 
 
-def keep_index(index_name: str | PerDialect, table: str) -> None:
-    """Record how to recreate an index that a raw statement may drop."""
-    _note("keep_index", name(index_name), table)
+def keep_index(index_name: str | PerDialect, table: str,
+               columns: list[str] | None = None) -> None:
+    """Record how to recreate an index that a raw statement may drop
+    (``columns``: its columns, for a revert plan made without the
+    database)."""
+    _note("keep_index", name(index_name), table, columns=columns)

@@ -37,6 +37,7 @@ from mistral_db_flows import flows
 # Aliased: this module's own entry point is named guarding.
 from mistral_db_flows import guarding as run_guard
 from mistral_db_flows import resume
+from mistral_db_flows import run_cleanup
 from mistral_db_flows import runs
 from mistral_db_flows import states
 from mistral_db_flows import version_table
@@ -56,7 +57,8 @@ class HostRun:
         """The engine of ``flow`` on this run's record (TaskFlow's
         ``engines.load`` options pass through)."""
         engines = flows._engines()
-        merged = {"prior_backup": None}
+        # run_id keys the journals our steps keep in the database.
+        merged = {"prior_backup": None, "run_id": self.flow_detail.uuid}
         merged.update(store or {})
         return engines.load(self.flow, store=merged,
                             flow_detail=self.flow_detail,
@@ -113,10 +115,10 @@ def _settle(settings: conf.Settings, store: Any, fd: Any) -> None:
     if ended is None:
         return
     store.set_state(fd, ended)
-    runs.prune_runs(store, settings.runs_keep)
+    run_cleanup.prune_runs(store, settings.runs_keep)
     if ended is states.RunState.FINISHED:
         # Our steps' revert journal, as after a command's run.
-        runs.drop_revert_journal(settings)
+        run_cleanup.drop_revert_journal(settings)
         taken = next((ad.results for ad in fd if ad.name == "backup"
                       and isinstance(ad.results, dict)), None)
         if taken:

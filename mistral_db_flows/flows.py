@@ -283,7 +283,8 @@ def run(flow: Any, store: dict | None = None,
         fetch: Sequence[str] = ("backup",), *,
         flow_detail: Any = None, backend: Any = None,
         progress: Callable[[str, str, Any], None] | None = None,
-        before_step: Callable[[], None] | None = None) -> Outcome:
+        before_step: Callable[[], None] | None = None,
+        transient: dict | None = None) -> Outcome:
     """Run ``flow`` on the serial engine; never raises for a task failure.
 
     ``fetch`` names the flow's provided values worth reporting (they
@@ -298,7 +299,8 @@ def run(flow: Any, store: dict | None = None,
     ``before_step()`` is called before each step (or revert) is
     scheduled; if it raises one of our errors, the engine suspends
     before that step (the flow detail stays resumable) and the error is
-    raised once it has.
+    raised once it has. ``transient`` values join the store in memory
+    only, never the logbook (what a resumed run computes again).
     """
     from mistral_db_flows import results
 
@@ -321,6 +323,8 @@ def run(flow: Any, store: dict | None = None,
             "the interrupted run's record is incomplete (%s)" % exc,
             advice="`abandon` that run (the database stays as it is), "
             "then run the command again") from exc
+    if transient:
+        engine.storage.inject(transient, transient=True)
     try:
         engine.compile()
         engine.prepare()

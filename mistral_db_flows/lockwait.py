@@ -97,46 +97,20 @@ def table_of(exc: BaseException) -> str | None:
     return match.group(1) if match else None
 
 
-_HOLDERS = {
-    "postgresql": (
-        "SELECT l.pid, a.application_name, host(a.client_addr), "
-        "a.usename, coalesce(a.xact_start, a.backend_start) "
-        "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.granted AND l.locktype = 'relation' "
-        "AND l.pid <> pg_backend_pid() "
-        "AND l.database = (SELECT oid FROM pg_database "
-        "                  WHERE datname = current_database()) "
-        "AND (%s IS NULL OR l.relation = to_regclass(%s)) "
-        "ORDER BY a.xact_start NULLS LAST LIMIT 20"),
-    # MariaDB shows metadata locks only with the metadata_lock_info
-    # plugin, not loaded by default: the sessions with an open
-    # transaction, this database's first, are who can hold one.
-    "mysql": (
-        "SELECT p.id, NULL, p.host, p.user, t.trx_started "
-        "FROM information_schema.innodb_trx t "
-        "JOIN information_schema.processlist p "
-        "ON p.id = t.trx_mysql_thread_id "
-        "WHERE p.id <> CONNECTION_ID() "
-        "ORDER BY p.db = DATABASE() DESC, t.trx_started LIMIT 20"),
-}
-
-
 def holder(conn: Any, table: str | None) -> dict[str, Any] | None:
     """The other session most likely holding the lock on ``table`` of
     ``conn``'s database (None when none is found)."""
-    statement = _HOLDERS.get(dialect_of(conn))
-    if statement is None:
-        return None
-    ours = sessions.our_ids(dialect_of(conn))
-    params = (table, table) if dialect_of(conn) == "postgresql" else ()
+    dialect = dialect_of(conn)
+
+    def rows(statement: str, params: tuple) -> list:
+        return conn.exec_driver_sql(statement, params).fetchall()
+
+    params = (table, table) if dialect == "postgresql" else ()
     try:
-        rows = conn.exec_driver_sql(statement, params).fetchall()
+        found = sessions.find(rows, dialect, "table_lock", params)
     finally:
         conn.rollback()
-    for row in rows:
-        if row[0] not in ours:
-            return sessions.describe(*row)
-    return None
+    return found[0] if found else None
 
 
 def waiting_text(table: str | None, who: dict[str, Any] | None) -> str:

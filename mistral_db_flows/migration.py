@@ -200,6 +200,25 @@ def upgrade(url: str | None, target: str, *, sql: bool = False,
              destination=target)
 
 
+def plan_revert(url: str, revision: str, parent: str | None) -> Any:
+    """How to undo ``revision`` without the database: its ``upgrade()``
+    run offline for ``url``'s dialect, each operation telling a
+    ``revert.plan.Planner`` (returned) instead of a journal."""
+    from mistral_db_flows.revert import plan
+
+    planner = plan.Planner(revision)
+    if _parsed(url).backend == "sqlite":
+        # SQLite's batch mode cannot run offline (it reflects the
+        # table); its revisions take PostgreSQL's names and paths
+        # (``ddl.name``), so PostgreSQL's plan is SQLite's.
+        url = "postgresql://planning/none"
+    cfg = make_config(url, output=io.StringIO())
+    cfg.attributes["revert_plan"] = planner
+    _run_env(cfg, lambda script, rev: script._upgrade_revs(revision, rev),
+             sql=True, starting_rev=parent, destination=revision)
+    return planner
+
+
 def stamp(url: str | None, target: str, *, sql: bool = False,
           output: TextIO | None = None, connection: Any = None) -> None:
     """Set ``alembic_version`` to ``target`` (``base`` empties it)."""

@@ -9,9 +9,13 @@ and has nothing to restore:
   finds the database at head too, not only the next real upgrade;
 * the operation's own plugins import;
 * a run with a populate step reads and validates every definition
-  source (``mistral.preinstalled_workflows`` plugins included) first.
+  source (``mistral.preinstalled_workflows`` plugins included) first;
+  what it read is handed to the run's steps (the run reads its sources
+  once).
 """
 from __future__ import annotations
+
+from typing import Any
 
 from mistral_db_flows import conf
 from mistral_db_flows import exceptions
@@ -22,9 +26,11 @@ _POPULATE_STEPS = {"populate": ("action", "workflow"),
                    "populate_actions": ("action",)}
 
 
-def check(operation: str, settings: conf.Settings) -> None:
+def check(operation: str, settings: conf.Settings) -> Any:
     """Raise (PluginError, PopulateError...) if the run cannot succeed
-    for a reason found without touching the database."""
+    for a reason found without touching the database; the definition
+    sources read (a ``populate.Loaded``) when the run populates, else
+    None."""
     names = settings.task_names(operation) if operation in conf.OPERATIONS \
         else []
     # The operation's own plugins are imported; the other task lists
@@ -41,7 +47,8 @@ def check(operation: str, settings: conf.Settings) -> None:
     if kinds:
         from mistral_db_flows import populate
 
-        populate.load(populate.collect(kinds), kinds)
+        return populate.read(kinds)
+    return None
 
 
 def check_task_lists(settings: conf.Settings, skip: str | None = None

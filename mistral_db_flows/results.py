@@ -23,6 +23,7 @@ class Outcome(states.StrEnum):
     """
 
     UPGRADED = "upgraded"
+    DOWNGRADED = "downgraded"
     STAMPED = "stamped"
     POPULATED = "populated"
     VERIFIED = "verified"
@@ -38,6 +39,7 @@ class Outcome(states.StrEnum):
 
 _SUCCEEDED = {
     "upgrade": Outcome.UPGRADED,
+    "downgrade": Outcome.DOWNGRADED,
     "stamp": Outcome.STAMPED,
     "populate": Outcome.POPULATED,
     "populate_actions": Outcome.POPULATED,
@@ -240,6 +242,9 @@ class Status(_Result):
     # Steps whose revert a run recorded but did not finish (newest
     # first): the next command that changes the database finishes it.
     revert_pending: list[str] = dataclasses.field(default_factory=list)
+    # Revisions whose revert data a finished upgrade kept for
+    # ``downgrade`` (newest first); not a revert to finish.
+    revert_kept: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def at_head(self) -> bool:
@@ -279,7 +284,7 @@ class Status(_Result):
                 "run in progress: %s to %s, at step %s, by %s; wait for "
                 "it to finish" % (
                     run["operation"], run["target"] or "base", run["step"],
-                    exceptions.describe_holder(holder) if holder
+                    exceptions.describe_session(holder) if holder
                     else "another process"))
         else:
             lines.append("interrupted run: %s" % (
@@ -294,9 +299,22 @@ class Status(_Result):
             lines.append("revert pending: steps %s (the next command that "
                          "changes the database finishes it)"
                          % " ".join(self.revert_pending))
+        if self.revert_kept:
+            lines.append("revert data kept for %s (`downgrade` uses it, "
+                         "`drop_revert_data` drops it)"
+                         % _span(self.revert_kept))
         lines.append("upgrade needed" if self.upgrade_needed
                      else "up to date")
         return lines
+
+
+def _span(revisions: list[str]) -> str:
+    """``031..045`` for several revisions (those between that recorded
+    nothing to undo have no entries of their own), else the one id."""
+    ordered = sorted(revisions)
+    if len(ordered) == 1:
+        return ordered[0]
+    return "%s..%s" % (ordered[0], ordered[-1])
 
 
 @dataclasses.dataclass

@@ -259,7 +259,7 @@ def _steps(delta: Any, shown: str) -> int:
     if delta <= 0:
         raise exceptions.BadTarget(
             delta, "%s: the number of steps must be 1 or more "
-            "(downgrades are not supported)" % shown)
+            "(to go down, use `downgrade`)" % shown)
     return delta
 
 
@@ -296,7 +296,8 @@ def plan_upgrade(graph: Graph, current: Sequence[str],
             steps = _steps(int(m.group(1)), target)
         elif target.startswith("-"):
             raise exceptions.BadTarget(
-                target, "%s: downgrades are not supported" % target)
+                target, "%s: to go down, use `downgrade %s`"
+                % (target, target))
         elif ":" in target:
             raise exceptions.BadTarget(
                 target, "a range (%s) is only for offline SQL: add --sql, "
@@ -319,7 +320,7 @@ def plan_upgrade(graph: Graph, current: Sequence[str],
     if end is None or end in graph.ancestors(start):
         raise exceptions.BadTarget(
             target, "%s is older than the database's revision %s: "
-            "downgrades are not supported" % (end or "base", start))
+            "use `downgrade`" % (end or "base", start))
     return Plan(start, end, tuple(graph.between(start, end)))
 
 
@@ -361,6 +362,66 @@ def plan_offline(graph: Graph, target: str | None,
             target, bad + "start must be older than end (downgrades are "
             "not supported)")
     return Plan(start, end, tuple(graph.between(start, end)))
+
+
+def plan_downgrade(graph: Graph, current: Sequence[str] | None,
+                   target: str | None) -> Plan:
+    """Resolve a ``downgrade`` target (an id, ``base`` or ``-N``); the
+    plan's ``pending`` are the revisions to undo, newest first.
+    ``current`` None: only check the target's spelling."""
+    if target is None or not str(target).strip():
+        raise exceptions.BadTarget(
+            None, "downgrade needs a target: a revision id, base or -N")
+    target = str(target).strip()
+    head = single_head(graph)
+    m = re.match(r"^-(\d+)$", target)
+    if ":" in target or target.startswith("+") or target in ("head",
+                                                             "heads"):
+        raise exceptions.BadTarget(
+            target, "downgrade takes an older revision id, base or -N, "
+            "not %r" % target)
+    if current is None:
+        if not m:
+            _named(graph, target, head)
+        return Plan(None, None)
+    start = one_revision(current, graph)
+    if m:
+        steps = _steps(int(m.group(1)), target)
+        path = graph.between(None, start) if start else []
+        if steps > len(path):
+            raise exceptions.BadTarget(
+                target, "%s goes below base: the database is at %s, %d "
+                "revision(s) above base" % (target, start or "base",
+                                            len(path)))
+        end = path[-steps - 1] if steps < len(path) else None
+    else:
+        end = _named(graph, target, head)
+    if end == start:
+        return Plan(start, end)
+    if start is None or (end is not None
+                         and end not in graph.ancestors(start)):
+        raise exceptions.BadTarget(
+            target, "%s is not older than the database's revision %s: "
+            "use upgrade" % (end or "base", start or "base"))
+    undo = graph.between(end, start)
+    return Plan(start, end, tuple(reversed(undo)))
+
+
+def plan_offline_downgrade(graph: Graph, target: str | None) -> Plan:
+    """``downgrade --sql``: ``START:END`` (or just END, from head)."""
+    if target is None or not str(target).strip():
+        raise exceptions.BadTarget(
+            None, "downgrade --sql needs START:END or an older revision")
+    target = str(target).strip()
+    head = single_head(graph)
+    first, sep, last = target.partition(":")
+    start = _named(graph, first, head) if sep else head
+    if (sep and not last) or target.startswith("-"):
+        raise exceptions.BadTarget(
+            target, "downgrade --sql takes START:END (e.g. %s:040), not "
+            "%r: it does not read the database" % (head, target))
+    return plan_downgrade(graph, [start] if start else [],
+                          last if sep else target)
 
 
 def plan_stamp(graph: Graph, current: Sequence[str],

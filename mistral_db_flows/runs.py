@@ -16,6 +16,9 @@ A run goes through named phases:
 * outcome: TaskFlow's outcome and the logbook become a
   :class:`results.Run`, or a ``StepFailed`` saying what is left
   (:func:`aftermath.settle` names the states and the words).
+
+Runs that did not end are in :mod:`interrupted`; what goes when a run
+ends in :mod:`run_cleanup`.
 """
 from __future__ import annotations
 
@@ -30,10 +33,10 @@ from mistral_db_flows import conf
 from mistral_db_flows import exceptions
 from mistral_db_flows import flows
 from mistral_db_flows import guarding
-from mistral_db_flows import identity
-from mistral_db_flows import logbook
+from mistral_db_flows import interrupted
 from mistral_db_flows import resume
 from mistral_db_flows import results
+from mistral_db_flows import run_cleanup
 from mistral_db_flows import states
 from mistral_db_flows import urls
 from mistral_db_flows import version_table
@@ -124,7 +127,7 @@ def run_plan(operation: str, settings: conf.Settings, planner: Planner,
     settings = with_driver(settings)
     # What can fail without the database fails first: nothing changed,
     # nothing copied, nothing to restore (also when at head already).
-    preflight.check(operation, settings)
+    sources = preflight.check(operation, settings)
     # One connection for the whole run (version reads, the backup's
     # measurements, migrate steps, populate, verify); the lock keeps
     # its own.
@@ -135,18 +138,19 @@ def run_plan(operation: str, settings: conf.Settings, planner: Planner,
         with guarding.guard(settings, owner=operation,
                            progress=progress) as held:
             return _run_guarded(operation, settings, planner, held,
-                                progress=progress, relative=relative)
+                                progress=progress, relative=relative,
+                                sources=sources)
 
 
 def _run_guarded(operation: str, settings: conf.Settings,
                  planner: Planner, held: guarding.Guard, *, progress: Any,
-                 relative: str | None) -> results.Run:
+                 relative: str | None, sources: Any = None) -> results.Run:
     store = held.store
     # Plan again under the lock: a run we waited for may have moved the
     # database already.
     graph, plan = planner()
     fd = store.interrupted()
-    if fd is not None and _finish_revert(settings, store, fd, operation,
+    if fd is not None and interrupted.finish_revert(settings, store, fd, operation,
                                          plan, relative):
         # The database moved back: plan again from where it is now.
         graph, plan = planner()
@@ -164,14 +168,14 @@ def _run_guarded(operation: str, settings: conf.Settings,
                 raise
             # Its restore failed half-way (MariaDB cannot restore in one
             # transaction): finish that first, never forget it.
-            _retry_restore(settings, store, fd, operation)
+            interrupted.retry_restore(settings, store, fd, operation)
         if records.run_state(fd.meta) is states.RunState.STOPPED:
             # A stopped run's engine has reverted; continue in a new run
             # that keeps the first attempt's backup.
             prior_backup = (fd.meta or {}).get("backup")
             store.set_state(fd, states.RunState.RESUMED)
             fd = None
-    elif plan.unchanged and operation in ("upgrade", "stamp"):
+    elif plan.unchanged and operation in ("upgrade", "stamp", "downgrade"):
         return results.Run(operation=operation,
                            state=results.Outcome.UNCHANGED,
                            start_revision=plan.start,
@@ -191,7 +195,7 @@ def _run_guarded(operation: str, settings: conf.Settings,
                          plan=resume.plan_facts(plan), relative=relative)
     return execute(flow, settings, held, fd, plan,
                    prior_backup=prior_backup, resumed=resumed,
-                   progress=progress)
+                   progress=progress, sources=sources)
 
 
 def run_flow(flow: Any, settings: conf.Settings, *,
@@ -216,8 +220,10 @@ def run_flow(flow: Any, settings: conf.Settings, *,
 
 def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
             fd: Any, plan: flows.Plan, *, prior_backup: dict | None = None,
-            resumed: bool = False, progress: Any = None) -> results.Run:
-    """Run (or resume) ``flow`` under ``fd``; settle the logbook."""
+            resumed: bool = False, progress: Any = None,
+            sources: Any = None) -> results.Run:
+    """Run (or resume) ``flow`` under ``fd``; settle the logbook.
+    ``sources``: the preflight's definition sources, for populate."""
     store = held.store
     before = version_table.read_version(settings.database_url)
     # What an earlier, killed attempt of this run recorded: its backup
@@ -229,6 +235,7 @@ def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
          if getattr(recorded.get(name), "failure", None) is not None),
         None)
     from mistral_db_flows import dbapi
+    from mistral_db_flows.tasks import populate as populate_task
 
     # The fence: every commit of the run's work checks the lock first.
     shared = dbapi.active(settings.database_url)
@@ -238,7 +245,9 @@ def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
         outcome = flows.run(flow, store={"prior_backup": prior_backup,
                                          "run_id": fd.uuid},
                             flow_detail=fd, backend=store.backend,
-                            progress=progress, before_step=held.check)
+                            progress=progress, before_step=held.check,
+                            transient={populate_task.SOURCES: sources}
+                            if sources is not None else None)
     except exceptions.LockLost:
         if any(getattr(ad, "failure", None) is not None for ad in fd):
             # Halted before its revert: never resume that revert.
@@ -262,7 +271,7 @@ def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
         operation=operation, failed=outcome.cause is not None,
         failed_step=outcome.failed_step,
         starts_with_backup=flows.atom_names(flow)[:1] == ["backup"],
-        self_reverting=operation in _self_reverting(),
+        self_reverting=operation in _self_reverting() + ("downgrade",),
         undoes=settings.on_failure == "revert",
         backup=taken, restores=settings.restores_on_failure,
         backup_step={s.name: s.state for s in outcome.steps}.get("backup"),
@@ -276,7 +285,7 @@ def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
         end_revision=after[0] if after else None)
     settled = aftermath.settle(facts)
     store.set_state(fd, settled.logbook_state, **settled.logbook_facts)
-    prune_runs(store, settings.runs_keep)
+    run_cleanup.prune_runs(store, settings.runs_keep)
     run = results.Run(operation=operation, state=settled.run_state,
                       start_revision=plan.start if resumed else (
                           before[0] if before else None),
@@ -285,10 +294,13 @@ def execute(flow: Any, settings: conf.Settings, held: guarding.Guard,
                       backup=(taken or {}).get("path"),
                       target=plan.target, resumed=resumed)
     if not facts.failed:
-        if settings.keeps_step_reverts:
+        populated = operation not in ("upgrade", "stamp", "downgrade")
+        if settings.keeps_step_reverts or populated:
             # (An embedder's flow names its own operation.)
-            drop_revert_journal(settings)
-        _prune_backups(settings, taken)
+            run_cleanup.drop_revert_journal(
+                settings, populated=populated, run_id=fd.uuid,
+                keep=settings.keep_revert_data and operation == "upgrade")
+        run_cleanup.prune_backups(settings, taken)
         return run
     failed_step = outcome.failed_step
     if failed_step in (None, "flow") and earlier_failure:
@@ -324,115 +336,13 @@ def _known(cause: BaseException | str | None, url: str
     return lost
 
 
-def drop_revert_journal(settings: conf.Settings) -> None:
-    """The run ended well (or was abandoned): its steps' revert data
-    goes, so the schema is upstream's again and no later command undoes
-    that run's steps."""
-    from mistral_db_flows import dbapi
-    from mistral_db_flows import revert
-
-    try:
-        if not revert.pending_in(settings.database_url):
-            return
-    except exceptions.DatabaseUnreachable:
-        return  # e.g. a SQLite file the run never created: no journal
-    with dbapi.sqlalchemy_connection(settings.database_url) as conn:
-        revert.discard(conn)
-
-
-def prune_runs(store: logbook.RunStore, keep: int) -> None:
-    """Keep the logbook to the newest ``keep`` ended runs; a failure to
-    prune never turns a run's outcome into an error."""
-    try:
-        store.prune(keep)
-    except Exception as exc:  # the run's outcome is what matters
-        LOG.warning("could not prune old runs from the logbook: %s", exc)
-
-
 def _self_reverting() -> tuple[str, ...]:
     from mistral_db_flows.tasks import backup as backup_task
 
     return backup_task.SELF_REVERTING
 
 
-def _prune_backups(settings: conf.Settings, taken: dict | None) -> None:
-    if not taken:
-        return
-    from mistral_db_flows import backup
-
-    backup.prune(settings.resolved_backup_dir(), settings.backup_keep)
-
-
-def _retry_restore(settings: conf.Settings, store: Any, fd: Any,
-                   operation: str) -> None:
-    """Restore the backup an interrupted run failed to restore; raise
-    StepFailed (state ``reverted``) saying so, or RestoreError again."""
-    from mistral_db_flows import backup
-
-    meta = fd.meta or {}
-    taken = meta.get("backup") or {}
-    step = resume.describe(fd)["step"] or "backup"
-    backup.restore(settings.database_url, taken,
-                   lock_wait=settings.lock_timeout)
-    store.set_state(fd, states.RunState.REVERTED)
-    after = version_table.read_version(settings.database_url)
-    plan = meta.get("plan") or {}
-    run = results.Run(operation=operation, state=states.RunState.REVERTED,
-                      start_revision=plan.get("start"),
-                      end_revision=after[0] if after else None,
-                      backup=taken.get("path"), target=plan.get("target"),
-                      resumed=True)
-    raise exceptions.StepFailed(
-        step, "the earlier run failed and so did its restore", run=run,
-        aftermath="the backup %s was restored now, so the database is as "
-        "before that run; run the command again to upgrade"
-        % taken.get("path"))
-
-
-def _finish_revert(settings: conf.Settings, store: Any, fd: Any,
-                   operation: str, plan: flows.Plan,
-                   relative: str | None) -> bool:
-    """Finish the revert an interrupted run did not (killed, connection
-    lost, or its revert failed); True if that run is now settled.
-
-    Its steps' journals are still in the database: replaying them,
-    newest step first, is what its reverts would have done. Any command
-    that changes the database does this first, and says so; the same
-    command as the killed run's instead resumes its engine, which ends
-    the revert (and a dump's restore) as it would have.
-    """
-    import logging
-
-    from mistral_db_flows import dbapi
-    from mistral_db_flows import revert
-
-    meta = fd.meta or {}
-    if not meta.get("step_revert_failed"):
-        if not resume.reverting(fd):
-            return False
-        try:
-            resume.resume_plan(fd, operation, plan, relative=relative)
-            return False  # the same run: TaskFlow resumes its revert
-        except exceptions.ResumeRefused:
-            pass
-    with dbapi.sqlalchemy_connection(settings.database_url) as conn:
-        done = revert.finish(conn)
-    after = version_table.read_version(settings.database_url)
-    start = (meta.get("plan") or {}).get("start")
-    took_dump = any(ad.name == "backup" and isinstance(ad.results, dict)
-                    and ad.results.get("path") for ad in fd)
-    if not done and (took_dump or (after[0] if after else None) != start):
-        return False  # the dump's restore was cut off: its own machinery
-    store.set_state(fd, states.RunState.REVERTED)
-    logging.getLogger(__name__).warning(
-        "finished reverting the interrupted %s run (%s): the database is "
-        "back at %s", meta.get("operation"),
-        "steps %s undone" % ", ".join(done) if done else "nothing left "
-        "to undo", (after[0] if after else "base"))
-    return True
-
-
-# -- offline, status, abandon ----------------------------------------------
+# -- offline ---------------------------------------------------------------
 
 def offline(operation: str, settings: conf.Settings, plan: Any,
             output: TextIO | None) -> results.Run:
@@ -455,48 +365,3 @@ def offline(operation: str, settings: conf.Settings, plan: Any,
                        start_revision=plan.start, end_revision=plan.target,
                        target=plan.target)
 
-
-def read_interrupted(settings: conf.Settings) -> dict | None:
-    """The run of this database that has not ended, without waiting.
-
-    Fast for the default SQLite logbook (read directly, no TaskFlow).
-    A run recorded as running is either still going (another process
-    holds the lock: ``in_progress`` is True and ``holder`` tells who)
-    or was interrupted (nobody holds the lock).
-    """
-    url = guarding.logbook_url(settings)
-    target = identity.of_url(settings.database_url)
-    if logbook.is_local_file(url):
-        meta = records.peek_interrupted(url, *logbook.book_uuids(
-            target, identity.legacy(settings.database_url)))
-        info = (resume.describe_meta(meta, meta.pop("atoms"),
-                                     meta.pop("results", None))
-                if meta else None)
-    else:
-        with logbook.opened(url, settings.database_url,
-                            target_identity=target) as store:
-            fd = store.interrupted()
-            info = resume.describe(fd) if fd is not None else None
-    if info is None:
-        return None
-    info["in_progress"] = False
-    if info["state"] is states.RunState.RUNNING:
-        from mistral_db_flows import locking
-
-        holder = locking.held_by(settings.database_url, identity=target)
-        if holder is not None:
-            info["in_progress"] = True
-            info["holder"] = holder
-    return info
-
-
-def abandon(settings: conf.Settings) -> dict | None:
-    """Forget the interrupted run (the database is left as it is)."""
-    with guarding.guarded(settings, owner="abandon") as store:
-        fd = store.interrupted()
-        if fd is None:
-            return None
-        info = resume.describe(fd)
-        store.set_state(fd, states.RunState.ABANDONED)
-        drop_revert_journal(settings)
-        return info

@@ -11,14 +11,17 @@ from the driver without a round trip. That gives two things:
   ``KILL QUERY`` sent on a new connection, ``interrupt()`` for SQLite;
 * :func:`others` lists the sessions connected to a database that are
   not ours (the run's, its lock's), which Mistral's services should
-  not have open while its schema changes.
+  not have open while its schema changes;
+* :func:`find` is the one place that asks who a session is, for that
+  list, for the holder of a table lock (:mod:`lockwait`) and for the
+  holder of another run's lock (:mod:`locking`), all in one shape.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 _MAX_LISTED = 50
 
@@ -122,42 +125,125 @@ def cancel_statements() -> int:
     return sent
 
 
-# -- other sessions --------------------------------------------------------
+# -- who a session is -----------------------------------------------------
 
-_OTHERS = {
-    "postgresql": (
-        "SELECT pid, application_name, host(client_addr), usename, "
-        "backend_start FROM pg_stat_activity "
-        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-        "AND backend_type = 'client backend' ORDER BY backend_start"),
-    "mysql": (
-        "SELECT id, NULL, host, user, NULL FROM "
-        "information_schema.processlist WHERE db = DATABASE() "
-        "AND id <> CONNECTION_ID() ORDER BY time DESC"),
+# Every question "who is that session" (the others connected to the
+# database, the holder of a table lock a step waits for, the holder of
+# another run's lock) selects the same five facts in this order, and
+# describe() gives them one shape: pid (the server's id of the session:
+# what pg_terminate_backend or KILL takes), application, client,
+# user, since.
+def _pg(since: str, rest: str, pid: str = "a.pid") -> str:
+    return ("SELECT %s, a.application_name, host(a.client_addr), "
+            "a.usename, %s %s" % (pid, since, rest))
+
+
+def _my(since: str, rest: str, pid: str = "p.id") -> str:
+    return "SELECT %s, NULL, p.host, p.user, %s %s" % (pid, since, rest)
+
+
+_THIS_DATABASE = ("(SELECT oid FROM pg_database "
+                  "WHERE datname = current_database())")
+
+_WHO = {
+    ("connected", "postgresql"): _pg(
+        "a.backend_start",
+        "FROM pg_stat_activity a WHERE a.datname = current_database() "
+        "AND a.pid <> pg_backend_pid() "
+        "AND a.backend_type = 'client backend' ORDER BY a.backend_start"),
+    ("connected", "mysql"): _my(
+        "NULL",
+        "FROM information_schema.processlist p WHERE p.db = DATABASE() "
+        "AND p.id <> CONNECTION_ID() ORDER BY p.time DESC"),
+    # Since when: the holder's transaction, which holds the lock.
+    ("table_lock", "postgresql"): _pg(
+        "coalesce(a.xact_start, a.backend_start)",
+        "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.granted AND l.locktype = 'relation' "
+        "AND l.pid <> pg_backend_pid() "
+        "AND l.database = " + _THIS_DATABASE + " "
+        "AND (%s IS NULL OR l.relation = to_regclass(%s)) "
+        "ORDER BY a.xact_start NULLS LAST LIMIT 20"),
+    # MariaDB shows metadata locks only with the metadata_lock_info
+    # plugin, not loaded by default: the sessions with an open
+    # transaction, this database's first, are who can hold one.
+    ("table_lock", "mysql"): _my(
+        "t.trx_started",
+        "FROM information_schema.innodb_trx t "
+        "JOIN information_schema.processlist p "
+        "ON p.id = t.trx_mysql_thread_id "
+        "WHERE p.id <> CONNECTION_ID() "
+        "ORDER BY p.db = DATABASE() DESC, t.trx_started LIMIT 20"),
+    # A run's lock (see locking/): PostgreSQL's advisory lock by its two
+    # keys, MariaDB's GET_LOCK by its name.
+    ("run_lock", "postgresql"): _pg(
+        "a.backend_start",
+        "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted "
+        "AND l.database = " + _THIS_DATABASE + " "
+        "AND l.classid::bigint = %s AND l.objid::bigint = %s "
+        "AND l.objsubid = 1", pid="l.pid"),
+    ("run_lock", "mysql"): _my(
+        "NULL",
+        "FROM (SELECT IS_USED_LOCK(%s) AS id) l "
+        "LEFT JOIN information_schema.processlist p ON p.id = l.id "
+        "WHERE l.id IS NOT NULL", pid="l.id"),
 }
+
+# The client process's pid, which PyMySQL and libmysqlclient send on
+# connecting; only the performance schema shows it (on by default in
+# MySQL, off by default in MariaDB: then it stays unknown).
+_MYSQL_CLIENT_PID = (
+    "SELECT attr_value FROM performance_schema.session_connect_attrs "
+    "WHERE processlist_id = %s AND attr_name = '_pid'")
+
+Rows = Callable[[str, tuple], Sequence[Sequence[Any]]]
+
+
+def find(rows: Rows, dialect: str, kind: str, params: tuple = (), *,
+         skip_ours: bool = True) -> list[dict[str, Any]]:
+    """The sessions of ``kind`` (``connected``, ``table_lock``,
+    ``run_lock``), each as :func:`describe` gives it; ``rows(statement,
+    params)`` runs a query on a connection to the database. Empty for a
+    dialect with no server to ask (SQLite)."""
+    statement = _WHO.get((kind, dialect))
+    if statement is None:
+        return []
+    ours = our_ids(dialect) if skip_ours else set()
+    found = []
+    for row in rows(statement, params):
+        if row[0] in ours:
+            continue
+        found.append(describe(*row))
+        if len(found) >= _MAX_LISTED:
+            break
+    if kind == "run_lock" and dialect == "mysql":
+        for session in found:
+            _add_client_pid(rows, session)
+    return found
+
+
+def _add_client_pid(rows: Rows, session: dict[str, Any]) -> None:
+    try:
+        value = next(iter(rows(_MYSQL_CLIENT_PID, (session["pid"],))),
+                     (None,))[0]
+        if value is not None:
+            session["client_pid"] = int(value)
+    except Exception:  # no performance schema, or no right to read it
+        pass
 
 
 def others(handle: Any) -> list[dict[str, Any]]:
     """The other sessions connected to ``handle``'s database, oldest
     first, without ours; empty for SQLite (nothing to ask)."""
-    statement = _OTHERS.get(handle.dialect)
-    if statement is None:
-        return []
-    ours = our_ids(handle.dialect)
-    found = []
-    for pid, application, client, user, since in handle.rows(statement):
-        if pid in ours:
-            continue
-        found.append(describe(pid, application, client, user, since))
-        if len(found) >= _MAX_LISTED:
-            break
-    return found
+    return find(handle.rows, handle.dialect, "connected")
 
 
 def describe(pid: Any, application: Any, client: Any, user: Any,
              since: Any) -> dict[str, Any]:
     """One session's facts, as :func:`exceptions.describe_session`
-    words them."""
+    words them: the client without its port (a port tells nobody which
+    service it is)."""
     if client and ":" in str(client) and not str(client).startswith("["):
         host, _, port = str(client).rpartition(":")
         client = host if port.isdigit() else client

@@ -21,4 +21,4 @@ def upgrade():
         return
     for column in COLUMNS:
         ddl.alter_column("executions_v2", column, existing_type=sa.Text(),
-                         type_=ddl.long_text())
+                         type_=ddl.long_text(), existing_nullable=True)

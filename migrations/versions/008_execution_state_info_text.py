@@ -13,4 +13,5 @@ down_revision = "007"
 
 def upgrade():
     ddl.alter_column("executions_v2", "state_info",
-                     existing_type=sa.String(1024), type_=sa.Text())
+                     existing_type=sa.String(1024), type_=sa.Text(),
+                     existing_nullable=True)

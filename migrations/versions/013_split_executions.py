@@ -105,7 +105,7 @@ def _widen_names() -> None:
                           ("workbooks_v2", "name"),
                           ("workflow_definitions_v2", "name")):
         ddl.alter_column(table, column, existing_type=sa.String(80),
-                         type_=sa.String(255))
+                         type_=sa.String(255), existing_nullable=True)
     # Elsewhere TEXT has no 64 KiB limit: nothing to emit.
     if ddl.dialect() != "mysql":
         return
@@ -113,7 +113,8 @@ def _widen_names() -> None:
                   "workflow_definitions_v2"):
         for column in ("definition", "spec"):
             ddl.alter_column(table, column, existing_type=sa.Text(),
-                             type_=ddl.medium_text())
+                             type_=ddl.medium_text(),
+                             existing_nullable=True)
 
 
 def upgrade():

@@ -34,6 +34,7 @@ def upgrade():
         if ddl.dialect() == "mysql":
             # Its revert needs the foreign key's index back before it
             # drops the new one (MySQL refuses to leave a key without).
-            ddl.keep_index("task_execution_id", table)
+            ddl.keep_index("task_execution_id", table,
+                           ["task_execution_id"])
             for statement in _DROP_IF_PRESENT:
                 ddl.execute(statement.format(table=table))

@@ -112,7 +112,14 @@ def _interrupted(exc: BaseException, name: str, out: console.Output,
         text = "interrupted by %s" % received.name
         if received.name == "SIGTERM":
             code = exceptions.ExitCode.TERMINATED
-    if name in _RESUMABLE:
+    from mistral_db_flows import locking
+
+    if locking.stopped_waiting(exc):
+        # No run of this command had started: nothing to resume.
+        text += ("; it was waiting for another run's lock and changed "
+                 "nothing (its wait on the server was cancelled). Run the "
+                 "command again once that run has ended")
+    elif name in _RESUMABLE:
         text += ("; what it was running on the server was cancelled. Run "
                  "the same command to resume, or `%s abandon`" % PROG)
     return _report(out, exc, code, text)

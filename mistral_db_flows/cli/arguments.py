@@ -76,6 +76,19 @@ def args_upgrade(parser: argparse.ArgumentParser) -> None:
                       "stdout instead of running it (offline mode)")
     parser.add_argument("--delta", type=int,
                         help="upgrade by N revisions (same as +N)")
+    parser.add_argument("--keep-revert-data", dest="keep_revert_data",
+                        action="store_true",
+                        help="keep the steps' revert data after success "
+                        "so that `downgrade` can undo revisions that "
+                        "destroyed or rewrote data ([db_manage] "
+                        "keep_revert_data)")
+    args_safety(parser)
+
+
+def args_downgrade(parser: argparse.ArgumentParser) -> None:
+    revision_and_sql(parser, "an older revision id (e.g. 040), base, or "
+                      "-N; START:END with --sql", "print the SQL script "
+                      "of a schema-only range instead of running it")
     args_safety(parser)
 
 

@@ -117,6 +117,8 @@ def _with_safety(args: Any, settings: Any, out: console.Output, *,
         changes["backup"] = args.backup
     if _arg(args, "refuse_if_connected"):
         changes["refuse_if_connected"] = True
+    if _arg(args, "keep_revert_data"):
+        changes["keep_revert_data"] = True
     if _arg(args, "no_backup"):
         changes["backup"] = "none"
     if _arg(args, "no_backup") and dumps:
@@ -140,6 +142,31 @@ def run_upgrade(args: Any, settings: Any, out: console.Output) -> int:
     return _offline_or_online(
         lambda **kw: _api().upgrade(settings, target, delta=delta, **kw),
         args, out)
+
+
+def run_downgrade(args: Any, settings: Any, out: console.Output) -> int:
+    target = _arg(args, "revision")
+    if not target:
+        raise exceptions.UsageError(
+            "downgrade needs a target (e.g. 'downgrade 040', 'downgrade "
+            "-1' or 'downgrade base'); nothing was changed")
+    settings = _with_safety(args, settings, out, dumps=False)
+    return _offline_or_online(
+        lambda **kw: _api().downgrade(settings, target, **kw), args, out)
+
+
+def run_drop_revert_data(args: Any, settings: Any,
+                         out: console.Output) -> int:
+    dropped = _api().drop_revert_data(settings)
+    if out.json:
+        out.document({"dropped": dropped})
+    elif dropped:
+        out.message("dropped the revert data kept for %s: `downgrade` "
+                    "can no longer undo those that destroyed or rewrote "
+                    "data" % " ".join(sorted(dropped)))
+    else:
+        out.message("no revert data was kept")
+    return exceptions.ExitCode.OK
 
 
 def run_stamp(args: Any, settings: Any, out: console.Output) -> int:
@@ -232,6 +259,9 @@ arguments.COMMANDS.update({
     "upgrade": arguments.Command(
         "upgrade the database (or print the SQL)", arguments.args_upgrade,
         run_upgrade),
+    "downgrade": arguments.Command(
+        "undo revisions down to an older one (or print the SQL)",
+        arguments.args_downgrade, run_downgrade),
     "populate": arguments.Command(
         "load Mistral's standard workflows and actions",
         arguments.args_populate_workflows, _run_operation("populate")),
@@ -253,9 +283,12 @@ arguments.COMMANDS.update({
     "abandon": arguments.Command(
         "forget an interrupted run (the database is left as it is)",
         arguments.add_sql_refusal, run_abandon),
+    "drop_revert_data": arguments.Command(
+        "drop the revert data upgrades kept for downgrade",
+        arguments.add_sql_refusal, run_drop_revert_data),
     "backups": arguments.Command(
         "list the backups taken before changes (database, kind, size, "
         "date, path)", arguments.add_sql_refusal, run_backups),
 })
 
-OFFLINE_COMMANDS = frozenset({"upgrade", "stamp"})
+OFFLINE_COMMANDS = frozenset({"upgrade", "stamp", "downgrade"})

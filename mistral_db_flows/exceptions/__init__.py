@@ -25,7 +25,6 @@ from mistral_db_flows.exceptions._database import LockTimeout
 from mistral_db_flows.exceptions._database import LockWaitTimeout
 from mistral_db_flows.exceptions._database import OthersConnected
 from mistral_db_flows.exceptions._database import SchemaConflict
-from mistral_db_flows.exceptions._database import describe_holder
 from mistral_db_flows.exceptions._database import describe_session
 from mistral_db_flows.exceptions._database import is_connection_lost
 from mistral_db_flows.exceptions._fleet import JobFailed
@@ -37,6 +36,7 @@ from mistral_db_flows.exceptions._input import ConfigError
 from mistral_db_flows.exceptions._input import DriverMissing
 from mistral_db_flows.exceptions._input import PluginError
 from mistral_db_flows.exceptions._input import ReadOnlyMigrations
+from mistral_db_flows.exceptions._input import RevertDataMissing
 from mistral_db_flows.exceptions._input import UnknownRevision
 from mistral_db_flows.exceptions._input import UnsupportedRevisionFile
 from mistral_db_flows.exceptions._input import UsageError
@@ -60,8 +60,9 @@ __all__ = [
     "JobboardError", "LockError", "LockLost", "LockTimeout",
     "LockWaitTimeout", "LogbookError", "MistralDbError", "OthersConnected",
     "PluginError", "PopulateError", "ReadOnlyMigrations", "ResumeRefused",
-    "RestoreError", "SchemaConflict", "SchemaNotReady", "SourceError",
-    "StepFailed", "StepHalted", "UnknownRevision", "UnsupportedRevisionFile",
-    "UsageError", "VerifyFailed", "describe_holder", "describe_session",
+    "RestoreError", "RevertDataMissing", "SchemaConflict",
+    "SchemaNotReady", "SourceError", "StepFailed", "StepHalted",
+    "UnknownRevision", "UnsupportedRevisionFile", "UsageError",
+    "VerifyFailed", "describe_session",
     "is_connection_lost",
 ]

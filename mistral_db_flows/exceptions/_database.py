@@ -108,8 +108,8 @@ class LockError(_base.MistralDbError):
 class LockTimeout(LockError):
     """Another run holds the database's lock; we waited ``timeout``.
 
-    ``holder`` describes the other run when the backend can tell (pid,
-    application, client, connection id...), else None.
+    ``holder`` is the session holding it when the backend can tell (as
+    ``LockWaitTimeout.holder``), else None.
     """
 
     exit_code = _base.ExitCode.LOCKED
@@ -124,7 +124,7 @@ class LockTimeout(LockError):
         self.timeout = timeout
         self.owner = owner
         self.holder = holder
-        who = describe_holder(holder) if holder else "another run"
+        who = describe_session(holder) if holder else "another run"
         super().__init__(
             "database %s is locked by %s; gave up after %gs. Wait for that "
             "run to finish (or raise the lock timeout) and try again"
@@ -201,17 +201,14 @@ class OthersConnected(_base.MistralDbError):
 
 
 def describe_session(session: dict[str, Any]) -> str:
-    """Another session in words: ``pid N (application, client, since
-    T)`` with what the server told of it."""
-    facts = [str(session[key]) for key in ("application", "client",
-                                           "since")
+    """A session in words: ``pid N (application, client, since T)``
+    with what the server told of it (``sessions.describe``'s shape; a
+    MySQL client's own process id when the server shows it)."""
+    facts = [str(session[key]) for key in ("application", "client")
              if session.get(key) not in (None, "")]
+    if session.get("client_pid") is not None:
+        facts.append("client pid %s" % session["client_pid"])
+    if session.get("since") not in (None, ""):
+        facts.append(str(session["since"]))
     text = "pid %s" % session.get("pid", "?")
     return "%s (%s)" % (text, ", ".join(facts)) if facts else text
-
-
-def describe_holder(holder: dict[str, Any]) -> str:
-    """The run holding a lock, in words (``LockTimeout.holder``)."""
-    parts = ["%s %s" % (k.replace("_", " "), v)
-             for k, v in holder.items() if v not in (None, "")]
-    return "a run with " + ", ".join(parts) if parts else "another run"

@@ -93,6 +93,41 @@ class BadTarget(_base.MistralDbError):
         super().__init__(reason)
 
 
+class RevertDataMissing(_base.MistralDbError):
+    """``downgrade``: a revision on the way destroyed or rewrote data (or
+    shapes only its run saw) and that run's revert data was not kept;
+    refused before anything changed. ``offline``: ``--sql`` was asked,
+    and kept data lives only in the database."""
+
+    exit_code = _base.ExitCode.REVERT_DATA_MISSING
+    revision: str
+    reason: str
+    target: str | None
+    offline: bool
+
+    def __init__(self, revision: str, reason: str, target: str | None,
+                 offline: bool = False) -> None:
+        self.revision = revision
+        self.reason = reason
+        self.target = target
+        self.offline = offline
+        lowest = "%03d" % int(revision) if revision.isdigit() else revision
+        if offline:
+            message = ("cannot write downgrade SQL through revision %s: "
+                       "it %s, so undoing it needs the revert data kept "
+                       "in the database; run `downgrade %s` online "
+                       "instead (nothing was printed)"
+                       % (revision, reason, target or "base"))
+        else:
+            message = ("cannot downgrade to %s: revision %s %s, and no "
+                       "revert data of the run that applied it was kept "
+                       "(`upgrade --keep-revert-data` keeps it); "
+                       "downgrade only to %s, or restore a backup taken "
+                       "before it; nothing was changed"
+                       % (target or "base", revision, reason, lowest))
+        super().__init__(message)
+
+
 class BranchError(_base.MistralDbError):
     """The revision graph is not one unbroken chain with a single head."""
 

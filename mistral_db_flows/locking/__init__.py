@@ -67,11 +67,27 @@ def hold(url: str, *, timeout: float, owner: str,
     waiting, ``on_wait`` hears at once and every 10 s who holds it.
     """
     lock = lock_for(url, owner, identity=identity)
-    lock.acquire(timeout, on_wait)
+    try:
+        lock.acquire(timeout, on_wait)
+    except BaseException as exc:
+        # Stopped before the lock was ours (a signal while waiting for
+        # another run, the server gone): this command started nothing,
+        # so there is nothing of it to resume (see stopped_waiting).
+        with contextlib.suppress(AttributeError):
+            setattr(exc, _BEFORE_LOCK, True)
+        raise
     try:
         yield lock
     finally:
         lock.release()
+
+
+_BEFORE_LOCK = "mdf_before_lock"
+
+
+def stopped_waiting(exc: BaseException) -> bool:
+    """Whether ``exc`` stopped a command before it held the lock."""
+    return bool(getattr(exc, _BEFORE_LOCK, False))
 
 
 def held_by(url: str, *, identity: str | None = None

@@ -67,7 +67,7 @@ class Lock:
                 on_wait("waiting for the lock of database %s, held by %s "
                         "(waited %d s of %g s)" % (
                             self.database,
-                            exceptions.describe_holder(holder) if holder
+                            exceptions.describe_session(holder) if holder
                             else "another run", waited, timeout))
             if try_for(min(remaining, REPORT_EVERY)):
                 return True

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from mistral_db_flows import exceptions
+from mistral_db_flows import sessions
 from mistral_db_flows.locking import base
 
 _POLL = 0.05
@@ -68,7 +69,16 @@ class FileLock(base.Lock):
                 data = json.loads(lock_file.read() or "null")
         except (OSError, ValueError):
             return None
-        return data if isinstance(data, dict) else None
+        if not isinstance(data, dict) or "pid" not in data:
+            return None
+        # The one shape every holder has (sessions.describe): the file
+        # names the process and its host, and the run's owner.
+        try:
+            return sessions.describe(data["pid"], data.get("owner"),
+                                     data.get("host"), None,
+                                     data.get("since"))
+        except (TypeError, ValueError):  # not a record of ours
+            return None
 
     def release(self) -> None:
         if self.fd is None:

@@ -5,6 +5,7 @@ import hashlib
 from typing import Any
 
 from mistral_db_flows import exceptions
+from mistral_db_flows import sessions
 from mistral_db_flows.locking import base
 from mistral_db_flows.locking import server
 
@@ -42,38 +43,9 @@ class MysqlLock(server.ServerLock):
         return bool(got)
 
     def _holder(self) -> dict[str, Any] | None:
-        holder = self._value("SELECT IS_USED_LOCK(%s)", (self.name,))
-        if holder is None:
-            return None
-        info: dict[str, Any] = {"connection_id": int(holder)}
-        pid = self._client_pid(holder)
-        if pid is not None:
-            info["pid"] = pid
-        row = self._query(
-            "SELECT user, host, time FROM information_schema.processlist "
-            "WHERE id = %s", (holder,))
-        if row is not None:
-            info.update({"user": row[0], "client": row[1],
-                         "idle_seconds": row[2]})
-        return info
-
-    def _client_pid(self, connection_id: Any) -> int | None:
-        """The holder's process id, from the ``_pid`` attribute its
-        client library sent on connecting (PyMySQL and libmysqlclient
-        do). Only the performance schema shows it: on by default in
-        MySQL, off by default in MariaDB (then the pid stays unknown)."""
-        try:
-            value = self._value(
-                "SELECT attr_value FROM "
-                "performance_schema.session_connect_attrs "
-                "WHERE processlist_id = %s AND attr_name = '_pid'",
-                (connection_id,))
-        except self._errors:
-            return None
-        try:
-            return int(value) if value is not None else None
-        except (TypeError, ValueError):
-            return None
+        found = sessions.find(self._rows, "mysql", "run_lock",
+                              (self.name,), skip_ours=False)
+        return found[0] if found else None
 
     def _unlock(self) -> None:
         self._query("SELECT RELEASE_LOCK(%s)", (self.name,))

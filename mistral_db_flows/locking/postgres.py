@@ -8,6 +8,7 @@ import os
 import socket
 from typing import Any
 
+from mistral_db_flows import sessions
 from mistral_db_flows.locking import server
 
 _PG_APP_MAX = 63
@@ -68,22 +69,10 @@ class PostgresLock(server.ServerLock):
         return True
 
     def _holder(self) -> dict[str, Any] | None:
-        row = self._query(
-            "SELECT l.pid, a.application_name, a.usename, "
-            "host(a.client_addr) AS client, a.backend_start "
-            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted "
-            "AND l.database = (SELECT oid FROM pg_database "
-            "                  WHERE datname = current_database()) "
-            "AND l.classid::bigint = %s AND l.objid::bigint = %s "
-            "AND l.objsubid = 1",
-            (self.key_high, self.key_low))
-        if row is None:
-            return None
-        pid, application, user, client, since = row
-        return {"application": application, "backend_pid": pid,
-                "user": user, "client": client,
-                "connected_since": since.isoformat() if since else None}
+        found = sessions.find(self._rows, "postgresql", "run_lock",
+                              (self.key_high, self.key_low),
+                              skip_ours=False)
+        return found[0] if found else None
 
     def _unlock(self) -> None:
         self._query("SELECT pg_advisory_unlock(%s)", (self.key,))

@@ -63,6 +63,12 @@ class ServerLock(base.Lock):
             raise
         return row
 
+    def _rows(self, statement: str, params: tuple = ()) -> list:
+        """The first row of one statement as a list (for
+        :func:`sessions.find`, which asks who holds the lock)."""
+        row = self._query(statement, params)
+        return [] if row is None else [row]
+
     def _value(self, statement: str, params: tuple = ()) -> Any:
         row = self._query(statement, params)
         return row[0] if row is not None else None

@@ -11,8 +11,9 @@ nothing. docs/populate.md has the details.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Union
 
 from mistral_db_flows import exceptions
 from mistral_db_flows.populate import report
@@ -34,11 +35,39 @@ Connectable = Union[str, "sa.Engine", "sa.Connection"]
 _PARSERS = {spec.ACTION: spec.actions, spec.WORKFLOW: spec.workflows}
 
 
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """Definition sources read and validated once (see :func:`read`):
+    the run's preflight hands them to its populate and verify steps,
+    so a run reads its sources once, before anything is changed."""
+
+    kinds: tuple[str, ...]
+    definitions: dict[str, list[spec.Definition]]
+    sources: tuple[sources.Source, ...]
+    plugins: tuple[str, ...]
+
+    def covers(self, kinds: Iterable[str]) -> bool:
+        return set(kinds) <= set(self.kinds)
+
+
+def read(kinds: Iterable[str],
+         extra_sources: Iterable[sources.Source] | None = None, *,
+         plugins: bool = True) -> Loaded:
+    """Every source of ``kinds`` read and validated (PopulateError
+    when one is unusable)."""
+    kinds = tuple(kinds)
+    called: list[str] = []
+    found = collect(kinds, extra_sources, plugins=plugins, called=called)
+    return Loaded(kinds, load(found, kinds), tuple(found), tuple(called))
+
+
 def populate(connection: Connectable, *, actions: bool = True,
              workflows: bool = True,
              extra_sources: Iterable[sources.Source] | None = None,
              plugins: bool = True,
-             remove_missing: bool = False) -> report.PopulateReport:
+             remove_missing: bool = False,
+             loaded: Loaded | None = None,
+             journal_run: str | None = None) -> report.PopulateReport:
     """Bring the standard definitions in the database up to date.
 
     ``connection`` is a database URL, an Engine or a Connection. A
@@ -52,6 +81,12 @@ def populate(connection: Connectable, *, actions: bool = True,
     ``missing``) unless ``remove_missing``: another environment, e.g.
     Mistral's own, may have the plugin that provides them.
 
+    ``loaded`` (from :func:`read`, covering these kinds) is used
+    instead of reading the sources again. With ``journal_run`` (a run's
+    id) what populate overwrites or removes is also kept in the
+    database, in the same transaction (:mod:`populate.journal`), for
+    :func:`undo_run`.
+
     Raises exceptions.PopulateError (nothing written) for an unusable
     source or definition, exceptions.SchemaNotReady for a database not
     at head.
@@ -59,14 +94,15 @@ def populate(connection: Connectable, *, actions: bool = True,
     kinds = [kind for kind, wanted in ((spec.ACTION, actions),
                                        (spec.WORKFLOW, workflows))
              if wanted]
-    called: list[str] = []
-    found = collect(kinds, extra_sources, plugins=plugins, called=called)
-    definitions = load(found, kinds)
+    if loaded is None or not loaded.covers(kinds):
+        loaded = read(kinds, extra_sources, plugins=plugins)
+    definitions = {kind: loaded.definitions[kind] for kind in kinds}
     result = _with_transaction(connection, definitions,
-                               remove_missing=remove_missing)
+                               remove_missing=remove_missing,
+                               journal_run=journal_run)
     result.sources = [{"kind": s.kind, "path": s.path, "origin": s.origin}
-                      for s in found]
-    result.plugins = called
+                      for s in loaded.sources if s.kind in kinds]
+    result.plugins = list(loaded.plugins)
     return result
 
 
@@ -115,9 +151,12 @@ def load(found: Iterable[sources.Source],
 
 def apply(handle: dbapi.Handle,
           definitions: dict[str, list[spec.Definition]], *,
-          remove_missing: bool = False) -> report.PopulateReport:
+          remove_missing: bool = False,
+          before_write: Callable[[], None] | None = None
+          ) -> report.PopulateReport:
     """Upsert ``definitions`` through ``handle`` (no transaction
-    handling)."""
+    handling); ``before_write()`` is called once before the first
+    write, when there is one."""
     from mistral_db_flows.populate import plan
     from mistral_db_flows.populate import store
 
@@ -135,8 +174,12 @@ def apply(handle: dbapi.Handle,
             deletes[kind] = p.keep(referenced,
                                    remove_missing=remove_missing)
     result = report.PopulateReport()
+    writing = [kind for kind, p in plans.items()
+               if p.add or p.update or deletes.get(kind)]
+    if writing and before_write is not None:
+        before_write()
     for kind, p in plans.items():
-        if p.add or p.update or deletes.get(kind):
+        if kind in writing:
             result.journal[kind] = store.write(handle, p,
                                                deletes.get(kind, []))
     for kind, p in plans.items():
@@ -155,11 +198,51 @@ def undo(connection: Connectable, journal: dict[str, Any]) -> None:
             store.undo(handle, kind, entry)
 
 
+def undo_run(connection: Connectable, run_id: str | None,
+             fallback: dict[str, Any] | None = None) -> bool:
+    """Undo what run ``run_id``'s populate wrote, from the journal it
+    kept in the database (newest attempt first), and forget that
+    journal, in one transaction; re-running it after it committed
+    changes nothing more. ``fallback`` is a journal recorded elsewhere
+    (a run of an earlier build kept it in the logbook). Whether there
+    was anything to undo."""
+    from mistral_db_flows.populate import journal as undo_journal
+    from mistral_db_flows.populate import store
+
+    with _opened(connection, write=True) as handle:
+        kept = undo_journal.entries(handle, run_id) if run_id else []
+        for entry in kept or ([fallback] if fallback else []):
+            for kind, written in entry.items():
+                store.undo(handle, kind, written)
+        if kept and run_id:
+            undo_journal.forget(handle, run_id)
+    if kept and isinstance(connection, str):
+        drop_journal(connection)
+    return bool(kept or fallback)
+
+
+def drop_journal(url: str) -> None:
+    """Drop populate's journal table, if any (a run ended well, was
+    abandoned, or reverted)."""
+    from mistral_db_flows import dbapi
+    from mistral_db_flows.populate import journal as undo_journal
+
+    # (A SQLite file that does not exist is DatabaseUnreachable here:
+    # no journal, which the caller knows to ignore.)
+    handle = dbapi.connect(url)
+    try:
+        undo_journal.drop(handle)
+    finally:
+        handle.close()
+
+
 def still_to_do(connection: Connectable, *, actions: bool = True,
-                workflows: bool = True) -> list[str]:
+                workflows: bool = True,
+                loaded: Loaded | None = None) -> list[str]:
     """What a populate would still add or update (empty: all in place).
 
-    Read-only: ``verify`` uses it after ``populate``.
+    Read-only: ``verify`` uses it after ``populate`` (with the run's
+    ``loaded`` sources, not read again).
     """
     from mistral_db_flows.populate import plan
     from mistral_db_flows.populate import store
@@ -167,7 +250,9 @@ def still_to_do(connection: Connectable, *, actions: bool = True,
     kinds = [kind for kind, wanted in ((spec.ACTION, actions),
                                        (spec.WORKFLOW, workflows))
              if wanted]
-    definitions = load(collect(kinds), kinds)
+    if loaded is None or not loaded.covers(kinds):
+        loaded = read(kinds)
+    definitions = {kind: loaded.definitions[kind] for kind in kinds}
     out = []
     with _opened(connection, write=False) as handle:
         for kind, wanted in definitions.items():
@@ -182,9 +267,23 @@ def still_to_do(connection: Connectable, *, actions: bool = True,
 
 def _with_transaction(connection: Connectable,
                       definitions: dict[str, list[spec.Definition]], *,
-                      remove_missing: bool) -> report.PopulateReport:
+                      remove_missing: bool,
+                      journal_run: str | None = None
+                      ) -> report.PopulateReport:
+    from mistral_db_flows.populate import journal as undo_journal
+
     with _opened(connection, write=True) as handle:
-        return apply(handle, definitions, remove_missing=remove_missing)
+        keep = None
+        if journal_run is not None:
+            # Only a populate that writes makes the table (a second
+            # populate, finding all in place, costs no DDL).
+            def keep() -> None:
+                undo_journal.prepare(handle)
+        result = apply(handle, definitions, remove_missing=remove_missing,
+                       before_write=keep)
+        if journal_run is not None and result.journal:
+            undo_journal.save(handle, journal_run, result.journal)
+        return result
 
 
 @contextlib.contextmanager

@@ -13,18 +13,8 @@ from typing import Any
 from mistral_db_flows.revert import names
 
 TABLE = names.TABLE
+KEPT = names.KEPT
 is_journal_table = names.is_journal_table
-
-# Whether the journal table exists, per backend (read with the bare
-# driver, as status reads the version).
-_EXISTS = {
-    "postgresql": "SELECT to_regclass('%s') IS NOT NULL" % TABLE,
-    "mysql": "SELECT COUNT(*) FROM information_schema.tables WHERE "
-             "table_schema = DATABASE() AND table_name = '%s'" % TABLE,
-    "sqlite": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
-              "AND name = '%s'" % TABLE,
-}
-
 
 def parent_of(revision: str) -> str | None:
     """The revision a step of ``revision`` starts from (None: base)."""
@@ -54,27 +44,57 @@ def revert_step(conn: Any, revision: str, *,
 def pending(conn: Any) -> list[str]:
     """Revisions whose revert is recorded but not finished, newest
     first (the order they must be reverted in), on a SQLAlchemy
-    connection."""
+    connection. Kept revert data (:func:`kept`) is not pending."""
     from mistral_db_flows.revert import journal
 
-    found = set(journal.revisions(conn))
+    found = set(journal.revisions(conn)) - set(journal.kept(conn))
     conn.commit()
     return _newest_first(found)
 
 
-def pending_in(url: str) -> list[str]:
-    """:func:`pending` with the bare driver (fast, for ``status``)."""
+def kept(conn: Any) -> list[str]:
+    """Revisions whose revert data a finished run kept, newest first."""
+    from mistral_db_flows.revert import journal
+
+    found = set(journal.kept(conn))
+    conn.commit()
+    return _newest_first(found)
+
+
+def _read(url: str) -> tuple[set[str], set[str]]:
+    """(revisions with journal entries, kept revisions), bare driver."""
     from mistral_db_flows import dbapi
 
     handle = dbapi.connect(url)
     try:
-        query = _EXISTS.get(handle.dialect)
-        if query is None or not handle.rows(query)[0][0]:
-            return []
-        return _newest_first({r[0] for r in handle.rows(
-            "SELECT DISTINCT revision FROM %s" % TABLE)})
+        out: list[set[str]] = []
+        for table in (TABLE, KEPT):
+            query = names.exists_query(handle.dialect, table)
+            if query is None or not handle.rows(query)[0][0]:
+                out.append(set())
+                continue
+            out.append({r[0] for r in handle.rows(
+                "SELECT DISTINCT revision FROM %s" % table)})
+        return out[0], out[1]
     finally:
         handle.close()
+
+
+def pending_in(url: str) -> list[str]:
+    """:func:`pending` with the bare driver (fast, for ``status``)."""
+    entries, kept_ = _read(url)
+    return _newest_first(entries - kept_)
+
+
+def replayable_in(url: str) -> list[str]:
+    """Revisions the database holds a journal or kept data for."""
+    entries, kept_ = _read(url)
+    return _newest_first(entries | kept_)
+
+
+def kept_in(url: str) -> list[str]:
+    """:func:`kept` with the bare driver (fast, for ``status``)."""
+    return _newest_first(_read(url)[1])
 
 
 def finish(conn: Any) -> list[str]:
@@ -86,10 +106,29 @@ def finish(conn: Any) -> list[str]:
     return done
 
 
-def discard(conn: Any) -> None:
-    """The run ended well: drop the journal (the schema at head is
-    exactly upstream's again)."""
+def settle(conn: Any, *, keep: bool = False,
+           run_id: str | None = None) -> list[str]:
+    """The run ended well (or was abandoned): its steps' journals go,
+    or with ``keep`` stay as kept revert data for ``downgrade``. Data
+    kept by earlier runs is left alone. The revisions settled."""
     from mistral_db_flows.revert import journal
 
+    done = pending(conn)
+    if keep:
+        journal.keep(conn, done, run_id)
+    else:
+        for revision in done:
+            journal.forget(conn, revision)
+    conn.commit()
+    return done
+
+
+def discard(conn: Any) -> list[str]:
+    """Drop every journal table, kept revert data included (the schema
+    is exactly upstream's again); the kept revisions dropped."""
+    from mistral_db_flows.revert import journal
+
+    dropped = kept(conn)
     journal.discard(conn)
     conn.commit()
+    return dropped

@@ -57,8 +57,50 @@ def revisions(conn: Any) -> list[str]:
 
 
 def side_tables(conn: Any) -> list[str]:
+    """The steps' data copies (not populate's journal, which shares the
+    prefix but belongs to a populate run)."""
     return sorted(n for n in sa.inspect(conn).get_table_names()
-                  if n.startswith(PREFIX) and n != TABLE)
+                  if names.is_step_copy(n))
+
+
+# -- kept for downgrade ----------------------------------------------------
+
+KEPT = names.KEPT
+_CREATE_KEPT = ("CREATE TABLE IF NOT EXISTS %s (revision VARCHAR(32) "
+                "NOT NULL PRIMARY KEY, run_id VARCHAR(64))" % KEPT)
+
+
+def kept(conn: Any) -> list[str]:
+    """The revisions whose revert data a finished run kept."""
+    if not sa.inspect(conn).has_table(KEPT):
+        return []
+    found = conn.execute(sa.text("SELECT revision FROM %s" % KEPT))
+    return sorted(r[0] for r in found)
+
+
+def keep(conn: Any, revisions: list[str], run_id: str | None) -> None:
+    """Mark ``revisions``' entries (and data copies) as kept: no longer
+    a revert to finish, but what ``downgrade`` replays."""
+    if not revisions:
+        return
+    conn.execute(sa.text(_CREATE_KEPT))
+    have = set(kept(conn))
+    for revision in revisions:
+        if revision not in have:
+            conn.execute(sa.text("INSERT INTO %s (revision, run_id) "
+                                 "VALUES (:r, :run)" % KEPT),
+                         {"r": revision, "run": run_id})
+
+
+def unkeep(conn: Any, revision: str) -> None:
+    """``revision``'s kept data is used up (or discarded)."""
+    if not sa.inspect(conn).has_table(KEPT):
+        return
+    conn.execute(sa.text("DELETE FROM %s WHERE revision = :r" % KEPT),
+                 {"r": revision})
+    if not conn.execute(sa.text("SELECT COUNT(*) FROM %s"
+                                % KEPT)).scalar():
+        conn.execute(sa.text("DROP TABLE %s" % KEPT))
 
 
 class Journal:
@@ -135,8 +177,9 @@ def forget(conn: Any, revision: str) -> None:
 
 
 def discard(conn: Any) -> None:
-    """Drop every journal table (the run ended well)."""
+    """Drop every journal table, kept data included."""
     for name in side_tables(conn):
         conn.execute(sa.text("DROP TABLE %s" % name))
-    if exists(conn):
-        conn.execute(sa.text("DROP TABLE %s" % TABLE))
+    for name in (TABLE, KEPT):
+        if sa.inspect(conn).has_table(name):
+            conn.execute(sa.text("DROP TABLE %s" % name))

@@ -10,12 +10,19 @@ that applying them twice changes nothing more.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import sqlalchemy as sa
 
 from mistral_db_flows import migration
 from mistral_db_flows.revert import journal
+
+
+# Callables ``(revision, applied)`` run after each inverse a step's
+# revert has applied (``applied`` of them so far): instrumentation, as
+# dbhandle.AFTER_EXECUTE is for statements (the safety tests' fault
+# plugin kills a run there, between two inverses of one step).
+AFTER_INVERSE: list[Callable[[str, int], None]] = []
 
 
 class _Native(sa.types.UserDefinedType):
@@ -51,8 +58,9 @@ def _restore_table(conn: Any, inv: dict) -> None:
     empty = conn.execute(sa.text("SELECT COUNT(*) FROM %s"
                                  % _q(conn, table))).scalar() == 0
     if empty and _has(conn, copy):
-        conn.execute(sa.text("INSERT INTO %s SELECT * FROM %s"
-                             % (_q(conn, table), copy)))
+        cols = _columns(conn, copy)
+        conn.execute(sa.text("INSERT INTO %s (%s) SELECT %s FROM %s"
+                             % (_q(conn, table), cols, cols, copy)))
 
 
 def _write_back(conn: Any, table: str, keys: list[str],
@@ -92,14 +100,24 @@ def _restore_column(conn: Any, inv: dict) -> None:
                          nullable=False)
 
 
+def _columns(conn: Any, copy: str) -> str:
+    """The copy's columns, by name: a table rebuilt since the copy was
+    taken (SQLite's batch mode, a kept copy replayed by ``downgrade``
+    after later revisions) may have them in another order."""
+    return ", ".join(_q(conn, c["name"])
+                     for c in sa.inspect(conn).get_columns(copy))
+
+
 def _restore_rows(conn: Any, inv: dict) -> None:
     if not _has(conn, inv["copy"]):
         return
     t = _q(conn, inv["table"])
+    cols = _columns(conn, inv["copy"])
     conn.execute(sa.text(
-        "INSERT INTO %s SELECT * FROM %s s WHERE NOT EXISTS "
+        "INSERT INTO %s (%s) SELECT %s FROM %s s WHERE NOT EXISTS "
         "(SELECT 1 FROM %s WHERE %s)"
-        % (t, inv["copy"], t, _match(conn, inv["keys"], "s", t))))
+        % (t, cols, cols, inv["copy"], t,
+           _match(conn, inv["keys"], "s", t))))
 
 
 def _drop_foreign_key(inv: dict) -> None:
@@ -107,6 +125,14 @@ def _drop_foreign_key(inv: dict) -> None:
     from alembic import op
 
     name = inv["name"]
+    if name is None and ddl.offline():
+        from mistral_db_flows import exceptions
+
+        raise exceptions.BadTarget(
+            None, "the foreign key %s(%s) -> %s was named by the server, "
+            "so its DROP cannot be written offline: run the downgrade "
+            "online" % (inv["table"], ", ".join(inv["columns"]),
+                        inv["referred_table"]))
     if name is None:  # unnamed when made: the backend named it
         for fk in sa.inspect(op.get_bind()).get_foreign_keys(inv["table"]):
             if (list(fk["constrained_columns"]) == inv["columns"]
@@ -115,6 +141,33 @@ def _drop_foreign_key(inv: dict) -> None:
         if name is None:
             return
     ddl.drop_foreign_key(name, inv["table"])
+
+
+def _keep_key_index(conn: Any, name: str, table: str) -> None:
+    """Before ``name`` goes on MySQL: if it is the only index serving a
+    foreign key, make the one InnoDB would make for that key (named
+    after the key, or after its first column when the server named the
+    key). InnoDB refuses to leave a key without an index, and a plan
+    (``downgrade``) cannot know which index the server dropped for it.
+    A journal's own ``create_index`` of that index, replayed before,
+    makes this a no-op."""
+    from mistral_db_flows import ddl
+
+    insp = sa.inspect(conn)
+    indexes = insp.get_indexes(table)
+    going = next((i for i in indexes if i["name"] == name), None)
+    if going is None:
+        return
+    for fk in insp.get_foreign_keys(table):
+        cols = list(fk["constrained_columns"])
+        if list(going["column_names"])[:len(cols)] != cols:
+            continue
+        if any(list(i["column_names"])[:len(cols)] == cols
+               for i in indexes if i["name"] != name):
+            continue
+        auto = str(fk["name"] or "").startswith("%s_ibfk_" % table)
+        ddl.create_index(cols[0] if auto or not fk["name"] else fk["name"],
+                         table, cols)
 
 
 def apply(conn: Any, inv: dict) -> None:
@@ -127,15 +180,23 @@ def apply(conn: Any, inv: dict) -> None:
     elif kind == "drop_column":
         ddl.drop_column(table, inv["column"])
     elif kind == "drop_index":
+        if conn is not None and conn.dialect.name in ("mysql", "mariadb"):
+            _keep_key_index(conn, inv["name"], table)
         ddl.drop_index(inv["name"], table)
     elif kind == "drop_unique":
         ddl.drop_unique(inv["name"], table, columns=inv["columns"])
     elif kind == "drop_foreign_key":
         _drop_foreign_key(inv)
     elif kind == "alter_column":
+        nullable = inv["nullable"]
+        if nullable is None and not ddl.offline():
+            # A plan that never saw it changed: keep the live one
+            # (MySQL's MODIFY would otherwise make it NULL).
+            nullable = next(
+                (bool(c["nullable"]) for c in sa.inspect(conn).get_columns(
+                    table) if c["name"] == inv["column"]), None)
         ddl.alter_column(table, inv["column"], existing_type=sa.Text(),
-                         type_=_Native(inv["type"]),
-                         nullable=inv["nullable"])
+                         type_=_Native(inv["type"]), nullable=nullable)
     elif kind == "create_index":
         ddl.create_index(inv["name"], table, inv["columns"],
                          unique=inv["unique"])
@@ -158,7 +219,7 @@ def apply(conn: Any, inv: dict) -> None:
         raise ValueError("unknown inverse operation %r" % kind)
 
 
-def _set_version(conn: Any, revision: str, parent: str | None) -> bool:
+def set_version(conn: Any, revision: str, parent: str | None) -> bool:
     """Move ``alembic_version`` from ``revision`` to ``parent``; whether
     it was at ``revision``."""
     if not _has(conn, "alembic_version"):
@@ -185,23 +246,69 @@ class Undone:
 
 
 def revert_step(conn: Any, revision: str, parent: str | None, *,
-                move_version: bool = True) -> Undone:
-    """Undo ``revision`` on ``conn`` from its journal; set the version
-    back to ``parent`` and forget the entries. Commits (one transaction
-    on PostgreSQL)."""
+                move_version: bool = True,
+                planned: list[dict] | None = None,
+                before_commit: Any = None) -> Undone:
+    """Undo ``revision`` on ``conn`` from its journal (or from
+    ``planned`` inverses, in the order to apply); set the version back
+    to ``parent`` and forget the entries; ``before_commit(conn)`` last.
+    Commits (one transaction on PostgreSQL)."""
     from alembic.operations import Operations
     from alembic.runtime.migration import MigrationContext
 
-    inverses = journal.entries(conn, revision)
+    inverses = (journal.entries(conn, revision) if planned is None
+                else list(enumerate(planned)))
     context = MigrationContext.configure(
         connection=conn,
         opts={"render_as_batch": conn.dialect.name == "sqlite",
               "mdf_attributes": {"check_existing": True}})
     with migration.serialised(), Operations.context(context):
-        for _seq, inverse in inverses:
+        for applied, (_seq, inverse) in enumerate(inverses, 1):
             apply(conn, inverse)
-    moved = bool(move_version or inverses) and _set_version(conn, revision,
+            for observer in list(AFTER_INVERSE):
+                observer(revision, applied)
+    moved = bool(move_version or inverses) and set_version(conn, revision,
                                                            parent)
     journal.forget(conn, revision)
+    if before_commit is not None:
+        before_commit(conn)
     conn.commit()
     return Undone(parent, len(inverses), moved)
+
+
+def script(url_dialect: str, steps: list[tuple[str, str | None, list]],
+           output: Any) -> None:
+    """Write the SQL of planned inverses, offline: ``steps`` are
+    ``(revision, parent, inverses)`` in the order to undo them."""
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    context = MigrationContext.configure(
+        dialect_name=url_dialect,
+        opts={"as_sql": True, "output_buffer": output,
+              "literal_binds": True,
+              "mdf_attributes": {"check_existing": False}})
+    from alembic.util import exc as alembic_exc
+
+    from mistral_db_flows import exceptions
+
+    with migration.serialised(), Operations.context(context):
+        from alembic import op
+
+        for revision, parent, inverses in steps:
+            output.write("-- undo %s\n\n" % revision)
+            try:
+                for inverse in inverses:
+                    apply(None, inverse)
+            except alembic_exc.CommandError as exc:
+                # e.g. SQLite's batch mode, which must reflect the table.
+                raise exceptions.BadTarget(
+                    revision, "undoing %s cannot be written as offline "
+                    "SQL: %s" % (revision, str(exc).split(". ")[0])
+                ) from None
+            if parent is None:
+                op.execute("DELETE FROM alembic_version WHERE "
+                           "version_num = '%s'" % revision)
+            else:
+                op.execute("UPDATE alembic_version SET version_num = '%s' "
+                           "WHERE version_num = '%s'" % (parent, revision))

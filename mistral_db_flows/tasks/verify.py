@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from typing import Any
 
 from taskflow import task
 
@@ -150,7 +151,9 @@ class Verify(task.Task):
         # "populate" or "populate_actions": check the rows are in place.
         self.populated = populated
 
-    def execute(self) -> dict:
+    # populate_sources: the run's preflight's (tasks.populate.SOURCES),
+    # when it has one; optional, as for an embedder's flow.
+    def execute(self, populate_sources: Any = None) -> dict:
         found = version_table.read_version(self._database_url)
         expected = [self.target] if self.target else []
         if found != expected:
@@ -179,7 +182,8 @@ class Verify(task.Task):
 
             problems = populate.still_to_do(
                 self._database_url,
-                workflows=self.populated == "populate")
+                workflows=self.populated == "populate",
+                loaded=populate_sources)
             if problems:
                 raise exceptions.VerifyFailed(problems)
             result["rows"] = "in place"

@@ -114,8 +114,11 @@ CASES = [
     Case("sql-current", ("current", "--sql"), 2, "cannot run offline"),
     Case("sql-verify", ("verify", "--sql"), 2, "cannot run offline"),
     # Commands.
-    Case("unknown-command", ("downgrade", "-1"), 2,
-         "invalid choice: 'downgrade'"),
+    Case("unknown-command", ("frobnicate", "-1"), 2,
+         "invalid choice: 'frobnicate'"),
+    Case("downgrade-up", ("downgrade", "head"), 2, "older revision id"),
+    Case("downgrade-no-target", ("downgrade",), 2,
+         "downgrade needs a target"),
 ]
 
 

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from mistral_db_flows import dbapi
+from mistral_db_flows import dbhandle
 from mistral_db_flows import exceptions
 from mistral_db_flows import migration
 from mistral_db_flows import version_table
@@ -50,13 +51,13 @@ def test_observers_hear_every_statement(tmp_path):
 
     sqlite3.connect(tmp_path / "x.sqlite").close()
     handle = dbapi.connect("sqlite:///%s" % (tmp_path / "x.sqlite"))
-    dbapi.AFTER_EXECUTE.append(observer)
+    dbhandle.AFTER_EXECUTE.append(observer)
     try:
         handle.execute("CREATE TABLE t (a INTEGER)").close()
         handle.executemany("INSERT INTO t VALUES (%s)", [(1,), (2,)])
         assert handle.rows("SELECT a FROM t ORDER BY a") == [(1,), (2,)]
     finally:
-        dbapi.AFTER_EXECUTE.remove(observer)
+        dbhandle.AFTER_EXECUTE.remove(observer)
         handle.close()
     assert heard == ["CREATE TABLE t (a INTEGER)", "INSERT INTO t VALUES (?)",
                      "SELECT a FROM t ORDER BY a"]
@@ -112,8 +113,8 @@ def test_a_guarded_populate_opens_one_connection(tmp_path, monkeypatch):
     url = "sqlite:///%s" % (tmp_path / "mistral.sqlite")
     migration.upgrade(url, "head")
     opened = []
-    real = dbapi._open
-    monkeypatch.setattr(dbapi, "_open",
+    real = dbhandle.open_new
+    monkeypatch.setattr(dbhandle, "open_new",
                         lambda u: opened.append(u) or real(u))
     settings = conf.Settings(database_url=url,
                              state_dir=str(tmp_path / "state"))
@@ -194,9 +195,9 @@ def test_a_guarded_upgrade_opens_one_connection_for_its_steps(
 
     migration.upgrade(db_url, "001")  # a database to back up
     opened, private, engines = [], [], []
-    real_open, real_connect = dbapi._open, dbapi.connect
+    real_open, real_connect = dbhandle.open_new, dbapi.connect
     real_sqlalchemy = migration.connect
-    monkeypatch.setattr(dbapi, "_open",
+    monkeypatch.setattr(dbhandle, "open_new",
                         lambda u: opened.append(u) or real_open(u))
 
     def connect(u, **kw):

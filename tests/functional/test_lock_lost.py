@@ -35,9 +35,9 @@ def _end_lock_session(url: str, backend: str) -> None:
         with admin.connect() as conn:
             if backend == "postgresql":
                 conn.execute(sa.text("SELECT pg_terminate_backend(:p)"),
-                             {"p": holder["backend_pid"]})
+                             {"p": holder["pid"]})
             else:
-                conn.execute(sa.text("KILL %d" % holder["connection_id"]))
+                conn.execute(sa.text("KILL %d" % holder["pid"]))
     finally:
         admin.dispose()
 

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from mistral_db_flows import dbapi
+from mistral_db_flows import dbhandle
 from mistral_db_flows import exceptions
 from mistral_db_flows import migration
 from mistral_db_flows import populate
@@ -150,8 +151,8 @@ class StatementLog:
         self.statements: list[str] = []
         if eng is not None:
             sa.event.listen(eng, "before_cursor_execute", self._record)
-        monkeypatch.setattr(dbapi, "AFTER_EXECUTE",
-                            [*dbapi.AFTER_EXECUTE, self._observe])
+        monkeypatch.setattr(dbhandle, "AFTER_EXECUTE",
+                            [*dbhandle.AFTER_EXECUTE, self._observe])
 
     def _observe(self, handle, statement):
         self.statements.append(statement)

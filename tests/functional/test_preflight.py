@@ -64,3 +64,23 @@ def test_broken_definition_source_changes_nothing(backend, mode, make_db,
     assert _backup_files(tool) == []
     status = tool.call("status")
     assert status.doc["interrupted"] is None, status
+
+
+@pytest.mark.parametrize("operation", ["populate", "populate_actions"])
+def test_a_run_reads_its_definition_sources_once(operation, make_db,
+                                                 tmp_path, monkeypatch):
+    """The preflight reads and validates the sources before the lock;
+    the populate and verify steps use what it read (no second read),
+    and the rows written are the same."""
+    from mistral_db_flows import populate
+
+    url = make_db("sqlite")
+    su.prepare(url, "045")
+    reads = []
+    real = populate.load
+    monkeypatch.setattr(populate, "load",
+                        lambda *a, **k: reads.append(a) or real(*a, **k))
+    done = su.Tool(url, tmp_path).call(operation)
+    assert done.code == 0, done
+    assert len(reads) == 1, reads
+    assert done.run["steps"][-1]["detail"]["rows"] == "in place"

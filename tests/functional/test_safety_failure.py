@@ -359,18 +359,46 @@ def test_failed_stamp_restores_the_version(backend, make_db, tmp_path):
     assert su.version(url) == "030"
 
 
+@pytest.mark.parametrize("backend", _stop_params())
+def test_failed_stamp_of_an_unversioned_database_drops_its_table(
+        backend, make_db, tmp_path):
+    """A database with no alembic_version (a user's table only): the
+    stamp creates the table, verify fails, and the revert drops it
+    again: the database is exactly as before, not merely "at base"."""
+    import sqlalchemy as sa
+
+    url = make_db(backend)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE ops_notes (id INTEGER "
+                             "PRIMARY KEY, note VARCHAR(20))"))
+        conn.execute(sa.text("INSERT INTO ops_notes VALUES (1, 'kept')"))
+    engine.dispose()
+    before = _snapshot(url)
+    tool = su.Tool(url, tmp_path)
+    failed = tool.call("stamp", "030", fault="before:verify:fail")
+    assert failed.code == su.EXIT_STEP_FAILED, failed
+    assert failed.run["state"] == "reverted"
+    assert "alembic_version" not in _tables(url, "alembic")
+    # Schema and rows as before (SQLite: its dump too; the dropped
+    # table's pages stay in the file as free pages).
+    after = _snapshot(url)
+    assert su.state_diff(after["state"], before["state"]) == []
+    assert after.get("dump") == before.get("dump")
+    done = tool.call("stamp", "030")
+    assert done.code == 0, done
+    assert su.version(url) == "030"
+
+
 # -- populate: its own revert, no dump --------------------------------------
 
 _WF = "---\nversion: '2.0'\n\n%s:\n  tasks:\n    only:\n      action: %s\n"
 
 
-@pytest.mark.parametrize("backend", _stop_params())
-def test_failed_populate_undoes_its_own_writes(backend, make_db, tmp_path,
-                                               monkeypatch):
-    """populate takes no dump: verify failing after a populate that
-    added, updated and (--remove-missing) deleted workflows puts every
-    row back exactly, through populate's own revert."""
-    url = make_db(backend)
+def _populated_then_changed(url, tmp_path, monkeypatch):
+    """A database at head populated from two workflow files, whose
+    sources then change (one workflow changed, one gone, one new); the
+    tool and the database's snapshot before the change."""
     su.prepare(url, "045")
     folder = tmp_path / "workflows"
     folder.mkdir()
@@ -383,6 +411,17 @@ def test_failed_populate_undoes_its_own_writes(backend, make_db, tmp_path,
     (folder / "a.yaml").write_text(_WF % ("wf_changes", "std.echo"))
     (folder / "b.yaml").unlink()
     (folder / "c.yaml").write_text(_WF % ("wf_new", "std.noop"))
+    return tool, before
+
+
+@pytest.mark.parametrize("backend", _stop_params())
+def test_failed_populate_undoes_its_own_writes(backend, make_db, tmp_path,
+                                               monkeypatch):
+    """populate takes no dump: verify failing after a populate that
+    added, updated and (--remove-missing) deleted workflows puts every
+    row back exactly, through populate's own revert."""
+    url = make_db(backend)
+    tool, before = _populated_then_changed(url, tmp_path, monkeypatch)
     failed = tool.call("populate", "--remove-missing",
                        fault="before:verify:fail")
     assert failed.code == su.EXIT_STEP_FAILED, failed
@@ -395,6 +434,61 @@ def test_failed_populate_undoes_its_own_writes(backend, make_db, tmp_path,
     assert su.state_diff(_snapshot(url)["state"], before["state"]) == []
     backups = tool.state_dir / "backups"
     assert not backups.exists() or not list(backups.iterdir())
+
+
+def _tables(url: str, prefix: str) -> list[str]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return [t for t in sa.inspect(conn).get_table_names()
+                    if t.startswith(prefix)]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("then", [
+    "populate", "upgrade", pytest.param("abandon", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("backend", _stop_params())
+def test_a_cut_off_populate_revert_is_finished_from_the_database(
+        backend, then, make_db, tmp_path, monkeypatch):
+    """populate's undo journal (the rows it overwrote or removed) is
+    kept in the database, never in the logbook: killed at the start of
+    its revert, the run is finished from it by the same command
+    (TaskFlow resumes the revert) or by another one (``upgrade`` first
+    finishes the revert and says so); every row is as before and the
+    journal table is gone. ``abandon`` instead leaves the rows as they
+    are and drops the journal."""
+    url = make_db(backend)
+    tool, before = _populated_then_changed(url, tmp_path, monkeypatch)
+    killed = tool.run("populate", "--remove-missing",
+                      fault="before:verify:fail,revert:populate:kill")
+    assert killed.code == -signal.SIGKILL, killed
+    assert _tables(url, "mdf_revert") == ["mdf_revert_populate"]
+    # The prior definitions (std.noop) are in the database's journal,
+    # not in any file of the state directory (the logbook).
+    for path in tool.state_dir.rglob("*"):
+        if path.is_file():
+            assert b"std.noop" not in path.read_bytes(), path
+    if then == "populate":
+        done = tool.run("populate", "--remove-missing")
+        assert done.code == su.EXIT_STEP_FAILED, done
+        run = done.doc["error"]["run"]
+        assert (run["state"], run["resumed"]) == ("reverted", True), run
+    elif then == "upgrade":
+        done = tool.run("upgrade", "head")
+        assert done.code == 0, done
+        said = [line for line in done.err.splitlines()
+                if "finished reverting the interrupted populate run"
+                in line]
+        assert len(said) == 1 and "populate undone" in said[0], done.err
+    else:
+        assert tool.run("abandon").code == 0
+    assert _tables(url, "mdf_revert") == []
+    left = su.state_diff(_snapshot(url)["state"], before["state"])
+    assert (left != []) == (then == "abandon"), left
+    assert tool.run("status").doc["interrupted"] is None
 
 
 # -- a restore that fails --------------------------------------------------

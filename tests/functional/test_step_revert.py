@@ -109,6 +109,63 @@ def test_revert_killed_is_finished_by_the_next_run(backend, rev, make_db,
     assert _journal_tables(url) == []
 
 
+# Revisions whose step has several inverses, with the count after which
+# the kill strikes (newest inverse first: some undone, more to come).
+MID_REPLAY = {"002": 3, "013": 10, "019": 2, "022": 3, "044": 2}
+MID_REPLAY_QUICK = {"019", "022"}
+
+
+def _mid_replay_params() -> list:
+    return [pytest.param(backend, rev, marks=list(
+        su.BACKEND_MARKS.get(backend, ())) + (
+        [] if backend == "sqlite" and rev in MID_REPLAY_QUICK
+        else [pytest.mark.slow]), id="%s-%s" % (backend, rev))
+        for backend in dbs.BACKENDS for rev in sorted(MID_REPLAY)]
+
+
+@pytest.mark.parametrize("backend,rev", _mid_replay_params())
+def test_revert_killed_between_two_inverses_is_finished_by_the_next_run(
+        backend, rev, make_db, tmp_path):
+    """Killed in the middle of replaying step k's revert (after its n-th
+    inverse, with more to come; on MariaDB and SQLite the ones applied
+    are committed, on PostgreSQL rolled back): the same command resumes
+    the revert, skips what is undone, undoes the rest, and the database
+    equals upstream's reference of k-1 with every row, journal gone."""
+    url, before = _prepared(backend, rev, make_db)
+    tool = su.Tool(url, tmp_path / "tool")
+    killed = tool.run("upgrade", rev, fault="after:migrate_%s:fail,"
+                      "replaying:migrate_%s:kill:%d"
+                      % (rev, rev, MID_REPLAY[rev]))
+    assert killed.code == -9, killed
+    assert any("replaying:migrate_%s:kill" % rev in line
+               for line in tool.faults_fired()), tool.faults_fired()
+    assert tool.run("status").doc["revert_pending"] == [rev]
+    again = tool.run("upgrade", rev)
+    assert again.code == su.EXIT_STEP_FAILED, again
+    assert again.doc["error"]["run"]["state"] == "reverted", again.doc
+    assert su.state_diff(su.state(url), before) == []
+    assert migrate_util.schema_diff(url, _previous(rev)) == []
+    assert _journal_tables(url) == []
+    assert tool.run("upgrade", rev).code == 0
+
+
+def test_another_command_finishes_a_revert_killed_between_inverses(
+        make_db, tmp_path):
+    """Killed after the 2nd of step 019's 4 inverses: ``upgrade head``
+    (another target) finishes the revert first, then upgrades."""
+    url, _before = _prepared("sqlite", "019", make_db)
+    tool = su.Tool(url, tmp_path / "tool")
+    killed = tool.run("upgrade", "019", fault="after:migrate_019:fail,"
+                      "replaying:migrate_019:kill:2")
+    assert killed.code == -9, killed
+    done = tool.run("upgrade", "head")
+    assert done.code == 0, done
+    assert "steps 019 undone" in done.err and "back at 018" in done.err
+    assert done.doc["start_revision"] == "018", done.doc
+    assert migrate_util.schema_diff(url, "045") == []
+    assert _journal_tables(url) == []
+
+
 @pytest.mark.parametrize("backend", [
     pytest.param("postgresql", marks=pytest.mark.postgresql),
     pytest.param("mysql", marks=(pytest.mark.mysql, pytest.mark.slow))])

@@ -190,10 +190,11 @@ def test_lock_timeout_message_names_the_holder():
     waited; the error carries the same facts."""
     err = exceptions.LockTimeout(database="mistral", lock="l", timeout=30,
                                  owner="upgrade head",
-                                 holder={"connection_id": 42, "user": "m"})
-    assert err.exit_code == 11 and err.holder["connection_id"] == 42
+                                 holder={"pid": 42, "client": "10.0.0.5",
+                                         "user": "m"})
+    assert err.exit_code == 11 and err.holder["pid"] == 42
     text = str(err)
-    assert "mistral" in text and "connection id 42" in text
+    assert "mistral" in text and "locked by pid 42 (10.0.0.5)" in text
     assert "30s" in text
 
 

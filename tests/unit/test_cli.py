@@ -149,7 +149,7 @@ def test_help_lists_every_command(capsys):
 
 @pytest.mark.parametrize("argv, needle", [
     ([], "required: command"),
-    (["downgrade", "-1"], "invalid choice: 'downgrade'"),
+    (["frobnicate", "-1"], "invalid choice: 'frobnicate'"),
     (["upgrade", "--delta", "x"], "invalid int value"),
     (["--format", "xml", "current"], "xml"),
 ])

@@ -122,7 +122,7 @@ def test_list_opts_covers_every_option():
         "backup_dir", "state_dir", "lock_timeout", "backup",
         "backup_keep", "on_failure", "logbook_connection", "runs_keep",
         "populate_remove_missing", "statement_lock_timeout",
-        "refuse_if_connected"}
+        "refuse_if_connected", "keep_revert_data"}
 
 
 def test_sample_config_is_up_to_date(tmp_path):
@@ -188,3 +188,20 @@ def test_what_each_backup_mode_keeps():
         == "steps"
     stop = conf.Settings(database_url="sqlite://", on_failure="stop")
     assert stop.keeps_step_reverts and not stop.restores_on_failure
+
+
+@pytest.mark.parametrize("text", [
+    "[db_manage]\nbackup = none\nkeep_revert_data = true\n",
+    "[db_manage]\nbackup = false\nkeep_revert_data = true\n"])
+def test_keeping_revert_data_without_recording_it_is_refused(tmp_path,
+                                                             text):
+    """backup = none records no revert data, so keep_revert_data would
+    promise a downgrade that is then refused: a ConfigError saying so."""
+    from mistral_db_flows import exceptions
+
+    opts = parsed(tmp_path, text)
+    with pytest.raises(exceptions.ConfigError) as info:
+        conf.settings_from_conf(opts)
+    assert "keep_revert_data needs backup = steps or full" in str(info.value)
+    assert conf.Settings(database_url="sqlite://", backup="full",
+                         keep_revert_data=True).keeps_step_reverts

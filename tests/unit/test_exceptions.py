@@ -71,8 +71,9 @@ def test_exit_code_values():
         "UNKNOWN_REVISION": 4, "BRANCHES": 5, "SCHEMA_CONFLICT": 6,
         "STEP_FAILED": 7, "BACKUP_FAILED": 8, "RESTORE_FAILED": 9,
         "UPGRADE_NEEDED": 10, "LOCKED": 11, "RESUME_REFUSED": 12,
-        "POPULATE_DEFINITIONS": 13, "CONNECTED": 14, "INTERRUPTED": 130,
-        "BROKEN_PIPE": 141, "TERMINATED": 143}
+        "POPULATE_DEFINITIONS": 13, "CONNECTED": 14,
+        "REVERT_DATA_MISSING": 15, "INTERRUPTED": 130, "BROKEN_PIPE": 141,
+        "TERMINATED": 143}
 
 
 def test_api_md_error_table_is_every_error_class():

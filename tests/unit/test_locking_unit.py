@@ -157,31 +157,40 @@ def test_with_autocommit_nothing_is_committed():
 
 
 def test_mysql_holder_names_its_pid_when_the_server_shows_it():
-    """The performance schema (on in MySQL, off by default in MariaDB)
-    has the pid the holder's client library sent on connecting."""
+    """The holder is the session of IS_USED_LOCK in the shape of every
+    session (sessions.describe): pid is the connection id, the client
+    without its port; the performance schema (on in MySQL, off by
+    default in MariaDB) adds the pid its client library sent."""
     conn = FakeConn({
-        "SELECT IS_USED_LOCK": (42,),
-        "SELECT attr_value": ("4242",),
-        "SELECT user, host": ("mistral", "10.0.0.5:51000", 7)})
+        "SELECT l.id": (42, None, "10.0.0.5:51000", "mistral", None),
+        "SELECT attr_value": ("4242",)})
     lock = _with_fake(locking.lock_for("mysql+pymysql://u@h/m", "x"), conn,
                       autocommit=True)
     holder = lock._holder()
-    assert holder == {"connection_id": 42, "pid": 4242, "user": "mistral",
-                      "client": "10.0.0.5:51000", "idle_seconds": 7}
+    assert holder == {"pid": 42, "application": None, "client": "10.0.0.5",
+                      "user": "mistral", "since": None, "client_pid": 4242}
     text = str(lock._timeout(3, holder))
-    assert "connection id 42, pid 4242, user mistral" in text
+    assert "locked by pid 42 (10.0.0.5, client pid 4242)" in text
 
 
 @pytest.mark.parametrize("attrs", [None, FakeError("no access")])
 def test_mysql_holder_without_performance_schema(attrs):
     conn = FakeConn({
-        "SELECT IS_USED_LOCK": (42,),
-        "SELECT attr_value": attrs,
-        "SELECT user, host": ("mistral", "10.0.0.5:51000", 7)})
+        "SELECT l.id": (42, None, "10.0.0.5:51000", "mistral", None),
+        "SELECT attr_value": attrs})
     lock = _with_fake(locking.lock_for("mysql+pymysql://u@h/m", "x"), conn,
                       autocommit=True)
-    assert lock._holder() == {"connection_id": 42, "user": "mistral",
-                              "client": "10.0.0.5:51000", "idle_seconds": 7}
+    assert lock._holder() == {"pid": 42, "application": None,
+                              "client": "10.0.0.5", "user": "mistral",
+                              "since": None}
+
+
+def test_mysql_lock_free_has_no_holder():
+    """IS_USED_LOCK says nobody: no row, no holder."""
+    conn = FakeConn({"SELECT l.id": None})
+    lock = _with_fake(locking.lock_for("mysql+pymysql://u@h/m", "x"), conn,
+                      autocommit=True)
+    assert lock._holder() is None
 
 
 def test_unreachable_server_is_a_lock_error_without_password():
@@ -227,7 +236,7 @@ def test_a_wait_is_said_at_once_and_every_ten_seconds(monkeypatch):
     assert got is False
     assert waits == [0, 10, 10, 5]
     assert [when for when, _ in heard] == [0, 10, 20]
-    assert "held by a run with pid 42" in heard[0][1]
+    assert "held by pid 42 " in heard[0][1]
     assert "waited 10 s of 25 s" in heard[1][1]
 
 

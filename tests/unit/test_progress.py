@@ -117,11 +117,11 @@ def _status_text(monkeypatch, interrupted):
 def test_status_tells_a_running_run_from_an_interrupted_one(monkeypatch):
     run = {"operation": "upgrade", "target": "045", "step": "migrate_010",
            "state": "running", "in_progress": True,
-           "holder": {"pid": 4242, "host": "db1"}}
+           "holder": {"pid": 4242, "client": "db1"}}
     code, text = _status_text(monkeypatch, run)
     assert code == exceptions.ExitCode.UPGRADE_NEEDED
-    assert ("run in progress: upgrade to 045, at step migrate_010, by a "
-            "run with pid 4242, host db1; wait for it to finish") in text
+    assert ("run in progress: upgrade to 045, at step migrate_010, by "
+            "pid 4242 (db1); wait for it to finish") in text
     code, text = _status_text(monkeypatch, dict(run, in_progress=False))
     assert "interrupted run: upgrade to 045, stopped at step migrate_010 " \
         "(running); run the same command to resume" in text

@@ -25,6 +25,9 @@ next statement finds its connection gone). Phases:
   ``backup``: while the dump runs (the dump tool started, or SQLite's
   copy written into the still partial file);
 * ``revert`` / ``reverted``: at the start / end of the step's revert;
+* ``replaying`` (migrate steps): inside the step's revert, right after
+  its ``n``-th inverse operation was applied (more may follow: the
+  journal is still there, some of it undone);
 * ``restore`` (backup only): inside the revert's restore, after the
   database was partly overwritten (SQLite: ``n`` pages copied back;
   PostgreSQL: drops and the dump's script sent, COMMIT not yet;
@@ -46,7 +49,8 @@ from typing import Any, Iterator
 
 ENV = "MDF_FAULT"
 LOG_ENV = "MDF_FAULT_LOG"
-PHASES = ("before", "after", "inside", "revert", "reverted", "restore")
+PHASES = ("before", "after", "inside", "revert", "reverted", "restore",
+          "replaying")
 ACTIONS = ("fail", "kill", "sleep", "disconnect")
 
 # DO: PostgreSQL's anonymous blocks (data migrations run as one).
@@ -142,7 +146,7 @@ def _counting(database_url: str, faults: list[Fault]) -> Iterator[None]:
         return
     import sqlalchemy as sa
 
-    from mistral_db_flows import dbapi
+    from mistral_db_flows import dbhandle
 
     target = _target_key(database_url)
     seen = [0]
@@ -170,12 +174,12 @@ def _counting(database_url: str, faults: list[Fault]) -> Iterator[None]:
               or handle.conn)
 
     sa.event.listen(sa.engine.Engine, "after_cursor_execute", after)
-    dbapi.AFTER_EXECUTE.append(after_plain)
+    dbhandle.AFTER_EXECUTE.append(after_plain)
     try:
         yield
     finally:
         sa.event.remove(sa.engine.Engine, "after_cursor_execute", after)
-        dbapi.AFTER_EXECUTE.remove(after_plain)
+        dbhandle.AFTER_EXECUTE.remove(after_plain)
 
 
 def _end_session(database_url: str, session: Any) -> None:
@@ -322,7 +326,8 @@ def wrap(task: Any, database_url: str) -> Any:
     @functools.wraps(revert)
     def faulty_revert(*args, **kwargs):
         _at(step, "revert")
-        with _inside_restore(database_url, faults_for(step, "restore")):
+        with _inside_restore(database_url, faults_for(step, "restore")), \
+                _replaying(step, faults_for(step, "replaying")):
             result = revert(*args, **kwargs)
         _at(step, "reverted")
         return result
@@ -332,6 +337,28 @@ def wrap(task: Any, database_url: str) -> Any:
     task.execute = faulty_execute
     task.revert = faulty_revert
     return task
+
+
+@contextlib.contextmanager
+def _replaying(step: str, faults: list[Fault]) -> Iterator[None]:
+    """Strike after the n-th inverse a migrate step's revert applies."""
+    if not faults:
+        yield
+        return
+    from mistral_db_flows.revert import replay
+
+    def after(revision: str, applied: int) -> None:
+        if step != "migrate_%s" % revision:
+            return
+        for fault in faults:
+            if applied == fault.n:
+                strike(fault, "after inverse %d of %s" % (applied, step))
+
+    replay.AFTER_INVERSE.append(after)
+    try:
+        yield
+    finally:
+        replay.AFTER_INVERSE.remove(after)
 
 
 def _wrapping(module: str, factory: str = "factory"):
@@ -356,6 +383,7 @@ def _wrapping(module: str, factory: str = "factory"):
 backup = _wrapping("backup")
 check_branches = _wrapping("branches")
 migrate = _wrapping("migrate")
+downgrade = _wrapping("downgrade")
 stamp = _wrapping("stamp")
 verify = _wrapping("verify")
 populate = _wrapping("populate")
