@@ -1,7 +1,8 @@
 """Every API function against real SQLite, PostgreSQL and MariaDB.
 
-The quick tests move databases a few revisions; whole upgrades to head
-run on SQLite by default and on the servers under ``-m slow``. Nothing
+The tests move databases a few revisions, and whole upgrades to head;
+the quick subset runs them on SQLite, CI on the servers too (``slow``,
+as every server test but the smoke tests: tests/conftest.py). Nothing
 here hardcodes the head: it is read from the migrations.
 """
 from __future__ import annotations

@@ -270,6 +270,8 @@ def test_backup_description_is_json_and_names_no_credentials(db_url,
         open(taken["path"], "rb").read()).hexdigest()
 
 
+@pytest.mark.postgresql
+@pytest.mark.mysql
 def test_missing_tools_fail_before_any_change(make_db, tmp_path,
                                               monkeypatch):
     """Without the dump/restore tools on PATH the check, the backup and
@@ -376,6 +378,7 @@ def test_same_size_corruption_is_refused_before_anything_is_dropped(
         assert state(db_url) == changed
 
 
+@pytest.mark.mysql
 def test_mysql_dump_cut_short_is_refused(make_db, tmp_path):
     """A MariaDB dump without its end marker (the dump died) is refused
     even when the recorded size was updated to match and no checksum
@@ -397,6 +400,7 @@ def test_mysql_dump_cut_short_is_refused(make_db, tmp_path):
         sa.create_engine(url)).get_table_names()
 
 
+@pytest.mark.postgresql
 def test_postgresql_failed_restore_rolls_back(make_db, tmp_path):
     """A PostgreSQL restore that fails half-way (archive cut short after
     its table of contents) leaves the database exactly as it was."""
@@ -419,6 +423,7 @@ def test_postgresql_failed_restore_rolls_back(make_db, tmp_path):
     assert state(url) == changed
 
 
+@pytest.mark.postgresql
 def test_postgresql_objects_of_every_kind_come_and_go(make_db, tmp_path):
     """Functions, enum types, domains, sequences and materialized views
     created after the backup are dropped; those before come back."""
@@ -651,6 +656,7 @@ def test_plain_url_backup_and_restore_need_no_sqlalchemy(db_url, tmp_path):
     assert state(db_url) == before
 
 
+@pytest.mark.mysql
 def test_mysql_odd_objects_created_after_the_backup_go(make_db, tmp_path):
     """Tables, views and routines created after the backup, named with
     backquotes, percent signs and spaces, are dropped by the restore."""
@@ -683,6 +689,8 @@ def test_mysql_odd_objects_created_after_the_backup_go(make_db, tmp_path):
     assert state(url) == before
 
 
+@pytest.mark.postgresql
+@pytest.mark.mysql
 def test_driver_errors_after_connecting_keep_their_messages(
         make_db, tmp_path, monkeypatch):
     """A statement the server rejects while measuring (PostgreSQL,
@@ -719,8 +727,10 @@ def test_driver_errors_after_connecting_keep_their_messages(
 
 
 @pytest.mark.parametrize("kind, options", (
-    ("postgresql", "?sslmode=disable&connect_timeout=10"),
-    ("mysql", "?charset=utf8mb4&connect_timeout=10"),
+    pytest.param("postgresql", "?sslmode=disable&connect_timeout=10",
+                 marks=pytest.mark.postgresql),
+    pytest.param("mysql", "?charset=utf8mb4&connect_timeout=10",
+                 marks=pytest.mark.mysql),
 ))
 def test_unusual_urls_still_go_through_sqlalchemy(make_db, tmp_path, kind,
                                                   options):
@@ -797,6 +807,7 @@ def _restore_while_locked(url: str, table: str, lock_wait: float,
     return err.value, taken, before
 
 
+@pytest.mark.postgresql
 def test_postgresql_restore_gives_up_on_a_held_lock(make_db, tmp_path):
     """A session holding a lock on a table makes the restore give up
     after lock_wait seconds, naming the table, with the database exactly
@@ -818,6 +829,7 @@ def test_postgresql_restore_gives_up_on_a_held_lock(make_db, tmp_path):
     assert state(url) == before
 
 
+@pytest.mark.postgresql
 def test_postgresql_lock_wait_also_bounds_pg_restores_script(make_db,
                                                               tmp_path):
     """pg_restore's script sets lock_timeout = 0 in its header; ours is
@@ -837,6 +849,7 @@ def test_postgresql_lock_wait_also_bounds_pg_restores_script(make_db,
     assert state(url) == before
 
 
+@pytest.mark.mysql
 def test_mysql_restore_gives_up_on_a_held_metadata_lock(make_db, tmp_path):
     """On MariaDB a session's metadata lock on a table makes the restore
     give up after lock_wait seconds before anything is dropped (the
@@ -853,6 +866,7 @@ def test_mysql_restore_gives_up_on_a_held_metadata_lock(make_db, tmp_path):
     assert _other_sessions(url) == 0
 
 
+@pytest.mark.mysql
 def test_mysql_lock_held_while_loading_is_said_part_restored(
         make_db, tmp_path, monkeypatch):
     """A lock taken once the tables were dropped (a session using a

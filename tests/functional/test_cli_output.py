@@ -42,7 +42,7 @@ def _main(conf: str, *argv: str) -> tuple[int, str, str]:
 
 # -- quiet by default ------------------------------------------------------
 
-@pytest.mark.parametrize("backend", conftest.backend_params(), indirect=True)
+@pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
 def test_empty_database_upgrade_head_is_quiet(db_url, tmp_path):
     """Issue 11.6: at most 15 stderr lines for a whole upgrade of an
     empty database (it is 1: the summary); no Alembic INFO line, no line

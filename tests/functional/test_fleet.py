@@ -2,8 +2,9 @@
 jobs from a board and run them as the command would, a dead conductor's
 job moves to another one and resumes, and no secret leaves the hosts.
 
-The quick tests use one conductor; the failover and long-step tests
-(two conductors, several full upgrades) are ``slow``.
+Every test here uses PostgreSQL (the shared logbook) and Redis, so all
+are ``slow`` but one smoke test for the quick subset, which reads the
+board (tests/conftest.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from tests.functional import fleet_util
 from tests.functional import safety_util as su
 
 HEAD = "045"
+
+pytestmark = [pytest.mark.postgresql]
 
 
 @pytest.fixture
@@ -73,6 +76,7 @@ def test_post_wait_exits_with_the_jobs_own_code(fleet, make_db):
     assert json.loads(bad_rev.out)["error"]["type"] == "JobFailed"
 
 
+@pytest.mark.smoke
 def test_post_refuses_bad_input_before_posting(fleet):
     """A target name that is not a file name, or an operation without
     its revision, is refused with 2 and nothing reaches the board."""

@@ -154,8 +154,8 @@ def test_two_spellings_contend_for_one_lock(backend, db_url, tmp_path,
                                                   first.name)
 
 
-# Servers slow: SQLite's variant checks the kill and resume quick, and
-# test_every_spelling_of_one_database_has_one_identity (quick) that the
+# Servers slow: SQLite's variant checks the kill and resume, and
+# test_every_spelling_of_one_database_has_one_identity that the
 # servers' spellings share one identity.
 @pytest.mark.parametrize("backend", [
     "sqlite",

@@ -100,8 +100,8 @@ def test_lost_lock_stops_before_the_next_step_and_resumes(
 
 
 # Slow on both servers (about a minute: two full runs and a lock-loss
-# wait); test_lost_lock_stops_before_the_next_step_and_resumes keeps the
-# fence in the quick subset.
+# wait); test_lost_lock_stops_before_the_next_step_and_resumes checks the
+# fence in less time.
 @pytest.mark.parametrize("backend", [
     pytest.param("postgresql", marks=[pytest.mark.postgresql,
                                       pytest.mark.slow]),

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from mistral_db_flows import exceptions
 from mistral_db_flows import locking
+from tests import conftest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -143,7 +144,7 @@ def test_eight_concurrent_runs_take_turns(db_url, tmp_path):
         assert start >= end, "two runs held the lock at once"
 
 
-@pytest.mark.parametrize("backend_name", ["postgresql", "mysql"])
+@pytest.mark.parametrize("backend_name", conftest.server_params())
 def test_lost_server_session_is_detected(make_db, backend_name):
     """If the server ends the lock's session, check() says the lock is
     lost instead of letting the run go on unprotected."""
@@ -167,7 +168,7 @@ def test_lost_server_session_is_detected(make_db, backend_name):
         assert not isinstance(err.value, exceptions.LockTimeout)
 
 
-@pytest.mark.parametrize("backend_name", ["postgresql", "mysql"])
+@pytest.mark.parametrize("backend_name", conftest.server_params())
 def test_lock_session_is_not_left_in_a_transaction(make_db, backend_name):
     """The lock's session stays in autocommit: a long run never keeps an
     idle transaction (and its snapshot) open on the server."""

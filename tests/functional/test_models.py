@@ -64,8 +64,8 @@ def test_autogenerate_finds_nothing_on_models_database(db_url):
 
 
 # Servers slow: there, migrated head == upstream's head dump exactly
-# (test_schema_history, quick) and that dump differs from the live
-# models by exactly the known drift (the next test, quick).
+# (test_schema_history) and that dump differs from the live models by
+# exactly the known drift (the next test).
 @pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
 def test_migrated_head_differs_from_models_by_known_drift(backend, make_db):
     """upgrade head vs create_all: exactly the known drift, both ways."""

@@ -49,7 +49,7 @@ def _ref(name: str) -> dict:
         return json.load(f)
 
 
-@pytest.fixture(scope="module", params=conftest.backend_params())
+@pytest.fixture(scope="module", params=conftest.SQLITE_QUICK)
 def head_url(request, tmp_path_factory):
     """One database at our head per backend, shared by this module."""
     conftest._require(request.param)
@@ -195,7 +195,7 @@ def _wf_id(eng, name: str) -> str:
             {"n": name}).scalar_one()
 
 
-# Servers slow: test_mistral_extra_workflows_equal_upstream (quick, every
+# Servers slow: test_mistral_extra_workflows_equal_upstream (every
 # backend) compares the same std.wait_ssh row with upstream's there.
 @pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
 def test_fresh_head_rows_equal_upstream(db_url):

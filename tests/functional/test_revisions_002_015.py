@@ -109,7 +109,7 @@ def test_009_completes_after_a_crash_inside(backend, make_db):
         assert migrate_util.schema_diff(url, "009") == [], prefix
 
 
-# Servers slow: a revision finishing after a crash inside it is quick
+# Servers slow: a revision finishing after a crash inside it is checked
 # on each server in test_009_completes_after_a_crash_inside; 014's
 # own crash points on the servers run in CI.
 @pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)

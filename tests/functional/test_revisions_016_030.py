@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from mistral_db_flows import migration
+from tests import conftest
 from tests import dbs
 from tests import migrate_util
 from tests import reference
@@ -135,9 +136,8 @@ def test_each_revision_completes_after_a_crash_at_any_statement(
 
 
 # Slow: 015..030's offline SQL also runs through a client on both
-# servers in test_offline_sql's head script (quick).
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+# servers in test_offline_sql's head script.
+@pytest.mark.parametrize("backend", conftest.server_params())
 def test_offline_script_015_to_030_gives_reference(backend, make_db):
     """The offline script for 015:030, applied by hand, gives 030."""
     url = make_db(backend)
@@ -188,7 +188,7 @@ def test_020_rerun_only_fills_missing_types(db_url):
                    "SELECT id, type FROM task_executions_v2") == expected
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+@pytest.mark.parametrize("backend", conftest.server_params())
 def test_020_completes_after_a_crash_after_adding_the_column(backend,
                                                              make_db):
     """Only 020's ADD COLUMN ran (committed), then the upgrade: all typed."""

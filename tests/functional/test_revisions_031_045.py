@@ -61,7 +61,7 @@ def _rerun(url: str, revision: str) -> None:
 
 
 # Offline SQL is produced for PostgreSQL and MySQL only.
-SERVERS = [p for p in conftest.backend_params() if p.values[0] != "sqlite"]
+SERVERS = conftest.server_params()
 
 
 # -- offline scripts (no database needed) -----------------------------------

@@ -37,7 +37,9 @@ def _together(tool: su.Tool, n: int = 8) -> list[su.Done]:
     return done
 
 
-@pytest.mark.parametrize("backend", _backends({"postgresql"}))
+# Slow on every backend (server tests are, tests/conftest.py): eight
+# runs taking turns on SQLite are in test_locking's quick subset.
+@pytest.mark.parametrize("backend", _backends(set()))
 def test_eight_concurrent_upgrades(backend, make_db, tmp_path):
     """Eight upgrades at once: all exit 0, exactly one migrates, the
     schema is head's."""
@@ -53,7 +55,7 @@ def test_eight_concurrent_upgrades(backend, make_db, tmp_path):
     assert tool.run("verify").code == 0
 
 
-@pytest.mark.parametrize("backend", _backends({"postgresql"}))
+@pytest.mark.parametrize("backend", _backends(set()))
 def test_lock_timeout_names_the_holder(backend, make_db, tmp_path):
     """A run waiting longer than lock_timeout exits 11 naming the run
     holding the lock (its pid; MariaDB: its session); once that run is

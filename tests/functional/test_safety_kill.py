@@ -51,8 +51,8 @@ KILLS = [
          work_done=True),
 ]
 # Always run (the rest is @slow): one kill inside a DDL-heavy step.
-# PostgreSQL is killed and resumed quick in test_safety_failure
-# (test_password_never_written); its row-exact variant here runs in CI.
+# The servers' kills run in CI, as every server test but the smoke
+# tests (tests/conftest.py).
 QUICK = {("sqlite", "013-inside-3")}
 # MariaDB runs take twice as long: its matrix keeps the kills inside
 # steps (its DDL is not transactional) and leaves out boundaries the

@@ -11,12 +11,14 @@ from mistral_db_flows import api
 from mistral_db_flows import conf
 from mistral_db_flows import migration
 from tests import conftest
+from tests import dbs
 from tests import migrate_util
 from tests import reference
 
 
 # Servers slow: test_guarded_upgrade_head_matches_reference runs the
-# same revisions to the same head on every backend, quick.
+# same revisions to the same head on every backend (the servers' smoke
+# test).
 @pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
 def test_upgrade_head_matches_reference(db_url):
     """upgrade head from empty equals the reference head schema."""
@@ -25,7 +27,7 @@ def test_upgrade_head_matches_reference(db_url):
     assert migrate_util.schema_diff(db_url, reference.HEAD) == []
 
 
-# Servers slow: re-running a finished revision on each server is quick
+# Servers slow: re-running a finished revision on each server is checked
 # in test_rerun.test_rerun_of_a_finished_revision_is_a_no_op.
 @pytest.mark.parametrize("backend", conftest.SQLITE_QUICK, indirect=True)
 def test_upgrade_head_twice_changes_nothing(db_url):
@@ -51,6 +53,10 @@ def _settings(url: str, tmp_path) -> conf.Settings:
     return conf.Settings(database_url=url, state_dir=str(tmp_path / "st"))
 
 
+# The smoke test of each server: the quick subset's one full upgrade
+# there, so a broken driver or server shows at once.
+@pytest.mark.parametrize("backend", conftest.backend_params(dbs.BACKENDS),
+                         indirect=True)
 def test_guarded_upgrade_head_matches_reference(db_url, tmp_path, caplog):
     """The flow (fast first attempt per step, then verify) reaches the
     reference head schema too, and no step needed its careful retry."""

@@ -10,6 +10,9 @@ import configparser
 import pathlib
 import shlex
 
+import pytest
+
+from tests import conftest
 from tests import reference
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -61,13 +64,15 @@ def test_ci_runs_the_readme_full_matrix_command():
 
 
 def test_parallel_run_comes_with_the_test_extra():
-    """``-n`` in addopts needs pytest-xdist, which the test extra has."""
+    """``-n`` and ``--dist worksteal`` in addopts need pytest-xdist 3.2
+    or later, which the test extra asks for."""
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
     addopts = shlex.split(cfg["tool:pytest"]["addopts"])
     assert "-n" in addopts and "not slow" in addopts
+    assert addopts[addopts.index("--dist") + 1] == "worksteal"
     extra = cfg["options.extras_require"]["test"].split()
-    assert any(req.startswith("pytest-xdist") for req in extra)
+    assert "pytest-xdist>=3.2" in extra
 
 
 def test_reference_data_is_in_the_repository():
@@ -95,3 +100,48 @@ def test_every_package_of_the_source_tree_is_shipped():
     missing = found - listed
     assert not missing, "add to setup.cfg [options] packages: %s" % (
         ", ".join(sorted(missing)))
+
+
+class _Item:
+    """What the quick-subset rule reads of a collected test."""
+
+    def __init__(self, *marks: str) -> None:
+        self.nodeid = "tests/functional/test_x.py::test_x"
+        self.marks = set(marks)
+
+    def get_closest_marker(self, name: str):
+        return name if name in self.marks else None
+
+    def add_marker(self, mark) -> None:
+        self.marks.add(mark.name)
+
+
+def test_server_tests_are_slow_unless_smoke():
+    """Issue 11's time budget: the quick subset keeps every SQLite test
+    but of the PostgreSQL/MariaDB tests only those marked smoke; CI
+    still selects all of them (``slow or not slow``)."""
+    items = {"sqlite": _Item(), "pg": _Item("postgresql"),
+             "mysql": _Item("mysql"), "pg smoke": _Item("postgresql", "smoke"),
+             "mysql smoke": _Item("mysql", "smoke")}
+    conftest.pytest_collection_modifyitems(list(items.values()))
+    slow = sorted(name for name, item in items.items()
+                  if "slow" in item.marks)
+    assert slow == ["mysql", "pg"]
+    # backend_params: a server in ``quick`` is a smoke test.
+    marks = {p.values[0]: {m.name for m in p.marks}
+             for p in conftest.backend_params(["sqlite", "postgresql"])}
+    assert marks == {"sqlite": set(), "postgresql": {"postgresql", "smoke"},
+                     "mysql": {"mysql", "slow"}}
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    assert "smoke:" in cfg["tool:pytest"]["markers"]
+
+
+def test_a_server_test_without_its_mark_fails(monkeypatch):
+    """A test that asks for a server database without the server's mark
+    would slip into the quick subset unnoticed: it fails, naming the
+    mark to add."""
+    monkeypatch.setattr(conftest, "_current", [_Item("postgresql")])
+    with pytest.raises(pytest.fail.Exception) as failed:
+        conftest._require("mysql")
+    assert "@pytest.mark.mysql" in str(failed.value)
