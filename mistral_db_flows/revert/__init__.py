@@ -117,8 +117,7 @@ def settle(conn: Any, *, keep: bool = False,
     if keep:
         journal.keep(conn, done, run_id)
     else:
-        for revision in done:
-            journal.forget(conn, revision)
+        journal.forget_many(conn, done)
     conn.commit()
     return done
 
