@@ -77,6 +77,11 @@ def _copy(conn: Any, journal: Any, table: str, columns: Sequence[str],
             source, _LATEST.get(_dialect(conn), "")))).first() is None:
         return None
     copy = journal.next_copy(conn)
+    # A copy is made before its journal entry, and on MySQL and SQLite
+    # the CREATE commits by itself: a kill between the two leaves a
+    # copy no entry names. This name is past every entry's, so a table
+    # holding it is such an orphan.
+    conn.execute(sa.text("DROP TABLE IF EXISTS %s" % copy))
     what = (", ".join(_quote(conn, c) for c in columns) if columns
             else "*")
     conn.execute(sa.text("CREATE TABLE %s AS SELECT %s FROM %s" % (

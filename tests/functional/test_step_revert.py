@@ -111,7 +111,7 @@ def test_revert_killed_is_finished_by_the_next_run(backend, rev, make_db,
 
 # Revisions whose step has several inverses, with the count after which
 # the kill strikes (newest inverse first: some undone, more to come).
-MID_REPLAY = {"002": 3, "013": 10, "019": 2, "022": 3, "044": 2}
+MID_REPLAY = {"002": 3, "013": 5, "019": 2, "022": 3, "044": 2}
 MID_REPLAY_QUICK = {"019", "022"}
 
 
