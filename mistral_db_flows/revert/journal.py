@@ -210,7 +210,7 @@ def forget_many(conn: Any, revisions: list[str]) -> None:
     if not revisions or not exists(conn):
         return
     forget_ready(conn)
-    chosen = sa.bindparam("r", expanding=True)
+    chosen: Any = sa.bindparam("r", expanding=True)
     found = conn.execute(sa.text(
         "SELECT inverse FROM %s WHERE revision IN :r" % TABLE
     ).bindparams(chosen), {"r": list(revisions)})
