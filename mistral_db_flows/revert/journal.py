@@ -188,28 +188,16 @@ class Journal:
 
 def forget(conn: Any, revision: str) -> None:
     """Delete ``revision``'s entries and their data copies."""
-    forget_ready(conn)
-    for _seq, inverse in entries(conn, revision):
-        copy = inverse.get("copy")
-        if copy and sa.inspect(conn).has_table(copy):
-            conn.execute(sa.text("DROP TABLE %s" % copy))
-    if exists(conn):
-        conn.execute(sa.text("DELETE FROM %s WHERE revision = :r" % TABLE),
-                     {"r": revision})
-        left = conn.execute(sa.text("SELECT COUNT(*) FROM %s"
-                                    % TABLE)).scalar()
-        if not left:
-            # Nothing more to revert: the schema is Mistral's alone.
-            conn.execute(sa.text("DROP TABLE %s" % TABLE))
+    forget_many(conn, [revision])
 
 
 def forget_many(conn: Any, revisions: list[str]) -> None:
     """:func:`forget` for several revisions at once: a run that ended
     well settles all its steps in a few statements, not a few per step.
     """
+    forget_ready(conn)
     if not revisions or not exists(conn):
         return
-    forget_ready(conn)
     chosen: Any = sa.bindparam("r", expanding=True)
     found = conn.execute(sa.text(
         "SELECT inverse FROM %s WHERE revision IN :r" % TABLE
