@@ -56,6 +56,15 @@ class Budget:
     statement: float
     total: float
 
+    @classmethod
+    def of(cls, settings: Any = None) -> "Budget":
+        """What ``settings`` (a ``conf.Settings``; None: the defaults)
+        allow."""
+        from mistral_db_flows import conf
+
+        settings = settings or conf.Settings()
+        return cls(settings.statement_lock_timeout, settings.lock_timeout)
+
 
 def dialect_of(conn: Any) -> str:
     name = conn.dialect.name

@@ -64,8 +64,7 @@ class DowngradeFrom(task.Task):
         super().__init__(name=step_name(revision))
         self._database_url = database_url
         self.revision = revision
-        self._lock_budget = lock_budget or lockwait.Budget(
-            conf.DEFAULT_STATEMENT_LOCK_TIMEOUT, conf.DEFAULT_LOCK_TIMEOUT)
+        self._lock_budget = lock_budget or lockwait.Budget.of()
         self._revert = revert
 
     def _parent(self) -> str | None:
@@ -172,8 +171,7 @@ class DowngradeFrom(task.Task):
 
 def factory(ctx) -> list[task.Task]:
     settings = ctx.settings or conf.Settings()
-    budget = lockwait.Budget(settings.statement_lock_timeout,
-                             settings.lock_timeout)
+    budget = lockwait.Budget.of(settings)
     return [DowngradeFrom(ctx.database_url, rev, budget,
                           revert=settings.on_failure == "revert")
             for rev in ctx.pending]

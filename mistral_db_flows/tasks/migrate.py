@@ -50,8 +50,7 @@ class MigrateTo(task.Task):
         super().__init__(name=step_name(revision))
         self._database_url = database_url
         self.revision = revision
-        self._lock_budget = lock_budget or lockwait.Budget(
-            conf.DEFAULT_STATEMENT_LOCK_TIMEOUT, conf.DEFAULT_LOCK_TIMEOUT)
+        self._lock_budget = lock_budget or lockwait.Budget.of()
         self._journal = journal
         self._revert = revert and journal
         # The last migrate step of its flow gives the run's connection
@@ -206,8 +205,7 @@ class MigrateTo(task.Task):
 
 def factory(ctx) -> list[task.Task]:
     settings = ctx.settings or conf.Settings()
-    budget = lockwait.Budget(settings.statement_lock_timeout,
-                             settings.lock_timeout)
+    budget = lockwait.Budget.of(settings)
     pending = list(ctx.pending)
     return [MigrateTo(ctx.database_url, rev, budget,
                       journal=settings.keeps_step_reverts,
