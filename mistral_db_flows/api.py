@@ -103,10 +103,11 @@ def status(settings: conf.Settings) -> results.Status:
         unfinished = interrupted.read(settings)
         # A journal needs a versioned database or a run that died
         # (an unversioned SQLite file may not even exist).
-        reverts = kept = []
+        reverts: list[str] = []
+        kept: list[str] = []
         if start is not None or unfinished:
-            reverts = revert.pending_in(settings.database_url)
-            kept = revert.kept_in(settings.database_url)
+            reverts, kept = revert.pending_and_kept_in(
+                settings.database_url)
     return results.Status(current=start, head=head,
                           pending=graph.between(start, head),
                           interrupted=unfinished, database=database,

@@ -92,9 +92,11 @@ def replayable_in(url: str) -> list[str]:
     return _newest_first(entries | kept_)
 
 
-def kept_in(url: str) -> list[str]:
-    """:func:`kept` with the bare driver (fast, for ``status``)."""
-    return _newest_first(_read(url)[1])
+def pending_and_kept_in(url: str) -> tuple[list[str], list[str]]:
+    """:func:`pending_in` and :func:`kept`'s revisions, newest first,
+    from one read with the bare driver (``status`` shows both)."""
+    entries, kept_ = _read(url)
+    return _newest_first(entries - kept_), _newest_first(kept_)
 
 
 def finish(conn: Any) -> list[str]:
